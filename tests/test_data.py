@@ -1,0 +1,108 @@
+import numpy as np
+import pytest
+
+from conftest import synthetic_arrays
+from vqvae_lessons import data
+from vqvae_lessons.data import MNIST_ENV, MNISTDataError, load_mnist
+
+
+def test_unit_scale_shapes_and_variance(tiny_mnist, synthetic_npz):
+    raw = np.load(synthetic_npz)
+    assert tiny_mnist.x_train.shape == (256, 28, 28, 1) and tiny_mnist.x_train.dtype == np.float32
+    assert tiny_mnist.x_test.shape == (64, 28, 28, 1)
+    np.testing.assert_allclose(tiny_mnist.x_train[..., 0], raw["x_train"] / 255.0, rtol=1e-6)
+    np.testing.assert_array_equal(tiny_mnist.y_test, raw["y_test"])
+    assert tiny_mnist.variance == pytest.approx(np.var(raw["x_train"] / 255.0), rel=1e-6)
+
+
+def test_centered_scale_is_shifted_with_the_same_variance(synthetic_npz, tiny_mnist):
+    centred = load_mnist("centered", path=synthetic_npz)
+    np.testing.assert_allclose(centred.x_train, tiny_mnist.x_train - 0.5, atol=1e-6)
+    assert centred.x_train.min() >= -0.5 and centred.x_train.max() <= 0.5
+    assert centred.variance == pytest.approx(tiny_mnist.variance, rel=1e-5)
+
+
+def test_environment_variable_is_read(monkeypatch, synthetic_npz):
+    monkeypatch.setenv(MNIST_ENV, str(synthetic_npz))
+    assert load_mnist().source == str(synthetic_npz)
+
+
+def test_unknown_scale():
+    with pytest.raises(ValueError, match="scale='pixels' is not known"):
+        load_mnist("pixels")
+
+
+def test_missing_file_names_the_variable_and_the_fix(monkeypatch, tmp_path):
+    missing = tmp_path / "nowhere.npz"
+    monkeypatch.setenv(MNIST_ENV, str(missing))
+    with pytest.raises(MNISTDataError, match="does not exist") as error:
+        load_mnist()
+    assert f"{MNIST_ENV}={missing}" in str(error.value) and "x_train uint8 (60000, 28, 28)" in str(error.value)
+
+
+def _write(tmp_path, **arrays):
+    path = tmp_path / "bad.npz"
+    np.savez(path, **arrays)
+    return path
+
+
+def test_wrong_keys(tmp_path):
+    arrays = synthetic_arrays(8, 8)
+    arrays["images"] = arrays.pop("x_train")
+    with pytest.raises(MNISTDataError, match=r"lacks the keys \['x_train'\]"):
+        load_mnist(path=_write(tmp_path, **arrays))
+
+
+def test_wrong_shape(tmp_path):
+    arrays = synthetic_arrays(8, 8)
+    arrays["x_test"] = arrays["x_test"].reshape(8, 784)
+    with pytest.raises(MNISTDataError, match=r"x_test has shape \(8, 784\), expected \(N, 28, 28\)"):
+        load_mnist(path=_write(tmp_path, **arrays))
+
+
+def test_wrong_dtype(tmp_path):
+    arrays = synthetic_arrays(8, 8)
+    arrays["x_train"] = arrays["x_train"] / 255.0
+    with pytest.raises(MNISTDataError, match="x_train has dtype float64, expected uint8"):
+        load_mnist(path=_write(tmp_path, **arrays))
+
+
+def test_labels_that_do_not_match_the_images(tmp_path):
+    arrays = synthetic_arrays(8, 8)
+    arrays["y_train"] = arrays["y_train"][:5]
+    with pytest.raises(MNISTDataError, match="x_train has 8 images but y_train has 5 labels"):
+        load_mnist(path=_write(tmp_path, **arrays))
+
+
+def test_corrupt_file(tmp_path):
+    path = tmp_path / "mnist.npz"
+    path.write_bytes(b"PK\x03\x04 this is not really a zip file")
+    with pytest.raises(MNISTDataError, match="is not a readable .npz"):
+        load_mnist(path=path)
+
+
+def test_offline_without_a_file_says_how_to_point_at_one(monkeypatch):
+    monkeypatch.delenv(MNIST_ENV, raising=False)
+
+    def no_network():
+        raise OSError("Temporary failure in name resolution")
+
+    monkeypatch.setattr("keras.datasets.mnist.load_data", no_network)
+    with pytest.raises(MNISTDataError, match="Could not download MNIST") as error:
+        load_mnist()
+    assert f"{MNIST_ENV}=/path/to/mnist.npz" in str(error.value)
+
+
+def test_download_path_is_checked_and_scaled(monkeypatch):
+    monkeypatch.delenv(MNIST_ENV, raising=False)
+    arrays = synthetic_arrays(16, 8)
+    monkeypatch.setattr("keras.datasets.mnist.load_data",
+                        lambda: ((arrays["x_train"], arrays["y_train"]), (arrays["x_test"], arrays["y_test"])))
+    loaded = data.load_mnist()
+    assert loaded.source == "keras.datasets.mnist" and loaded.x_train.shape == (16, 28, 28, 1)
+
+
+def test_real_mnist(real_mnist):
+    assert real_mnist.x_train.shape == (60000, 28, 28, 1) and real_mnist.x_test.shape == (10000, 28, 28, 1)
+    assert set(np.unique(real_mnist.y_test)) == set(range(10))
+    assert real_mnist.variance == pytest.approx(0.0949, abs=5e-4)

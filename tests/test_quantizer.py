@@ -1,0 +1,200 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from keras import ops
+
+from vqvae_lessons.quantizer import (
+    VectorQuantizer,
+    VectorQuantizerEMA,
+    batch_perplexity,
+    nearest_code,
+    pairwise_sq_distances,
+)
+
+QUANTIZERS = [VectorQuantizer, VectorQuantizerEMA]
+
+
+def brute_force_nearest(x, codebook):
+    return np.array([np.argmin([np.sum((v - e) ** 2) for e in codebook]) for v in x])
+
+
+def built(cls, num_embeddings=8, embedding_dim=3, seed=0, **kwargs):
+    layer = cls(num_embeddings, embedding_dim, **kwargs)
+    layer.build((None, embedding_dim))
+    codebook = np.random.default_rng(seed).normal(size=(num_embeddings, embedding_dim)).astype("float32")
+    layer.embeddings.assign(codebook)
+    return layer, codebook
+
+
+def test_distances_and_nearest_code_match_brute_force():
+    rng = np.random.default_rng(1)
+    x, codebook = rng.normal(size=(50, 4)).astype("float32"), rng.normal(size=(12, 4)).astype("float32")
+    expected = ((x[:, None, :] - codebook[None]) ** 2).sum(-1)
+    np.testing.assert_allclose(ops.convert_to_numpy(pairwise_sq_distances(x, codebook)), expected, atol=1e-4)
+    np.testing.assert_array_equal(ops.convert_to_numpy(nearest_code(x, codebook)), brute_force_nearest(x, codebook))
+
+
+@pytest.mark.parametrize("cls", QUANTIZERS)
+def test_indices_and_quantized_values_match_brute_force(cls):
+    layer, codebook = built(cls)
+    x = np.random.default_rng(2).normal(size=(5, 6, 3)).astype("float32")
+    out = layer(x)
+    expected = brute_force_nearest(x.reshape(-1, 3), codebook).reshape(5, 6)
+    np.testing.assert_array_equal(ops.convert_to_numpy(out["indices"]), expected)
+    np.testing.assert_allclose(ops.convert_to_numpy(out["quantized"]), codebook[expected], atol=1e-6)
+    np.testing.assert_array_equal(ops.convert_to_numpy(layer.code_indices(x)), expected)
+    np.testing.assert_allclose(ops.convert_to_numpy(layer.lookup(expected)), codebook[expected])
+
+
+@pytest.mark.parametrize("cls", QUANTIZERS)
+def test_straight_through_gradient_is_the_identity(cls):
+    layer, _ = built(cls)
+    x = tf.Variable(np.random.default_rng(3).normal(size=(7, 3)).astype("float32"))
+    weights = np.random.default_rng(4).normal(size=(7, 3)).astype("float32")
+    with tf.GradientTape() as tape:
+        quantized = layer(x)["quantized"]
+        objective = tf.reduce_sum(quantized * weights)
+    np.testing.assert_allclose(tape.gradient(objective, x).numpy(), weights, atol=1e-6)
+
+
+def test_losses_equal_hand_computed_values():
+    layer, codebook = built(VectorQuantizer, beta=0.3)
+    x = np.random.default_rng(5).normal(size=(10, 3)).astype("float32")
+    out = layer(x)
+    q = codebook[brute_force_nearest(x, codebook)]
+    squared_error = np.mean((x - q) ** 2)
+    assert float(out["codebook_loss"]) == pytest.approx(squared_error, rel=1e-5)
+    assert float(out["commitment_loss"]) == pytest.approx(0.3 * squared_error, rel=1e-5)
+    assert float(out["loss"]) == pytest.approx(1.3 * squared_error, rel=1e-5)
+
+
+def test_codebook_loss_moves_codes_and_commitment_loss_moves_the_encoder():
+    layer, codebook = built(VectorQuantizer, beta=0.25)
+    x = tf.Variable(np.random.default_rng(6).normal(size=(10, 3)).astype("float32"))
+    with tf.GradientTape(persistent=True) as tape:
+        out = layer(x)
+    q = codebook[brute_force_nearest(x.numpy(), codebook)]
+    # The codebook loss has no gradient for x, the commitment loss none for the codebook.
+    assert tape.gradient(out["codebook_loss"], x) is None
+    assert tape.gradient(out["commitment_loss"], layer.embeddings) is None
+    np.testing.assert_allclose(tape.gradient(out["commitment_loss"], x).numpy(), 0.25 * 2 * (x.numpy() - q) / x.numpy().size,
+                               atol=1e-6)
+
+
+def test_ema_losses_have_no_codebook_term():
+    layer, codebook = built(VectorQuantizerEMA, beta=0.25)
+    x = np.random.default_rng(7).normal(size=(10, 3)).astype("float32")
+    out = layer(x)
+    q = codebook[brute_force_nearest(x, codebook)]
+    assert float(out["codebook_loss"]) == 0.0
+    assert float(out["loss"]) == pytest.approx(0.25 * np.mean((x - q) ** 2), rel=1e-5)
+    assert layer.trainable_weights == []
+
+
+def ema_closed_form(state, x, codebook, decay, epsilon):
+    """One EMA step in NumPy, as VectorQuantizerEMA's docstring states it."""
+    size_h, sum_h, steps = state
+    k = len(codebook)
+    one_hot = np.eye(k)[brute_force_nearest(x, codebook)]
+    size_h = decay * size_h + (1 - decay) * one_hot.sum(0)
+    sum_h = decay * sum_h + (1 - decay) * one_hot.T @ x
+    steps += 1
+    size, total = size_h / (1 - decay**steps), sum_h / (1 - decay**steps)
+    n = size.sum()
+    smoothed = (size + epsilon) / (n + k * epsilon) * n
+    return (size_h, sum_h, steps), total / smoothed[:, None]
+
+
+def test_two_ema_steps_equal_their_closed_form():
+    layer, codebook = built(VectorQuantizerEMA, num_embeddings=6, embedding_dim=2, decay=0.9, epsilon=1e-3)
+    rng = np.random.default_rng(8)
+    state = (np.zeros(6), np.zeros((6, 2)), 0)
+    for _ in range(2):
+        x = rng.normal(size=(40, 2)).astype("float32")
+        state, codebook = ema_closed_form(state, x, codebook, 0.9, 1e-3)
+        layer(x, training=True)
+        np.testing.assert_allclose(ops.convert_to_numpy(layer.embeddings), codebook, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(ops.convert_to_numpy(layer.ema_cluster_size), state[0], rtol=1e-5)
+    assert float(layer.ema_steps) == 2.0
+
+
+def test_ema_does_not_move_outside_training():
+    layer, codebook = built(VectorQuantizerEMA)
+    layer(np.ones((4, 3), "float32"), training=False)
+    np.testing.assert_array_equal(ops.convert_to_numpy(layer.embeddings), codebook)
+    assert float(layer.ema_steps) == 0.0
+
+
+@pytest.mark.parametrize("cls", QUANTIZERS)
+def test_dead_code_restart_revives_unused_codes(cls):
+    layer, _ = built(cls, num_embeddings=8, embedding_dim=2)
+    codebook = np.concatenate([np.zeros((2, 2)), np.full((6, 2), 100.0)]).astype("float32")
+    codebook[1] = [1.0, 1.0]
+    layer.set_codes(np.arange(8), codebook)
+    vectors = np.random.default_rng(9).normal(size=(500, 2)).astype("float32")
+    assert len(np.unique(ops.convert_to_numpy(layer.code_indices(vectors)))) == 2
+    restarted = layer.restart_dead_codes(vectors, seed=0)
+    np.testing.assert_array_equal(restarted, np.arange(2, 8))
+    table = ops.convert_to_numpy(layer.embeddings)
+    assert all(any(np.allclose(code, v) for v in vectors) for code in table[2:])  # moved onto encoder outputs
+    assert len(np.unique(ops.convert_to_numpy(layer.code_indices(vectors)))) == 8  # and now all are used
+    np.testing.assert_array_equal(table[:2], codebook[:2])  # live codes untouched
+
+
+def test_restarted_ema_code_stays_where_it_was_put():
+    layer, _ = built(VectorQuantizerEMA, num_embeddings=4, embedding_dim=2, decay=0.9)
+    rng = np.random.default_rng(10)
+    layer(rng.normal(size=(64, 2)).astype("float32"), training=True)
+    layer.set_codes([3], [[5.0, 5.0]])
+    layer(np.full((1, 2), 5.0, "float32"), training=False)
+    np.testing.assert_allclose(ops.convert_to_numpy(layer.embeddings)[3], [5.0, 5.0])
+    size, total = ops.convert_to_numpy(layer.ema_cluster_size), ops.convert_to_numpy(layer.ema_embedding_sum)
+    np.testing.assert_allclose(total[3] / size[3], [5.0, 5.0], rtol=1e-6)
+
+
+def test_kmeans_initialisation_beats_a_random_codebook():
+    layer, _ = built(VectorQuantizer, num_embeddings=4, embedding_dim=2)
+    rng = np.random.default_rng(11)
+    centres = np.array([[5, 5], [-5, 5], [5, -5], [-5, -5]], "float32")
+    vectors = (centres[rng.integers(0, 4, 800)] + 0.3 * rng.normal(size=(800, 2))).astype("float32")
+    error = layer.initialize_kmeans(vectors, seed=0)
+    assert error < 0.3
+    found = ops.convert_to_numpy(layer.embeddings)
+    assert all(np.min(np.linalg.norm(found - c, axis=1)) < 0.2 for c in centres)
+
+
+def test_batch_perplexity():
+    perplexity, usage = batch_perplexity(np.array([0, 1, 2, 3] * 5), 8)
+    assert float(perplexity) == pytest.approx(4.0, rel=1e-4) and float(usage) == 0.5
+    perplexity, _ = batch_perplexity(np.zeros(10, "int32"), 8)
+    assert float(perplexity) == pytest.approx(1.0, rel=1e-4)
+
+
+@pytest.mark.parametrize("cls", QUANTIZERS)
+def test_wrong_vector_size_says_what_to_change(cls):
+    with pytest.raises(ValueError, match=r"embedding_dim=3 in the last axis, got input shape \(2, 5\)"):
+        cls(8, 3)(np.zeros((2, 5), "float32"))
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(num_embeddings=1, embedding_dim=3), "num_embeddings >= 2"),
+    (dict(num_embeddings=8, embedding_dim=0), "embedding_dim >= 1"),
+    (dict(num_embeddings=8, embedding_dim=3, beta=-1.0), "beta=-1.0 must be >= 0"),
+])
+def test_impossible_settings(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        VectorQuantizer(**kwargs)
+
+
+def test_ema_decay_must_be_below_one():
+    with pytest.raises(ValueError, match=r"decay=1.0 must lie in \[0, 1\)"):
+        VectorQuantizerEMA(8, 3, decay=1.0)
+
+
+@pytest.mark.parametrize("cls", QUANTIZERS)
+def test_config_round_trip(cls):
+    layer = cls(16, 4, beta=0.5, name="q")
+    clone = cls.from_config(layer.get_config())
+    assert clone.get_config() == layer.get_config()
+    assert keras.saving.get_registered_object(f"vqvae_lessons>{cls.__name__}") is cls

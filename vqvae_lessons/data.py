@@ -1,0 +1,146 @@
+"""MNIST, loaded and scaled the way the lessons and models expect.
+
+Online, :func:`load_mnist` uses Keras's own download (``keras.datasets.mnist``).
+Offline, point the environment variable ``VQVAE_LESSONS_MNIST`` at an ``.npz``
+file in Keras's layout (keys ``x_train``, ``y_train``, ``x_test``, ``y_test``;
+images ``uint8`` of shape ``(N, 28, 28)``, labels ``uint8`` of shape ``(N,)``).
+Every problem with that file raises :class:`MNISTDataError`, whose message names
+the file, what is wrong with it, and how to fix it.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from dataclasses import dataclass
+
+import numpy as np
+
+MNIST_ENV = "VQVAE_LESSONS_MNIST"
+SCALES = {"unit": (0.0, 1.0), "centered": (-0.5, 0.5)}
+_EXPECTED = {
+    "x_train": ((28, 28), np.uint8),
+    "y_train": ((), np.uint8),
+    "x_test": ((28, 28), np.uint8),
+    "y_test": ((), np.uint8),
+}
+_FIX = (
+    f"Point {MNIST_ENV} at an .npz in Keras's layout (as keras.datasets.mnist.load_data() "
+    f"returns it: x_train uint8 (60000, 28, 28), y_train uint8 (60000,), x_test uint8 "
+    f"(10000, 28, 28), y_test uint8 (10000,)), or unset {MNIST_ENV} on a machine that "
+    "can download MNIST."
+)
+
+
+class MNISTDataError(RuntimeError):
+    """MNIST could not be loaded; the message says why and how to fix it."""
+
+
+@dataclass(frozen=True)
+class MNIST:
+    """MNIST as float32 images of shape ``(N, 28, 28, 1)`` and uint8 labels ``(N,)``.
+
+    ``variance`` is the pixel variance of the scaled training images: the
+    Keras example divides its reconstruction loss by it. ``scale`` is the name
+    of the pixel range ("unit" is [0, 1], "centered" is [-0.5, 0.5]).
+    """
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    variance: float
+    scale: str
+    source: str
+
+
+def load_mnist(scale: str = "unit", path: str | os.PathLike | None = None) -> MNIST:
+    """Load MNIST, scale its pixels and return an :class:`MNIST`.
+
+    Args:
+        scale: "unit" for pixels in [0, 1] (what every model in this package
+            takes) or "centered" for [-0.5, 0.5] (what the Keras example feeds).
+        path: an ``.npz`` in Keras's layout. Defaults to the file named by the
+            environment variable ``VQVAE_LESSONS_MNIST`` and, when that is unset,
+            to Keras's download.
+
+    Raises:
+        MNISTDataError: the file is missing, unreadable or not in Keras's layout,
+            or there is no file and the download failed.
+        ValueError: ``scale`` is not one of "unit" and "centered".
+    """
+    if scale not in SCALES:
+        raise ValueError(f"scale={scale!r} is not known: use one of {sorted(SCALES)}.")
+    path = path if path is not None else os.environ.get(MNIST_ENV) or None
+    if path is not None:
+        arrays, source = _read_npz(os.fspath(path)), os.fspath(path)
+    else:
+        arrays, source = _download(), "keras.datasets.mnist"
+    low, _ = SCALES[scale]
+    x_train, x_test = (arrays[k].astype("float32")[..., None] / 255.0 + low for k in ("x_train", "x_test"))
+    return MNIST(
+        x_train=x_train,
+        y_train=arrays["y_train"],
+        x_test=x_test,
+        y_test=arrays["y_test"],
+        variance=float(np.var(x_train, dtype="float64")),
+        scale=scale,
+        source=source,
+    )
+
+
+def _read_npz(path: str) -> dict[str, np.ndarray]:
+    where = f"{MNIST_ENV}={path}" if os.environ.get(MNIST_ENV) == path else path
+    if not os.path.isfile(path):
+        raise MNISTDataError(f"MNIST file not found: {where} does not exist. {_FIX}")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            missing = sorted(set(_EXPECTED) - set(npz.files))
+            if missing:
+                raise MNISTDataError(
+                    f"MNIST file {where} lacks the keys {missing} (it has {sorted(npz.files)}). {_FIX}"
+                )
+            arrays = {key: npz[key] for key in _EXPECTED}
+    except MNISTDataError:
+        raise
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as error:
+        raise MNISTDataError(f"MNIST file {where} is not a readable .npz ({error}). {_FIX}") from error
+    _check_arrays(arrays, where)
+    return arrays
+
+
+def _check_arrays(arrays: dict[str, np.ndarray], where: str) -> None:
+    for key, (item_shape, dtype) in _EXPECTED.items():
+        array = arrays[key]
+        if array.ndim != 1 + len(item_shape) or array.shape[1:] != item_shape:
+            raise MNISTDataError(
+                f"MNIST file {where}: {key} has shape {array.shape}, expected (N, {', '.join(map(str, item_shape))})"
+                .replace(", )", ")") + f". {_FIX}"
+            )
+        if array.dtype != dtype:
+            raise MNISTDataError(f"MNIST file {where}: {key} has dtype {array.dtype}, expected uint8. {_FIX}")
+    for split in ("train", "test"):
+        images, labels = arrays[f"x_{split}"], arrays[f"y_{split}"]
+        if len(images) != len(labels) or len(images) == 0:
+            raise MNISTDataError(
+                f"MNIST file {where}: x_{split} has {len(images)} images but y_{split} has "
+                f"{len(labels)} labels. {_FIX}"
+            )
+        if labels.max() > 9:
+            raise MNISTDataError(f"MNIST file {where}: y_{split} holds labels above 9. {_FIX}")
+
+
+def _download() -> dict[str, np.ndarray]:
+    import keras
+
+    try:
+        (x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()
+    except Exception as error:  # the download raises many kinds of errors offline
+        raise MNISTDataError(
+            f"Could not download MNIST with keras.datasets.mnist.load_data() ({type(error).__name__}: "
+            f"{error}). On a machine without internet access, download mnist.npz elsewhere and set "
+            f"{MNIST_ENV}=/path/to/mnist.npz."
+        ) from error
+    arrays = {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
+    _check_arrays(arrays, "keras.datasets.mnist")
+    return arrays

@@ -1,0 +1,205 @@
+"""Trained weights shipped inside the package, each with its model card.
+
+``names()`` lists them, ``card(name)`` returns the card (settings, the command
+that reproduces the weights, training time, library versions and test metrics)
+and ``load(name)`` returns a ready model. Each ``NAME.weights.h5`` lies in
+``vqvae_lessons/weights/`` beside ``NAME.json`` (the card's data) and
+``NAME.md`` (the card for people).
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from pathlib import Path
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+
+# Every shipped weight and the command-line arguments that train it
+# (``python -m vqvae_lessons reproduce NAME`` runs ``train`` with them).
+RECIPES = {
+    "keras-example-k128-d16": ["vqvae", "--architecture", "keras-example", "--quantizer", "loss",
+                               "--num-embeddings", "128", "--embedding-dim", "16", "--epochs", "30",
+                               "--no-kmeans-init", "--no-restart-dead-codes", "--seed", "0"],
+    "vqvae-k128-d16": ["vqvae", "--architecture", "residual", "--quantizer", "ema", "--num-embeddings", "128",
+                       "--embedding-dim", "16", "--epochs", "30", "--seed", "0"],
+    "vae-z2": ["vae", "--latent-dim", "2", "--epochs", "30", "--seed", "0"],
+}
+
+DESCRIPTIONS = {
+    "keras-example-k128-d16": "The published Keras example's VQ-VAE, reproduced faithfully: its encoder and "
+                              "decoder, a codebook learned by the codebook loss, no codebook maintenance.",
+    "vqvae-k128-d16": "The project's default VQ-VAE at the same code budget (7x7 codes of K=128, 343 bits per "
+                      "image): a residual encoder and decoder, an EMA codebook with k-means initialisation and "
+                      "dead-code restarts.",
+    "vae-z2": "A convolutional VAE with a 2-D latent space, for lesson 1's latent map and samples.",
+}
+
+
+class PretrainedError(RuntimeError):
+    """Shipped weights could not be loaded; the message says why and how to fix it."""
+
+
+def names():
+    """Names of the shipped weights."""
+    return sorted(RECIPES)
+
+
+def card(name):
+    """The model card (a dict) of the shipped weights ``name``."""
+    return _read_card(_card_path(name), name)
+
+
+def load(name=None, weights_path=None):
+    """A ready model: the shipped weights ``name``, or ``weights_path`` (a
+    ``.weights.h5`` written by ``python -m vqvae_lessons train``, its ``.json``
+    card beside it)."""
+    if (name is None) == (weights_path is None):
+        raise ValueError("Give exactly one of name (a shipped weight: %s) and weights_path." % ", ".join(names()))
+    if name is not None:
+        card_path, weights = _card_path(name), WEIGHTS_DIR / f"{name}.weights.h5"
+    else:
+        weights = Path(weights_path)
+        card_path = weights.with_name(weights.name.removesuffix(".weights.h5") + ".json")
+        name = str(weights)
+    info = _read_card(card_path, name)
+    model = build_model(info["model"], info["config"])
+    _load_weights(model, weights, info)
+    return model
+
+
+def build_model(kind, config):
+    """An untrained model of ``kind`` ("vqvae" or "vae") built from a card's ``config``."""
+    from .vae import VAE
+    from .vqvae import VQVAE
+
+    models = {"vqvae": VQVAE, "vae": VAE}
+    if kind not in models:
+        raise PretrainedError(f"Unknown model kind {kind!r} in a model card: expected one of {sorted(models)}.")
+    return models[kind](**config)
+
+
+def _card_path(name):
+    if name not in RECIPES:
+        raise PretrainedError(f"No shipped weights are called {name!r}. Choose one of: {', '.join(names())}.")
+    return WEIGHTS_DIR / f"{name}.json"
+
+
+def _read_card(path, name):
+    fix = f"Reinstall the package (pip install -r requirements.txt) or retrain: {_rebuild_hint(name)}"
+    if not path.is_file():
+        raise PretrainedError(f"The model card {path} of {name!r} is missing. {fix}")
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise PretrainedError(f"The model card {path} of {name!r} is not readable JSON ({error}). {fix}") from error
+
+
+def _load_weights(model, path, info):
+    fix = f"Restore the file (git checkout -- {path.name}, or reinstall the package) or retrain: " \
+          f"{_rebuild_hint(info.get('name', str(path)))}"
+    if not path.is_file():
+        raise PretrainedError(f"The weights file {path} is missing. {fix}")
+    with open(path, "rb") as handle:
+        head = handle.read(8)
+    if head != b"\x89HDF\r\n\x1a\n":
+        hint = " (it looks like a Git LFS pointer)" if head.startswith(b"version") else ""
+        raise PretrainedError(f"The weights file {path} is not an HDF5 file{hint}: it is corrupt or truncated. {fix}")
+    try:
+        model.load_weights(path)
+    except Exception as error:  # h5py and Keras raise many kinds for damaged or mismatched files
+        raise PretrainedError(
+            f"The weights file {path} does not fit the model its card describes ({info.get('config')}): "
+            f"{type(error).__name__}: {error}. {fix}"
+        ) from error
+
+
+def _rebuild_hint(name):
+    return f"python -m vqvae_lessons reproduce {name}" if name in RECIPES else "python -m vqvae_lessons train ..."
+
+
+def write_card(directory, name, kind, model, record, metrics, command, description=""):
+    """Write ``NAME.json`` and ``NAME.md`` (the model card) beside ``NAME.weights.h5`` in ``directory``."""
+    import keras
+    import numpy
+
+    versions = {"python": platform.python_version(), "keras": keras.__version__, "numpy": numpy.__version__,
+                "backend": keras.backend.backend()}
+    try:
+        import tensorflow
+
+        versions["tensorflow"] = tensorflow.__version__
+    except ImportError:
+        pass
+    config = {k: v for k, v in model.get_config().items() if k not in ("name", "trainable", "dtype")}
+    info = {
+        "name": name,
+        "model": kind,
+        "description": description,
+        "config": config,
+        "training": {**{k: v for k, v in record.items() if k != "history"}, "command": command,
+                     "machine": f"{platform.machine()}, {_cpu_count()} CPU cores, no GPU"},
+        "metrics": metrics,
+        "history": record.get("history", {}),
+        "versions": versions,
+        "data": "MNIST (LeCun, Cortes and Burges; CC BY-SA 3.0): 60,000 training images; metrics on the "
+                "10,000 test images.",
+    }
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / f"{name}.json").write_text(json.dumps(info, indent=1) + "\n")
+    (directory / f"{name}.md").write_text(render_card(info))
+    return info
+
+
+def render_card(info):
+    """The model card as Markdown, from its data."""
+    training = info["training"]
+    rows = "\n".join(f"| {k} | {_fmt(v)} |" for k, v in info["metrics"].items())
+    settings = "\n".join(f"| {k} | {_fmt(v)} |" for k, v in info["config"].items())
+    versions = ", ".join(f"{k} {v}" for k, v in info["versions"].items())
+    return f"""# Model card: {info['name']}
+
+{info['description']}
+
+## Intended uses and limitations
+For learning and teaching how VQ-VAEs and VAEs work, in the VQ-VAE Lessons course: reconstructing,
+encoding and generating 28x28 handwritten digits. It was trained on MNIST only; it is not a general
+image model and says nothing reliable about images unlike MNIST digits.
+
+## Data
+{info['data']}
+
+## Settings
+| setting | value |
+| --- | --- |
+{settings}
+| epochs | {training['epochs']} |
+| batch size | {training['batch_size']} |
+| learning rate (Adam) | {training['learning_rate']} |
+| seed | {training['seed']} |
+
+## Reproduce
+```
+{training['command']}
+```
+Training took {training['total_seconds']} s ({training['median_seconds_per_epoch']} s per epoch, median) on
+{training['machine']}. Libraries: {versions}.
+
+## Test metrics (MNIST test set)
+| metric | value |
+| --- | --- |
+{rows}
+
+Measure them again with `python -m vqvae_lessons evaluate {info['model']} --pretrained {info['name']}`.
+"""
+
+
+def _fmt(value):
+    return f"{value:.5g}" if isinstance(value, float) else str(value)
+
+
+def _cpu_count():
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()

@@ -1,0 +1,303 @@
+"""Vector quantizers: map each D-dimensional vector to its nearest codebook row.
+
+Two layers share one interface (Sonnet's ``nets/vqvae.py`` is the model):
+
+* :class:`VectorQuantizer` learns the codebook by gradient descent on the
+  codebook loss ``mean((q - sg(x))**2)``; the encoder is pulled towards its codes
+  by the commitment loss ``beta * mean((x - sg(q))**2)``.
+* :class:`VectorQuantizerEMA` moves each code to the exponential moving average
+  of the vectors assigned to it (with Laplace smoothing and bias correction),
+  updated only when ``training=True``; only the commitment loss remains.
+
+Both return, for inputs ``x`` of shape ``(..., D)``, a dict with ``quantized``
+(same shape, with the straight-through estimator: its value is the code, its
+gradient with respect to ``x`` is the identity), ``indices`` (``x.shape[:-1]``),
+the losses, and the batch's ``perplexity`` and ``usage``. Codebook maintenance
+(k-means initialisation, restarting dead codes) runs outside ``call``, eagerly,
+from :class:`vqvae_lessons.vqvae.CodebookMaintenance` or by hand.
+
+Only ``keras.ops`` is used, so both layers run on every Keras 3 backend.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+from keras import ops
+
+__all__ = [
+    "VectorQuantizer",
+    "VectorQuantizerEMA",
+    "pairwise_sq_distances",
+    "nearest_code",
+    "straight_through",
+    "vq_losses",
+    "batch_perplexity",
+]
+
+
+def pairwise_sq_distances(x, codebook):
+    """Squared Euclidean distances, ``(N, D)`` and ``(K, D)`` to ``(N, K)``.
+
+    Uses the expansion ``|x|^2 + |e|^2 - 2 x.e``: one matrix product instead of
+    an ``(N, K, D)`` difference tensor.
+    """
+    return (
+        ops.sum(ops.square(x), axis=1, keepdims=True)
+        + ops.expand_dims(ops.sum(ops.square(codebook), axis=1), 0)
+        - 2.0 * ops.matmul(x, ops.transpose(codebook))
+    )
+
+
+def nearest_code(x, codebook):
+    """Index ``(N,)`` of the codebook row ``(K, D)`` nearest to each row of ``x`` ``(N, D)``."""
+    return ops.argmin(pairwise_sq_distances(x, codebook), axis=1)
+
+
+def straight_through(x, quantized):
+    """The value of ``quantized``, with the gradient of ``x`` (the identity)."""
+    return x + ops.stop_gradient(quantized - x)
+
+
+def vq_losses(x, quantized, beta):
+    """``(codebook_loss, commitment_loss)`` of the VQ-VAE paper, means over all elements.
+
+    The codebook loss ``mean((q - sg(x))**2)`` moves codes towards encoder outputs;
+    the commitment loss ``beta * mean((x - sg(q))**2)`` keeps the encoder near its codes.
+    """
+    codebook_loss = ops.mean(ops.square(quantized - ops.stop_gradient(x)))
+    commitment_loss = beta * ops.mean(ops.square(x - ops.stop_gradient(quantized)))
+    return codebook_loss, commitment_loss
+
+
+def batch_perplexity(indices, num_codes):
+    """``(perplexity, usage)`` of code indices (any shape): exp(entropy) and fraction of codes used."""
+    one_hot = ops.one_hot(ops.reshape(indices, (-1,)), num_codes, dtype="float32")
+    probs = ops.mean(one_hot, axis=0)
+    entropy = -ops.sum(probs * ops.log(probs + 1e-10))
+    usage = ops.mean(ops.cast(probs > 0, "float32"))
+    return ops.exp(entropy), usage
+
+
+class _Quantizer(keras.layers.Layer):
+    """What both quantizers share: nearest-code lookup, the result dict, maintenance."""
+
+    codebook_trainable = True
+
+    def __init__(self, num_embeddings, embedding_dim, beta=0.25, **kwargs):
+        super().__init__(**kwargs)
+        if int(num_embeddings) < 2 or int(embedding_dim) < 1:
+            raise ValueError(
+                f"A codebook needs num_embeddings >= 2 and embedding_dim >= 1; got "
+                f"num_embeddings={num_embeddings}, embedding_dim={embedding_dim}."
+            )
+        if not beta >= 0:
+            raise ValueError(f"beta={beta} must be >= 0 (the paper uses 0.25).")
+        self.num_embeddings = int(num_embeddings)
+        self.embedding_dim = int(embedding_dim)
+        self.beta = float(beta)
+
+    def build(self, input_shape):
+        if input_shape[-1] != self.embedding_dim:
+            raise ValueError(
+                f"{type(self).__name__} expects vectors of size embedding_dim={self.embedding_dim} "
+                f"in the last axis, got input shape {tuple(input_shape)}. Make the encoder's last "
+                f"layer output {self.embedding_dim} channels, or build the quantizer with "
+                f"embedding_dim={input_shape[-1]}."
+            )
+        self.embeddings = self.add_weight(
+            name="embeddings",
+            shape=(self.num_embeddings, self.embedding_dim),
+            initializer=keras.initializers.RandomUniform(-0.05, 0.05),
+            trainable=self.codebook_trainable,
+        )
+
+    def call(self, x, training=False):
+        flat = ops.reshape(x, (-1, self.embedding_dim))
+        flat_indices = nearest_code(flat, self.embeddings)
+        quantized = ops.reshape(ops.take(self.embeddings, flat_indices, axis=0), ops.shape(x))
+        if training:
+            self._update_codebook(ops.stop_gradient(flat), flat_indices)
+        codebook_loss, commitment_loss = self._loss_terms(x, quantized)
+        perplexity, usage = batch_perplexity(flat_indices, self.num_embeddings)
+        return {
+            "quantized": straight_through(x, quantized),
+            "indices": ops.reshape(flat_indices, ops.shape(x)[:-1]),
+            "loss": codebook_loss + commitment_loss,
+            "codebook_loss": codebook_loss,
+            "commitment_loss": commitment_loss,
+            "perplexity": perplexity,
+            "usage": usage,
+        }
+
+    def _loss_terms(self, x, quantized):
+        return vq_losses(x, quantized, self.beta)
+
+    def _update_codebook(self, flat, flat_indices):
+        """Only the EMA quantizer changes state in ``call``."""
+
+    def code_indices(self, x):
+        """Indices ``x.shape[:-1]`` of the codes nearest to ``x`` ``(..., D)``."""
+        flat = ops.reshape(ops.convert_to_tensor(x), (-1, self.embedding_dim))
+        return ops.reshape(nearest_code(flat, self.embeddings), ops.shape(x)[:-1])
+
+    def lookup(self, indices):
+        """Code vectors ``indices.shape + (D,)`` for integer ``indices`` in ``[0, K)``."""
+        return ops.take(self.embeddings, ops.convert_to_tensor(indices, "int32"), axis=0)
+
+    # -- codebook maintenance: eager, outside call ---------------------------------------
+    def set_codes(self, code_indices, vectors):
+        """Overwrite the codes ``code_indices`` ``(M,)`` with ``vectors`` ``(M, D)``."""
+        table = ops.convert_to_numpy(self.embeddings).copy()
+        table[np.asarray(code_indices)] = np.asarray(vectors, dtype=table.dtype)
+        self.embeddings.assign(table)
+
+    def restart_dead_codes(self, vectors, min_count=1, seed=None):
+        """Move every code that fewer than ``min_count`` of ``vectors`` ``(N, D)`` pick
+        onto one of those vectors chosen at random; return the restarted indices."""
+        vectors = np.asarray(vectors, dtype="float32").reshape(-1, self.embedding_dim)
+        counts = np.bincount(self._assign(vectors), minlength=self.num_embeddings)
+        dead = np.flatnonzero(counts < min_count)
+        if dead.size:
+            rng = np.random.default_rng(seed)
+            chosen = rng.choice(len(vectors), size=dead.size, replace=dead.size > len(vectors))
+            self.set_codes(dead, vectors[chosen])
+        return dead
+
+    def initialize_kmeans(self, vectors, iterations=10, seed=None):
+        """Set the codebook to k-means centroids of ``vectors`` ``(N, D)`` (k-means++ seeding, then
+        Lloyd's algorithm; empty clusters reseeded from random vectors); return the final mean
+        squared distance of the vectors to their centroids."""
+        vectors = np.asarray(vectors, dtype="float32").reshape(-1, self.embedding_dim)
+        if len(vectors) < self.num_embeddings:
+            raise ValueError(
+                f"k-means needs at least num_embeddings={self.num_embeddings} vectors, got {len(vectors)}."
+            )
+        rng = np.random.default_rng(seed)
+        centroids = _kmeans_plus_plus(vectors, self.num_embeddings, rng)
+        for _ in range(iterations):
+            assignment = _nearest_numpy(vectors, centroids)
+            counts = np.bincount(assignment, minlength=self.num_embeddings)
+            sums = np.zeros_like(centroids)
+            np.add.at(sums, assignment, vectors)
+            empty = counts == 0
+            means = sums / np.maximum(counts, 1)[:, None].astype("float32")
+            centroids = np.where(empty[:, None], vectors[rng.choice(len(vectors), self.num_embeddings)], means)
+        self.set_codes(np.arange(self.num_embeddings), centroids)
+        assignment = _nearest_numpy(vectors, centroids)
+        return float(np.mean(np.sum((vectors - centroids[assignment]) ** 2, axis=1)))
+
+    def _assign(self, vectors):
+        return _nearest_numpy(vectors, ops.convert_to_numpy(self.embeddings))
+
+    def get_config(self):
+        return {**super().get_config(), "num_embeddings": self.num_embeddings,
+                "embedding_dim": self.embedding_dim, "beta": self.beta}
+
+
+def _kmeans_plus_plus(vectors, k, rng):
+    """k-means++ seeding: each new centroid is a vector drawn with probability
+    proportional to its squared distance from the nearest centroid so far."""
+    centroids = [vectors[rng.integers(len(vectors))]]
+    closest = np.sum((vectors - centroids[0]) ** 2, axis=1)
+    for _ in range(1, k):
+        total = closest.sum()
+        pick = rng.choice(len(vectors), p=closest / total) if total > 0 else rng.integers(len(vectors))
+        centroids.append(vectors[pick])
+        closest = np.minimum(closest, np.sum((vectors - vectors[pick]) ** 2, axis=1))
+    return np.stack(centroids)
+
+
+def _nearest_numpy(vectors, codebook, chunk=65536):
+    """Nearest codebook row for many vectors, in chunks to bound memory."""
+    return np.concatenate([
+        ops.convert_to_numpy(nearest_code(ops.convert_to_tensor(vectors[i:i + chunk], "float32"),
+                                          ops.convert_to_tensor(codebook, "float32")))
+        for i in range(0, len(vectors), chunk)
+    ]).astype("int64")
+
+
+@keras.saving.register_keras_serializable(package="vqvae_lessons")
+class VectorQuantizer(_Quantizer):
+    """Vector quantizer whose codebook ``(K, D)`` is learned by the codebook loss.
+
+    Args:
+        num_embeddings: K, the number of codes.
+        embedding_dim: D, the size of each code vector.
+        beta: weight of the commitment loss (0.25 in the paper and the Keras example).
+
+    Call: ``x`` ``(..., D)`` to a dict (see the module docstring).
+    """
+
+
+@keras.saving.register_keras_serializable(package="vqvae_lessons")
+class VectorQuantizerEMA(_Quantizer):
+    """Vector quantizer whose codebook follows exponential moving averages.
+
+    Each training call assigns every vector to its nearest code, then updates
+
+    ``N_k <- decay * N_k + (1 - decay) * n_k`` (vectors assigned to code k) and
+    ``m_k <- decay * m_k + (1 - decay) * sum of those vectors``,
+
+    divides both by ``1 - decay**t`` (bias correction of the zero start, t the
+    number of updates), smooths the counts (``(N_k + eps) / (N + K eps) * N``,
+    Laplace smoothing, so no code divides by zero) and sets ``e_k = m_k / N_k``.
+    Only the commitment loss ``beta * mean((x - sg(q))**2)`` is returned.
+
+    Args:
+        num_embeddings, embedding_dim, beta: as :class:`VectorQuantizer`.
+        decay: the EMA's decay, in [0, 1).
+        epsilon: the Laplace smoothing constant.
+    """
+
+    codebook_trainable = False
+
+    def __init__(self, num_embeddings, embedding_dim, beta=0.25, decay=0.99, epsilon=1e-5, **kwargs):
+        super().__init__(num_embeddings, embedding_dim, beta, **kwargs)
+        if not 0.0 <= decay < 1.0:
+            raise ValueError(f"decay={decay} must lie in [0, 1) (0.99 is usual).")
+        self.decay = float(decay)
+        self.epsilon = float(epsilon)
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        self.ema_cluster_size = self.add_weight(name="ema_cluster_size", shape=(self.num_embeddings,),
+                                                initializer="zeros", trainable=False)
+        self.ema_embedding_sum = self.add_weight(name="ema_embedding_sum",
+                                                 shape=(self.num_embeddings, self.embedding_dim),
+                                                 initializer="zeros", trainable=False)
+        self.ema_steps = self.add_weight(name="ema_steps", shape=(), initializer="zeros", trainable=False)
+
+    def _loss_terms(self, x, quantized):
+        _, commitment_loss = vq_losses(x, quantized, self.beta)
+        return ops.zeros((), dtype=commitment_loss.dtype), commitment_loss
+
+    def _update_codebook(self, flat, flat_indices):
+        one_hot = ops.one_hot(flat_indices, self.num_embeddings, dtype=flat.dtype)
+        keep = self.decay
+        steps = self.ema_steps + 1.0
+        cluster_size = keep * self.ema_cluster_size + (1.0 - keep) * ops.sum(one_hot, axis=0)
+        embedding_sum = keep * self.ema_embedding_sum + (1.0 - keep) * ops.matmul(ops.transpose(one_hot), flat)
+        self.ema_steps.assign(steps)
+        self.ema_cluster_size.assign(cluster_size)
+        self.ema_embedding_sum.assign(embedding_sum)
+        correction = 1.0 - ops.power(keep, steps)
+        size, total = cluster_size / correction, embedding_sum / correction
+        n = ops.sum(size)
+        smoothed = (size + self.epsilon) / (n + self.num_embeddings * self.epsilon) * n
+        self.embeddings.assign(total / ops.expand_dims(smoothed, 1))
+
+    def set_codes(self, code_indices, vectors):
+        """Overwrite codes and give each the codebook's mean EMA weight, so the average
+        ``m_k / N_k`` starts at the new vector and moves at the usual pace."""
+        super().set_codes(code_indices, vectors)
+        code_indices = np.asarray(code_indices)
+        sizes = ops.convert_to_numpy(self.ema_cluster_size).copy()
+        sums = ops.convert_to_numpy(self.ema_embedding_sum).copy()
+        sizes[code_indices] = sizes.mean()
+        sums[code_indices] = sizes[code_indices, None] * np.asarray(vectors, dtype=sums.dtype)
+        self.ema_cluster_size.assign(sizes)
+        self.ema_embedding_sum.assign(sums)
+
+    def get_config(self):
+        return {**super().get_config(), "decay": self.decay, "epsilon": self.epsilon}

@@ -1,0 +1,91 @@
+"""Training recipes: one function per model, used by the command line, the
+shipped weights and the lessons, so that all of them train the same way."""
+
+from __future__ import annotations
+
+import contextlib
+import statistics
+import sys
+import time
+
+import keras
+
+from .data import load_mnist
+from .vae import VAE
+from .vqvae import VQVAE, CodebookMaintenance
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Records the wall-clock seconds each epoch spends training (validation excluded) in ``seconds``."""
+
+    def on_train_begin(self, logs=None):
+        self.seconds = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start, self._train_end = time.perf_counter(), None
+
+    def on_test_begin(self, logs=None):  # validation starts: training of this epoch is over
+        if self._train_end is None:
+            self._train_end = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append((self._train_end or time.perf_counter()) - self._start)
+
+
+def _fit(model, images, epochs, batch_size, learning_rate, validation_images, callbacks, verbose):
+    if epochs < 1 or batch_size < 1 or learning_rate <= 0:
+        raise ValueError(f"Need epochs >= 1, batch_size >= 1 and learning_rate > 0; got {epochs}, {batch_size}, "
+                         f"{learning_rate}.")
+    timer = EpochTimer()
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate))
+    if verbose == "auto":
+        verbose = 1 if sys.stderr.isatty() else 2  # a live progress bar in a terminal, a line an epoch in a log
+    with contextlib.redirect_stdout(sys.stderr):  # progress on stderr, results on stdout
+        history = model.fit(images, epochs=epochs, batch_size=batch_size, shuffle=True, verbose=verbose,
+                            validation_data=(validation_images,) if validation_images is not None else None,
+                            callbacks=[timer, *callbacks])
+    return {
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "learning_rate": learning_rate,
+        "seconds_per_epoch": [round(s, 2) for s in timer.seconds],
+        "median_seconds_per_epoch": round(statistics.median(timer.seconds), 2),
+        "total_seconds": round(sum(timer.seconds), 1),
+        "history": {k: [round(float(v), 6) for v in vs] for k, vs in history.history.items()},
+    }
+
+
+def train_vqvae(architecture="residual", num_embeddings=128, embedding_dim=16, quantizer="ema", beta=0.25,
+                decay=0.99, epochs=30, batch_size=128, learning_rate=1e-3, seed=0, kmeans_init=True,
+                restart_dead_codes=True, train_size=None, data=None, validate=True, verbose="auto"):
+    """Train a :class:`VQVAE` on MNIST; return ``(model, record)``.
+
+    ``record`` holds the settings, per-epoch seconds and the Keras history.
+    ``train_size`` trains on the first N training images only (for quick runs);
+    ``data`` is a :class:`~vqvae_lessons.data.MNIST` already loaded.
+    """
+    keras.utils.set_random_seed(seed)
+    data = data or load_mnist()
+    images = data.x_train[:train_size]
+    model = VQVAE(architecture, num_embeddings, embedding_dim, quantizer, beta=beta, decay=decay,
+                  data_variance=data.variance)
+    maintenance = CodebookMaintenance(images, kmeans_init=kmeans_init, restart_dead_codes=restart_dead_codes,
+                                      seed=seed)
+    callbacks = [maintenance] if (kmeans_init or restart_dead_codes) else []
+    record = _fit(model, images, epochs, batch_size, learning_rate, data.x_test if validate else None,
+                  callbacks, verbose)
+    record.update(seed=seed, train_size=len(images), kmeans_init=kmeans_init, restart_dead_codes=restart_dead_codes,
+                  codes_restarted=sum(n for _, n in maintenance.history))
+    return model, record
+
+
+def train_vae(latent_dim=2, epochs=30, batch_size=128, learning_rate=1e-3, seed=0, train_size=None, data=None,
+              validate=True, verbose="auto"):
+    """Train a :class:`VAE` on MNIST; return ``(model, record)`` as :func:`train_vqvae` does."""
+    keras.utils.set_random_seed(seed)
+    data = data or load_mnist()
+    images = data.x_train[:train_size]
+    model = VAE(latent_dim, seed=seed)
+    record = _fit(model, images, epochs, batch_size, learning_rate, data.x_test if validate else None, [], verbose)
+    record.update(seed=seed, train_size=len(images))
+    return model, record

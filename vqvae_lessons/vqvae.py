@@ -1,0 +1,241 @@
+"""The VQ-VAE: encoder, vector quantizer, decoder, and how it trains.
+
+Images are ``(N, 28, 28, 1)`` floats in [0, 1]; the model centres them to
+[-0.5, 0.5] inside, as the Keras example does, and the encoder turns them into a
+``7 x 7`` grid of ``D``-dimensional vectors, each replaced by its nearest of
+``K`` codes. Two architectures give that grid:
+
+* ``"keras-example"``: the published Keras example exactly (Conv 32 and 64 with
+  stride 2, a 1x1 conv to D; the mirror image in transposed convolutions).
+* ``"residual"``: the project's default, after the VQ-VAE paper and Sonnet:
+  strided 4x4 convolutions to 128 channels, two residual blocks at 7x7, and a
+  light decoder that spends its width at 7x7 rather than at 28x28.
+
+:class:`VQVAE` trains with ``fit`` on images alone (no labels). Its loss is the
+example's: mean squared error divided by the training data's variance, plus the
+quantizer's loss; ``fit`` logs ``loss``, ``reconstruction_loss``, ``vq_loss``
+and ``perplexity``. ``encode(images) -> indices`` ``(N, 7, 7)`` and
+``decode(indices) -> images`` ``(N, 28, 28, 1)`` work on NumPy arrays.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+from keras import layers, ops
+
+from .quantizer import VectorQuantizer, VectorQuantizerEMA
+
+ARCHITECTURES = ("keras-example", "residual")
+QUANTIZERS = {"loss": VectorQuantizer, "ema": VectorQuantizerEMA}
+IMAGE_SHAPE = (28, 28, 1)
+CODE_GRID = (7, 7)
+
+
+def build_encoder(architecture, embedding_dim):
+    """Encoder: images ``(N, 28, 28, 1)`` centred on 0 to vectors ``(N, 7, 7, D)``."""
+    inputs = keras.Input(IMAGE_SHAPE)
+    if architecture == "keras-example":
+        x = layers.Conv2D(32, 3, strides=2, padding="same", activation="relu")(inputs)
+        x = layers.Conv2D(64, 3, strides=2, padding="same", activation="relu")(x)
+    else:
+        x = layers.Conv2D(64, 4, strides=2, padding="same", activation="relu")(inputs)
+        x = layers.Conv2D(128, 4, strides=2, padding="same", activation="relu")(x)
+        x = layers.Conv2D(128, 3, padding="same")(x)
+        x = _residual_stack(x, 128, 32)
+    outputs = layers.Conv2D(embedding_dim, 1, padding="same")(x)
+    return keras.Model(inputs, outputs, name="encoder")
+
+
+def build_decoder(architecture, embedding_dim):
+    """Decoder: code vectors ``(N, 7, 7, D)`` to images ``(N, 28, 28, 1)`` centred on 0."""
+    inputs = keras.Input((*CODE_GRID, embedding_dim))
+    if architecture == "keras-example":
+        x = layers.Conv2DTranspose(64, 3, strides=2, padding="same", activation="relu")(inputs)
+        x = layers.Conv2DTranspose(32, 3, strides=2, padding="same", activation="relu")(x)
+        outputs = layers.Conv2DTranspose(1, 3, padding="same")(x)
+    else:
+        x = layers.Conv2D(128, 3, padding="same")(inputs)
+        x = _residual_stack(x, 128, 32)
+        x = layers.Conv2DTranspose(64, 4, strides=2, padding="same", activation="relu")(x)
+        outputs = layers.Conv2DTranspose(1, 4, strides=2, padding="same")(x)
+    return keras.Model(inputs, outputs, name="decoder")
+
+
+def _residual_stack(x, channels, hidden, blocks=2):
+    """``blocks`` residual blocks (ReLU, 3x3 conv to ``hidden``, ReLU, 1x1 conv back), then ReLU."""
+    for _ in range(blocks):
+        h = layers.Activation("relu")(x)
+        h = layers.Conv2D(hidden, 3, padding="same", activation="relu")(h)
+        h = layers.Conv2D(channels, 1, padding="same")(h)
+        x = layers.Add()([x, h])
+    return layers.Activation("relu")(x)
+
+
+@keras.saving.register_keras_serializable(package="vqvae_lessons")
+class VQVAE(keras.Model):
+    """A VQ-VAE for 28x28 grey images with a 7x7 grid of codes.
+
+    Args:
+        architecture: "keras-example" or "residual" (see the module docstring).
+        num_embeddings: K, codebook size (the model card's is 128).
+        embedding_dim: D, size of each code vector (the model card's is 16).
+        quantizer: "loss" (codebook learned by gradient, as the example) or "ema".
+        beta: weight of the commitment loss.
+        decay: the EMA decay (``quantizer="ema"`` only).
+        data_variance: the reconstruction loss is ``MSE / data_variance``
+            (``load_mnist().variance``; 1.0 gives the plain MSE).
+
+    Call: images ``(N, 28, 28, 1)`` in [0, 1] to a dict with ``reconstruction``
+    ``(N, 28, 28, 1)`` (not clipped), ``indices`` ``(N, 7, 7)``, ``vq_loss`` and
+    ``perplexity`` (scalars, over the batch).
+    """
+
+    def __init__(self, architecture="residual", num_embeddings=128, embedding_dim=16, quantizer="ema",
+                 beta=0.25, decay=0.99, data_variance=1.0, **kwargs):
+        super().__init__(**kwargs)
+        if architecture not in ARCHITECTURES:
+            raise ValueError(f"architecture={architecture!r} is not known: use one of {list(ARCHITECTURES)}.")
+        if quantizer not in QUANTIZERS:
+            raise ValueError(f"quantizer={quantizer!r} is not known: use one of {sorted(QUANTIZERS)}.")
+        if not data_variance > 0:
+            raise ValueError(f"data_variance={data_variance} must be > 0 (use load_mnist().variance).")
+        self.architecture, self.quantizer_kind = architecture, quantizer
+        self.num_embeddings, self.embedding_dim = int(num_embeddings), int(embedding_dim)
+        self.beta, self.decay, self.data_variance = float(beta), float(decay), float(data_variance)
+        self.encoder = build_encoder(architecture, self.embedding_dim)
+        self.decoder = build_decoder(architecture, self.embedding_dim)
+        extra = {"decay": self.decay} if quantizer == "ema" else {}
+        self.quantizer = QUANTIZERS[quantizer](self.num_embeddings, self.embedding_dim, beta=self.beta,
+                                               name="quantizer", **extra)
+        self.reconstruction_loss_tracker = keras.metrics.Mean(name="reconstruction_loss")
+        self.vq_loss_tracker = keras.metrics.Mean(name="vq_loss")
+        self.perplexity_tracker = keras.metrics.Mean(name="perplexity")
+        self.build((None, *IMAGE_SHAPE))
+
+    def build(self, input_shape):
+        self.quantizer.build((None, *CODE_GRID, self.embedding_dim))
+        self.built = True
+
+    def call(self, images, training=False):
+        vq = self.quantizer(self.encoder(images - 0.5, training=training), training=training)
+        return {
+            "reconstruction": self.decoder(vq["quantized"], training=training) + 0.5,
+            "indices": vq["indices"],
+            "vq_loss": vq["loss"],
+            "perplexity": vq["perplexity"],
+        }
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        reconstruction_loss = ops.mean(ops.square(x - y_pred["reconstruction"])) / self.data_variance
+        self.reconstruction_loss_tracker.update_state(reconstruction_loss)
+        self.vq_loss_tracker.update_state(y_pred["vq_loss"])
+        self.perplexity_tracker.update_state(y_pred["perplexity"])
+        return reconstruction_loss + y_pred["vq_loss"]
+
+    def predict_step(self, data):
+        images = data[0] if isinstance(data, (tuple, list)) else data
+        outputs = self(images, training=False)
+        return {"reconstruction": ops.clip(outputs["reconstruction"], 0.0, 1.0), "indices": outputs["indices"]}
+
+    # -- NumPy in, NumPy out ---------------------------------------------------------------
+    def encode(self, images, batch_size=1000):
+        """Code indices ``(N, 7, 7)`` (int32) of images ``(N, 28, 28[, 1])`` in [0, 1]."""
+        images = check_images(images)
+        return np.concatenate([
+            ops.convert_to_numpy(self.quantizer.code_indices(self.encoder(images[i:i + batch_size] - 0.5)))
+            for i in range(0, len(images), batch_size)
+        ]).astype("int32")
+
+    def decode(self, indices, batch_size=1000):
+        """Images ``(N, 28, 28, 1)`` in [0, 1] (clipped) from code indices ``(N, 7, 7)``."""
+        indices = check_indices(indices, self.num_embeddings)
+        return np.concatenate([
+            ops.convert_to_numpy(ops.clip(self.decoder(self.quantizer.lookup(indices[i:i + batch_size])) + 0.5,
+                                          0.0, 1.0))
+            for i in range(0, len(indices), batch_size)
+        ])
+
+    def reconstruct(self, images, batch_size=1000):
+        """``decode(encode(images))``: what the model makes of images, in [0, 1]."""
+        return self.decode(self.encode(images, batch_size), batch_size)
+
+    def encoder_outputs(self, images, batch_size=1000):
+        """The encoder's vectors ``(N, 7, 7, D)`` before quantization."""
+        images = check_images(images)
+        return np.concatenate([ops.convert_to_numpy(self.encoder(images[i:i + batch_size] - 0.5))
+                               for i in range(0, len(images), batch_size)])
+
+    def get_config(self):
+        return {**super().get_config(), "architecture": self.architecture, "num_embeddings": self.num_embeddings,
+                "embedding_dim": self.embedding_dim, "quantizer": self.quantizer_kind, "beta": self.beta,
+                "decay": self.decay, "data_variance": self.data_variance}
+
+
+class CodebookMaintenance(keras.callbacks.Callback):
+    """Keep the codebook alive while a :class:`VQVAE` trains.
+
+    At the start of training, optionally sets the codebook to k-means centroids of
+    encoder outputs. Every ``every`` training batches, encodes ``sample_size``
+    random training images and moves each code that none of their vectors picks
+    onto one of those vectors (a dead-code restart). ``history`` records
+    ``(step, codes restarted)``.
+    """
+
+    def __init__(self, images, every=200, sample_size=1024, kmeans_init=True, restart_dead_codes=True,
+                 min_count=1, seed=0):
+        super().__init__()
+        self.images, self.every, self.sample_size = images, int(every), int(sample_size)
+        self.kmeans_init, self.restart, self.min_count = kmeans_init, restart_dead_codes, min_count
+        self.rng = np.random.default_rng(seed)
+        self.step, self.history = 0, []
+
+    def _recent_vectors(self):
+        chosen = self.rng.choice(len(self.images), min(self.sample_size, len(self.images)), replace=False)
+        return self.model.encoder_outputs(self.images[np.sort(chosen)]).reshape(-1, self.model.embedding_dim)
+
+    def on_train_begin(self, logs=None):
+        if self.kmeans_init:
+            self.model.quantizer.initialize_kmeans(self._recent_vectors(), seed=int(self.rng.integers(2**31)))
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.step += 1
+        if self.restart and self.step % self.every == 0:
+            dead = self.model.quantizer.restart_dead_codes(self._recent_vectors(), self.min_count,
+                                                            seed=int(self.rng.integers(2**31)))
+            self.history.append((self.step, int(dead.size)))
+
+
+def check_images(images):
+    """Return ``images`` as float32 ``(N, 28, 28, 1)`` in [0, 1], or raise a ValueError that says how to fix them."""
+    images = np.asarray(images)
+    if images.ndim == 3:
+        images = images[..., None]
+    if images.ndim != 4 or images.shape[1:] != IMAGE_SHAPE:
+        raise ValueError(f"Expected images of shape (N, 28, 28) or (N, 28, 28, 1), got {images.shape}.")
+    if not np.issubdtype(images.dtype, np.floating):
+        raise ValueError(
+            f"Expected float images in [0, 1], got dtype {images.dtype}: divide uint8 pixels by 255.0 "
+            "(load_mnist() does this for you)."
+        )
+    if images.size and (images.min() < -1e-6 or images.max() > 1 + 1e-6):
+        raise ValueError(
+            f"Expected pixels in [0, 1], got values from {images.min():.3g} to {images.max():.3g}. "
+            "Use load_mnist(scale='unit'); images scaled to [-0.5, 0.5] need 0.5 added."
+        )
+    return images.astype("float32", copy=False)
+
+
+def check_indices(indices, num_embeddings):
+    """Return ``indices`` as int32 ``(N, 7, 7)`` in ``[0, num_embeddings)``, or raise a ValueError."""
+    indices = np.asarray(indices)
+    if indices.ndim != 3 or indices.shape[1:] != CODE_GRID:
+        raise ValueError(f"Expected code indices of shape (N, 7, 7), got {indices.shape}.")
+    if not np.issubdtype(indices.dtype, np.integer):
+        raise ValueError(f"Expected integer code indices, got dtype {indices.dtype}: use indices.astype('int32').")
+    if indices.size and (indices.min() < 0 or indices.max() >= num_embeddings):
+        raise ValueError(
+            f"Code indices must lie in [0, {num_embeddings}) for a codebook of {num_embeddings} codes, "
+            f"got values from {indices.min()} to {indices.max()}."
+        )
+    return indices.astype("int32", copy=False)
