@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
-
 from conftest import synthetic_arrays
+
 from vqvae_lessons import data
 from vqvae_lessons.data import MNIST_ENV, MNISTDataError, load_mnist
 

@@ -78,8 +78,8 @@ def test_codebook_loss_moves_codes_and_commitment_loss_moves_the_encoder():
     # The codebook loss has no gradient for x, the commitment loss none for the codebook.
     assert tape.gradient(out["codebook_loss"], x) is None
     assert tape.gradient(out["commitment_loss"], layer.embeddings) is None
-    np.testing.assert_allclose(tape.gradient(out["commitment_loss"], x).numpy(), 0.25 * 2 * (x.numpy() - q) / x.numpy().size,
-                               atol=1e-6)
+    expected = 0.25 * 2 * (x.numpy() - q) / x.numpy().size
+    np.testing.assert_allclose(tape.gradient(out["commitment_loss"], x).numpy(), expected, atol=1e-6)
 
 
 def test_ema_losses_have_no_codebook_term():

@@ -55,7 +55,7 @@ def load(name=None, weights_path=None):
     ``.weights.h5`` written by ``python -m vqvae_lessons train``, its ``.json``
     card beside it)."""
     if (name is None) == (weights_path is None):
-        raise ValueError("Give exactly one of name (a shipped weight: %s) and weights_path." % ", ".join(names()))
+        raise ValueError(f"Give exactly one of name (a shipped weight: {', '.join(names())}) and weights_path.")
     if name is not None:
         card_path, weights = _card_path(name), WEIGHTS_DIR / f"{name}.weights.h5"
     else:

@@ -1,0 +1,33 @@
+import math
+
+import numpy as np
+import pytest
+
+from vqvae_lessons import metrics
+
+
+def test_mse_and_psnr():
+    a, b = np.zeros((2, 28, 28, 1)), np.full((2, 28, 28, 1), 0.1)
+    assert metrics.mse(a, b) == pytest.approx(0.01)
+    assert metrics.psnr_db(0.01) == pytest.approx(20.0)
+    assert metrics.psnr_db(0.0) == math.inf
+    with pytest.raises(ValueError, match="Shapes differ"):
+        metrics.mse(a, b[:1])
+
+
+def test_perplexity_and_usage_over_the_whole_dataset():
+    assert metrics.perplexity(np.arange(8).repeat(3), 16) == pytest.approx(8.0)
+    assert metrics.perplexity(np.zeros((4, 7, 7), int), 16) == pytest.approx(1.0)
+    skewed = np.array([0, 0, 0, 1])
+    assert metrics.perplexity(skewed, 2) == pytest.approx(math.exp(-(0.75 * math.log(0.75) + 0.25 * math.log(0.25))))
+    assert metrics.codes_used(np.array([[3, 3], [5, 0]]), 8) == 3
+    np.testing.assert_array_equal(metrics.code_counts([1, 1, 2], 4), [0, 2, 1, 0])
+    with pytest.raises(ValueError, match=r"must lie in \[0, 4\)"):
+        metrics.code_counts([4], 4)
+
+
+def test_information_units():
+    assert metrics.nats_to_bits(math.log(2)) == pytest.approx(1.0)
+    assert metrics.bits_to_nats(metrics.nats_to_bits(1.7)) == pytest.approx(1.7)
+    assert metrics.bits_per_image(128) == pytest.approx(343.0)
+    assert metrics.bits_per_image(8, grid=(2, 2)) == pytest.approx(12.0)

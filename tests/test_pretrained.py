@@ -1,0 +1,103 @@
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from vqvae_lessons import metrics, pretrained
+from vqvae_lessons.pretrained import PretrainedError
+from vqvae_lessons.vae import VAE
+from vqvae_lessons.vqvae import VQVAE
+
+SHIPPED = pretrained.names()
+
+
+def test_the_issue_s_weights_are_shipped():
+    assert {"keras-example-k128-d16", "vqvae-k128-d16", "vae-z2"} <= set(SHIPPED)
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_each_card_says_what_a_model_card_must(name):
+    info = pretrained.card(name)
+    assert info["name"] == name and info["training"]["seed"] == 0
+    assert info["training"]["command"].startswith(f"python -m vqvae_lessons reproduce {name}")
+    assert info["training"]["median_seconds_per_epoch"] > 0 and info["training"]["epochs"] == 30
+    assert {"keras", "tensorflow", "numpy", "python"} <= set(info["versions"])
+    assert {"test_mse", "test_psnr_db"} <= set(info["metrics"])
+    text = (pretrained.WEIGHTS_DIR / f"{name}.md").read_text()
+    for heading in ("Intended uses and limitations", "Data", "Settings", "Reproduce", "Test metrics"):
+        assert f"## {heading}" in text
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_load_returns_a_ready_model(name):
+    model = pretrained.load(name)
+    assert isinstance(model, VAE if name.startswith("vae") else VQVAE)
+    images = np.random.default_rng(0).random((2, 28, 28, 1)).astype("float32")
+    assert model.reconstruct(images).shape == (2, 28, 28, 1)
+
+
+def test_the_model_card_settings_are_the_issue_s():
+    example, default = pretrained.card("keras-example-k128-d16"), pretrained.card("vqvae-k128-d16")
+    assert example["config"]["architecture"] == "keras-example" and example["config"]["quantizer"] == "loss"
+    for info in (example, default):
+        assert info["config"]["num_embeddings"] == 128 and info["config"]["embedding_dim"] == 16
+        assert info["metrics"]["bits_per_image"] == pytest.approx(343.0)
+
+
+def test_unknown_name_lists_the_shipped_ones():
+    with pytest.raises(PretrainedError, match="Choose one of: .*keras-example-k128-d16"):
+        pretrained.load("vqvae-k4096")
+
+
+@pytest.fixture
+def copied(tmp_path):
+    """A copy of the shipped keras-example weights and card, to damage."""
+    for suffix in (".weights.h5", ".json"):
+        shutil.copy(pretrained.WEIGHTS_DIR / f"keras-example-k128-d16{suffix}", tmp_path / f"m{suffix}")
+    return tmp_path / "m.weights.h5"
+
+
+def test_a_copy_loads_from_its_path(copied):
+    model = pretrained.load(weights_path=copied)
+    assert model.num_embeddings == 128
+
+
+def test_corrupt_weights(copied):
+    copied.write_bytes(b"version https://git-lfs.github.com/spec/v1\noid sha256:0\n")
+    with pytest.raises(PretrainedError, match="not an HDF5 file .*Git LFS pointer.*Restore the file"):
+        pretrained.load(weights_path=copied)
+
+
+def test_truncated_weights(copied):
+    copied.write_bytes(copied.read_bytes()[:2000])
+    with pytest.raises(PretrainedError, match="does not fit the model its card describes"):
+        pretrained.load(weights_path=copied)
+
+
+def test_weights_that_do_not_match_their_card(copied):
+    card_path = copied.with_name("m.json")
+    info = json.loads(card_path.read_text())
+    info["config"]["num_embeddings"] = 64
+    card_path.write_text(json.dumps(info))
+    with pytest.raises(PretrainedError, match="does not fit the model its card describes"):
+        pretrained.load(weights_path=copied)
+
+
+def test_missing_weights_and_card(copied):
+    copied.with_name("m.json").unlink()
+    with pytest.raises(PretrainedError, match="model card .* is missing"):
+        pretrained.load(weights_path=copied)
+    with pytest.raises(PretrainedError, match="weights file .* is missing.*reproduce vqvae-k128-d16"):
+        pretrained._load_weights(VQVAE(), copied.with_name("gone.weights.h5"), {"name": "vqvae-k128-d16"})
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_weights_reproduce_their_recorded_test_metrics(name, real_mnist):
+    recorded = pretrained.card(name)["metrics"]
+    model = pretrained.load(name)
+    evaluate = metrics.evaluate_vae if isinstance(model, VAE) else metrics.evaluate_vqvae
+    measured = evaluate(model, real_mnist.x_test)
+    assert set(measured) == set(recorded)
+    for key, value in recorded.items():
+        assert measured[key] == pytest.approx(value, rel=0.01), key
