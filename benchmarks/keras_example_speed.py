@@ -14,6 +14,10 @@ What it measures
       quantizer="loss", kmeans_init=False, restart_dead_codes=False, ...)``, the same
       network and losses trained through the package (``keras.ops``, ``fit`` with
       ``compute_loss``, plus its perplexity metric), timed by the package itself.
+    * ``default`` (with ``--with-default``): the project's default model with the
+      settings of the shipped ``vqvae-k128-d16`` (residual architecture, EMA
+      codebook, k-means initialisation, dead-code restarts), to check its epoch
+      time against the plain example's.
 
     Both use K=128 codes of D=16, beta=0.25, Adam at 1e-3, batch size 128, seed 0
     and the first ``--train-size`` training images, fed as float32 (the example
@@ -222,11 +226,12 @@ def run_plain(x_train_scaled, data_variance, train_size, epochs):
 
 
 # -- (b) the package ---------------------------------------------------------------------------
-def run_package(data, train_size, epochs):
-    _, record = train_vqvae(architecture="keras-example", num_embeddings=NUM_EMBEDDINGS,
-                            embedding_dim=EMBEDDING_DIM, quantizer="loss", beta=BETA, epochs=epochs,
-                            batch_size=BATCH_SIZE, learning_rate=LEARNING_RATE, seed=SEED, kmeans_init=False,
-                            restart_dead_codes=False, train_size=train_size, data=data, validate=False, verbose=0)
+def run_package(data, train_size, epochs, architecture="keras-example", quantizer="loss", maintenance=False):
+    _, record = train_vqvae(architecture=architecture, num_embeddings=NUM_EMBEDDINGS,
+                            embedding_dim=EMBEDDING_DIM, quantizer=quantizer, beta=BETA, epochs=epochs,
+                            batch_size=BATCH_SIZE, learning_rate=LEARNING_RATE, seed=SEED, kmeans_init=maintenance,
+                            restart_dead_codes=maintenance, train_size=train_size, data=data, validate=False,
+                            verbose=0)
     return [float(s) for s in record["seconds_per_epoch"]], float(record["history"]["loss"][-1])
 
 
@@ -250,7 +255,10 @@ def _parser():
                         help=f"train on the first N training images (1 to {FULL_EPOCH})")
     parser.add_argument("--epochs", type=int, default=3,
                         help="epochs per run, at least 2: the first is warm-up and not timed")
-    parser.add_argument("--repeats", type=int, default=2, help="rounds of (plain, package)")
+    parser.add_argument("--repeats", type=int, default=2, help="rounds of (plain, package[, default])")
+    parser.add_argument("--with-default", action="store_true",
+                        help="also time the project's default model (vqvae-k128-d16's settings: residual "
+                             "architecture, EMA codebook, k-means initialisation, dead-code restarts)")
     return parser
 
 
@@ -273,6 +281,8 @@ def main(argv=None):
         "plain": lambda: run_plain(x_train_scaled, data_variance, args.train_size, args.epochs),
         "package": lambda: run_package(data, args.train_size, args.epochs),
     }
+    if args.with_default:
+        runners["default"] = lambda: run_package(data, args.train_size, args.epochs, "residual", "ema", True)
     runs = {name: [] for name in runners}
     order = []
     for repeat in range(args.repeats):
@@ -321,6 +331,8 @@ def main(argv=None):
         "implementations": implementations,
         "ratio_package_over_plain": round(medians["package"] / medians["plain"], 3),
     }
+    if "default" in medians:
+        result["ratio_default_over_plain"] = round(medians["default"] / medians["plain"], 3)
     print(json.dumps(result, indent=2))
 
 
