@@ -1,0 +1,35 @@
+"""Run the package on whatever backend KERAS_BACKEND names: train both quantizers and both
+architectures briefly, save and load, and print JSON that tests/test_backends.py compares
+with TensorFlow's. Usage: KERAS_BACKEND=jax python tests/backend_smoke.py OUT_DIR"""
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from vqvae_lessons import pretrained
+from vqvae_lessons.data import load_mnist
+from vqvae_lessons.train import train_vae, train_vqvae
+from vqvae_lessons.vqvae import VQVAE
+
+import keras  # noqa: E402  (after vqvae_lessons, which quiets TensorFlow)
+
+out = Path(sys.argv[1])
+data = load_mnist()
+result = {"backend": keras.backend.backend(), "histories": {}}
+for architecture, quantizer in (("keras-example", "loss"), ("residual", "ema")):
+    model, record = train_vqvae(architecture, 16, 4, quantizer, epochs=2, batch_size=32, train_size=128,
+                                data=data, verbose=0)
+    model.save_weights(out / f"{architecture}.weights.h5")
+    loaded = VQVAE.from_config(model.get_config())
+    loaded.load_weights(out / f"{architecture}.weights.h5")
+    assert np.array_equal(loaded.encode(data.x_test), model.encode(data.x_test))
+    result["histories"][architecture] = record["history"]
+_, record = train_vae(2, epochs=2, batch_size=32, train_size=128, data=data, verbose=0)
+result["histories"]["vae"] = record["history"]
+shipped = [name for name in pretrained.names() if (pretrained.WEIGHTS_DIR / f"{name}.weights.h5").is_file()]
+result["shipped_reconstructions"] = {
+    name: pretrained.load(name).reconstruct(data.x_test[:16]).tolist() for name in shipped
+}
+print(json.dumps(result))

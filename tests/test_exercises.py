@@ -1,0 +1,371 @@
+"""The exercise checkers: right answers pass, stubs are "not attempted", and realistic mistakes
+fail with a hint that names the mistake. check() must never raise at the learner."""
+
+import numpy as np
+import pytest
+from keras import ops
+
+from vqvae_lessons import exercises, metrics, quantizer, vae
+from vqvae_lessons.exercises import check, hint, names, solution
+
+sg = ops.stop_gradient
+
+
+def verdict(capsys, name, fn):
+    """check()'s return value and what it printed."""
+    result = check(name, fn)
+    return result, capsys.readouterr().out
+
+
+def assert_incorrect(capsys, name, fn, *phrases):
+    result, out = verdict(capsys, name, fn)
+    assert result is False, out
+    assert out.startswith("Incorrect:"), out
+    for phrase in phrases:
+        assert phrase in out, f"{phrase!r} not in: {out}"
+    return out
+
+
+# -- what every exercise shares ------------------------------------------------------------------
+def test_names_lists_every_exercise():
+    assert names() == ["reparameterize", "kl_divergence", "pairwise_sq_distances", "nearest_code",
+                       "straight_through", "vq_losses", "codebook_perplexity", "causal_mask", "sample_codes"]
+
+
+@pytest.mark.parametrize("name", names())
+def test_reference_solution_is_correct(capsys, name):
+    result, out = verdict(capsys, name, exercises._EXERCISES[name].reference)
+    assert result is True and out.strip() == "Correct", out
+
+
+@pytest.mark.parametrize("name", names())
+def test_stubs_are_not_attempted(capsys, name):
+    def raises(*args):
+        # Your code here
+        raise NotImplementedError
+
+    def returns_none(*args):
+        pass
+
+    def returns_ellipsis(*args):
+        return ...
+
+    for stub in (raises, returns_none, returns_ellipsis, None, ...):
+        result, out = verdict(capsys, name, stub)
+        assert result is None, out
+        assert out.startswith("Not attempted:"), out
+
+
+@pytest.mark.parametrize("name", names())
+def test_an_exception_in_the_learners_function_is_reported_not_raised(capsys, name):
+    def broken(*args):
+        return {}["no such key"] if args else None
+
+    out = assert_incorrect(capsys, name, broken, "KeyError", "no such key")
+    assert exercises._EXERCISES[name].error_hint in out
+
+    def wrong_arity():
+        return 0
+
+    assert_incorrect(capsys, name, wrong_arity, "TypeError")
+
+
+@pytest.mark.parametrize("name", names())
+@pytest.mark.parametrize("result", ["a string", {"a": 1}, [[1, 2], [3]], object()])
+def test_odd_results_are_incorrect_not_errors(capsys, name, result):
+    assert check(name, lambda *args: result) is False
+    assert capsys.readouterr().out.startswith("Incorrect:")
+
+
+@pytest.mark.parametrize("name", names())
+def test_every_mistake_in_the_table_gets_its_own_hint(capsys, name):
+    mistakes = exercises._EXERCISES[name].mistakes
+    assert len(mistakes) >= 3
+    for mistake, mistake_hint in mistakes:
+        assert_incorrect(capsys, name, mistake, mistake_hint)
+
+
+def test_unknown_name_lists_the_exercises(capsys):
+    result, out = verdict(capsys, "reparametrise", lambda *a: 0)
+    assert result is None
+    assert out.startswith("Not attempted:") and "'reparameterize'" in out and "sample_codes" in out
+    assert hint("nope") is None and solution(["not", "a", "name"]) is None
+    assert "The exercises are" in capsys.readouterr().out
+
+
+def test_passing_a_result_instead_of_the_function(capsys):
+    assert_incorrect(capsys, "nearest_code", np.zeros(3), "function itself")
+
+
+@pytest.mark.parametrize("name", names())
+def test_solution_and_hint(capsys, name):
+    source = solution(name)
+    assert f"def {name}(" in source and f"def {name}(" in capsys.readouterr().out
+    assert hint(name) in capsys.readouterr().out
+
+
+def test_notebook_display_is_an_html_box(monkeypatch):
+    shown = []
+    monkeypatch.setattr(exercises, "_notebook_display", lambda: lambda obj, raw: shown.append(obj))
+    assert check("causal_mask", exercises.causal_mask) is True
+    assert check("causal_mask", lambda k, t: np.ones((k, k))) is False
+    assert shown[0]["text/plain"] == "Correct" and "<div" in shown[0]["text/html"]
+    assert shown[1]["text/plain"].startswith("Incorrect:") and "#b71c1c" in shown[1]["text/html"]
+
+
+# -- reparameterize ------------------------------------------------------------------------------
+def test_reparameterize_alternatives(capsys):
+    assert check("reparameterize", vae.reparameterize) is True  # keras.ops: returns a backend tensor
+    assert check("reparameterize", lambda m, lv, e: m + np.sqrt(np.exp(lv)) * e) is True
+
+
+def test_reparameterize_mistakes(capsys):
+    assert_incorrect(capsys, "reparameterize", lambda m, lv, e: m + np.exp(lv) * e, "variance", "standard deviation")
+    assert_incorrect(capsys, "reparameterize", lambda m, lv, e: m + ops.sqrt(lv) * e, "sqrt(log_var)")
+    assert_incorrect(capsys, "reparameterize", lambda m, lv, e: m + np.exp(lv / 2), "forgot eps")
+    assert_incorrect(capsys, "reparameterize", lambda m, lv, e: m + np.exp(lv / 2) * np.random.normal(size=m.shape),
+                     "different result each time")
+    assert_incorrect(capsys, "reparameterize", lambda m, lv, e: (m + np.exp(lv / 2) * e).T, "transpose")
+
+
+# -- kl_divergence -------------------------------------------------------------------------------
+def test_kl_divergence_alternatives(capsys):
+    assert check("kl_divergence", vae.gaussian_kl) is True
+    assert check("kl_divergence", lambda m, lv: 0.5 * np.sum(np.exp(lv) + m**2 - 1 - lv, axis=1)) is True
+
+
+def test_kl_divergence_mistakes(capsys):
+    assert_incorrect(capsys, "kl_divergence", lambda m, lv: 0.5 * np.sum(1 + lv - m**2 - np.exp(lv), axis=1),
+                     "wrong sign")
+    assert_incorrect(capsys, "kl_divergence", lambda m, lv: -0.5 * np.mean(1 + lv - m**2 - np.exp(lv), axis=-1),
+                     "averaged over the latent dimensions")
+    assert_incorrect(capsys, "kl_divergence", lambda m, lv: -0.5 * np.sum(1 + lv - m**2 - np.exp(lv), axis=0),
+                     "axis 0", "(L,)")
+    assert_incorrect(capsys, "kl_divergence", lambda m, lv: -np.sum(1 + lv - m**2 - np.exp(lv), axis=-1), "0.5")
+    assert_incorrect(capsys, "kl_divergence", lambda m, lv: -0.5 * np.sum(1 + np.exp(lv) - m**2 - np.exp(lv), 1),
+                     "variance where the log-variance belongs")
+    assert_incorrect(capsys, "kl_divergence", lambda m, lv: -0.5 * ops.sum(1 + lv - m**2 - ops.exp(lv / 2), axis=-1),
+                     "standard deviation")
+
+
+# -- pairwise_sq_distances -----------------------------------------------------------------------
+def test_pairwise_sq_distances_alternatives(capsys):
+    assert check("pairwise_sq_distances", quantizer.pairwise_sq_distances) is True
+    assert check("pairwise_sq_distances", lambda x, c: ((x[:, None] - c[None]) ** 2).sum(-1)) is True
+
+
+def test_pairwise_sq_distances_mistakes(capsys):
+    def no_two(x, c):
+        return (x**2).sum(1, keepdims=True) + (c**2).sum(1) - x @ c.T
+
+    def transposed(x, c):
+        return ((c[:, None] - x[None]) ** 2).sum(-1)
+
+    def no_keepdims(x, c):
+        return (x**2).sum(1) + (c**2).sum(1) - 2 * x @ c.T
+
+    name = "pairwise_sq_distances"
+    assert_incorrect(capsys, name, no_two, "factor 2")
+    assert_incorrect(capsys, name, transposed, "transposed")
+    assert_incorrect(capsys, name, lambda x, c: np.linalg.norm(x[:, None] - c[None], axis=-1), "square root")
+    assert_incorrect(capsys, name, no_keepdims, "raised ValueError", "keepdims")
+
+
+# -- nearest_code --------------------------------------------------------------------------------
+def test_nearest_code_alternatives(capsys):
+    assert check("nearest_code", quantizer.nearest_code) is True  # a backend int64 tensor
+    assert check("nearest_code", lambda x, c: [int(np.argmin(((c - v) ** 2).sum(1))) for v in x]) is True
+
+
+def test_nearest_code_mistakes(capsys):
+    def distances(x, c):
+        return ((x[:, None] - c[None]) ** 2).sum(-1)
+
+    assert_incorrect(capsys, "nearest_code", lambda x, c: np.argmax(distances(x, c), axis=1), "argmax", "argmin")
+    assert_incorrect(capsys, "nearest_code", lambda x, c: np.argmin(distances(x, c), axis=0), "axis 0")
+    assert_incorrect(capsys, "nearest_code", lambda x, c: distances(x, c).min(axis=1), "argmin, not min")
+    assert_incorrect(capsys, "nearest_code", lambda x, c: np.argmax(x @ c.T, axis=1), "dot product")
+    assert_incorrect(capsys, "nearest_code", lambda x, c: np.argmin(distances(x, c), 1).astype("float32"),
+                     "integer indices")
+
+
+# -- straight_through ----------------------------------------------------------------------------
+def test_straight_through_alternatives(capsys):
+    assert check("straight_through", quantizer.straight_through) is True
+    assert check("straight_through", lambda x, q: x + sg(q) - sg(x)) is True
+
+
+def test_straight_through_mistakes(capsys):
+    no_gradient = "gradient with respect to x is zero"
+    assert_incorrect(capsys, "straight_through", lambda x, q: q, no_gradient, "x + stop_gradient(q - x)")
+    assert_incorrect(capsys, "straight_through", lambda x, q: x + (q - x), no_gradient)
+    assert_incorrect(capsys, "straight_through", lambda x, q: ops.convert_to_numpy(x + sg(q - x)), no_gradient)
+    assert_incorrect(capsys, "straight_through", lambda x, q: x, "value is x")
+    assert_incorrect(capsys, "straight_through", lambda x, q: sg(x) + q - x, "minus the identity")
+    assert_incorrect(capsys, "straight_through", lambda x, q: q + x - sg(x), "flows into q")
+    assert_incorrect(capsys, "straight_through", lambda x, q: 2 * x + sg(q - 2 * x), "not the identity")
+
+
+# -- vq_losses -----------------------------------------------------------------------------------
+def mse(a, b):
+    return ops.mean(ops.square(a - b))
+
+
+def test_vq_losses_alternatives(capsys):
+    assert check("vq_losses", quantizer.vq_losses) is True
+    assert check("vq_losses", lambda x, q, beta: [mse(sg(x), q), beta * mse(sg(q), x)]) is True
+
+
+def test_vq_losses_mistakes(capsys):
+    name = "vq_losses"
+    assert_incorrect(capsys, name, lambda x, q, b: (b * mse(x, sg(q)), mse(q, sg(x))), "swapped")
+    assert_incorrect(capsys, name, lambda x, q, b: (mse(q, sg(x)), mse(x, sg(q))), "forgot beta")
+    assert_incorrect(capsys, name, lambda x, q, b: (b * mse(q, sg(x)), mse(x, sg(q))), "beta is on the wrong loss")
+    assert_incorrect(capsys, name, lambda x, q, b: (mse(q, x), b * mse(x, sg(q))),
+                     "codebook loss is missing its stop_gradient")
+    assert_incorrect(capsys, name, lambda x, q, b: (mse(q, x), b * mse(x, q)), "both losses are missing")
+    assert_incorrect(capsys, name, lambda x, q, b: mse(q, sg(x)) + b * mse(x, sg(q)), "pair")
+    assert_incorrect(capsys, name, lambda x, q, b: (ops.mean(ops.square(q - sg(x)), axis=-1),
+                                                    b * ops.mean(ops.square(x - sg(q)), axis=-1)), "single number")
+    # not in the table: the diagnosis names each gradient that is wrong
+    assert_incorrect(capsys, name, lambda x, q, b: (mse(sg(q), sg(x)), b * mse(x, sg(q))),
+                     "no gradient with respect to q")
+
+
+# -- codebook_perplexity -------------------------------------------------------------------------
+def test_codebook_perplexity_alternatives(capsys):
+    def with_log2(indices, num_codes):
+        _, counts = np.unique(indices, return_counts=True)
+        p = counts / counts.sum()
+        return 2 ** -(p * np.log2(p)).sum()
+
+    def with_epsilon(indices, num_codes):
+        p = np.bincount(np.ravel(indices), minlength=num_codes) / np.size(indices)
+        return np.exp(-np.sum(p * np.log(p + 1e-10)))
+
+    assert check("codebook_perplexity", metrics.perplexity) is True
+    assert check("codebook_perplexity", with_log2) is True
+    assert check("codebook_perplexity", with_epsilon) is True
+    assert check("codebook_perplexity", lambda i, k: quantizer.batch_perplexity(i, k)[0]) is True
+
+
+def test_codebook_perplexity_mistakes(capsys):
+    def probs(indices, num_codes):
+        p = np.bincount(np.ravel(indices), minlength=num_codes) / np.size(indices)
+        return p[p > 0]
+
+    name = "codebook_perplexity"
+    assert_incorrect(capsys, name, lambda i, k: np.exp(-np.sum(probs(i, k) * np.log2(probs(i, k)))), "bits", "log2")
+    assert_incorrect(capsys, name, lambda i, k: 2 ** -np.sum(probs(i, k) * np.log(probs(i, k))), "2 **")
+    assert_incorrect(capsys, name, lambda i, k: -np.sum(probs(i, k) * np.log(probs(i, k))), "exp(entropy)")
+    assert_incorrect(capsys, name, lambda i, k: len(np.unique(i)), "distinct codes")
+
+    def counts_unused(indices, num_codes):
+        p = np.bincount(np.ravel(indices), minlength=num_codes) / np.size(indices)
+        return np.exp(-np.sum(p * np.log(p)))
+
+    assert_incorrect(capsys, name, counts_unused, "NaN", "p > 0")
+    assert_incorrect(capsys, name, lambda i, k: np.bincount(np.ravel(i), minlength=k), "single number")
+
+
+# -- causal_mask ---------------------------------------------------------------------------------
+def test_causal_mask_alternatives(capsys):
+    def vectorised(k, mask_type):
+        rows, cols = np.mgrid[:k, :k]
+        before = rows * k + cols < (k // 2) * k + k // 2
+        return before | ((rows == k // 2) & (cols == k // 2) & (mask_type == "B"))  # booleans are fine
+
+    assert check("causal_mask", vectorised) is True
+
+
+def test_causal_mask_mistakes(capsys):
+    def mask(k, mask_type, right=False, left=True, centre=None):
+        m = np.zeros((k, k))
+        m[: k // 2] = 1
+        m[k // 2, : k // 2] = 1 if left else 0
+        if right:
+            m[k // 2, k // 2 + 1:] = 1
+        m[k // 2, k // 2] = (mask_type == "B") if centre is None else centre
+        return m
+
+    name = "causal_mask"
+    assert_incorrect(capsys, name, lambda k, t: mask(k, t, centre=t == "A"), "centre is the wrong way round")
+    assert_incorrect(capsys, name, lambda k, t: mask(k, t, centre=0), "type 'B' keeps it")  # ignores mask_type
+    assert_incorrect(capsys, name, lambda k, t: mask(k, t, right=True), "right of the centre")
+    assert_incorrect(capsys, name, lambda k, t: mask(k, t).T, "transposed")
+    assert_incorrect(capsys, name, lambda k, t: mask(k, t, left=False), "left of the centre in the centre row")
+    assert_incorrect(capsys, name, lambda k, t: 2 * mask(k, t), "only 0 and 1")
+    assert_incorrect(capsys, name, lambda k, t: mask(k, t)[None], "expected shape (k, k)")
+
+
+# -- sample_codes --------------------------------------------------------------------------------
+def softmax(logits):
+    e = np.exp(logits - logits.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+def test_sample_codes_alternatives(capsys):
+    def inverse_cdf(logits_fn, shape, rng):
+        n, h, w = shape
+        codes = np.zeros(shape, dtype="int32")
+        for i in range(h):
+            for j in range(w):
+                cdf = np.cumsum(softmax(np.asarray(logits_fn(codes))[:, i, j]), axis=-1)
+                codes[:, i, j] = np.minimum((cdf < rng.random((n, 1))).sum(-1), cdf.shape[-1] - 1)
+        return codes
+
+    def gumbel_max(logits_fn, shape, rng):
+        codes = np.zeros(shape, dtype=int)
+        for i, j in np.ndindex(*shape[1:]):
+            logits = ops.convert_to_numpy(logits_fn(ops.convert_to_tensor(codes)))[:, i, j]
+            codes[:, i, j] = np.argmax(logits + rng.gumbel(size=logits.shape), axis=-1)
+        return codes
+
+    assert check("sample_codes", inverse_cdf) is True
+    assert check("sample_codes", gumbel_max) is True
+
+
+def loop(draw, *, columns_first=False, once=False, dtype=int):
+    """A learner's sampling loop, with ``draw(probs (N, K), rng) -> (N,)``."""
+
+    def sample(logits_fn, shape, rng):
+        n, h, w = shape
+        codes = np.zeros(shape, dtype=dtype)
+        logits = np.asarray(logits_fn(codes))
+        positions = [(i, j) for j in range(w) for i in range(h)] if columns_first else np.ndindex(h, w)
+        for i, j in positions:
+            if not once:
+                logits = np.asarray(logits_fn(codes))
+            codes[:, i, j] = draw(softmax(logits[:, i, j]), rng)
+        return codes
+
+    return sample
+
+
+def choice(probs, rng):
+    return [rng.choice(len(p), p=p) for p in probs]
+
+
+def test_sample_codes_mistakes(capsys):
+    name = "sample_codes"
+    assert verdict(capsys, name, loop(choice)) == (True, "Correct\n")
+    assert_incorrect(capsys, name, loop(choice, once=True), "called logits_fn once")
+    assert_incorrect(capsys, name, loop(choice, columns_first=True), "row by row")
+    assert_incorrect(capsys, name, loop(lambda p, rng: p.argmax(-1)), "argmax")
+    assert_incorrect(capsys, name, loop(lambda p, rng: [np.random.choice(len(q), p=q) for q in p]), "rng you are given")
+    assert_incorrect(capsys, name, loop(lambda p, rng: rng.integers(0, p.shape[-1], len(p))), "at position")
+    assert_incorrect(capsys, name, loop(choice, dtype=float), "integer indices", "dtype=int")
+
+    def logits_as_probabilities(logits_fn, shape, rng):
+        codes = np.zeros(shape, dtype=int)
+        for i, j in np.ndindex(*shape[1:]):
+            logits = np.asarray(logits_fn(codes))[:, i, j]
+            codes[:, i, j] = [rng.choice(len(row), p=row) for row in logits]
+        return codes
+
+    assert_incorrect(capsys, name, logits_as_probabilities, "raised ValueError", "softmax")
+
+    def wrong_input(logits_fn, shape, rng):
+        return np.asarray(logits_fn(np.zeros(shape[1:], dtype=int))).argmax(-1)
+
+    assert_incorrect(capsys, name, wrong_input, "logits_fn takes the whole map")
