@@ -6,14 +6,13 @@ import json
 import sys
 from pathlib import Path
 
+import keras
 import numpy as np
 
 from vqvae_lessons import pretrained
 from vqvae_lessons.data import load_mnist
 from vqvae_lessons.train import train_vae, train_vqvae
 from vqvae_lessons.vqvae import VQVAE
-
-import keras  # noqa: E402  (after vqvae_lessons, which quiets TensorFlow)
 
 out = Path(sys.argv[1])
 data = load_mnist()
