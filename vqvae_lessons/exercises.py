@@ -1052,7 +1052,10 @@ def hint(name):
 
 
 def solution(name):
-    """Show, and return, the source code of the reference solution of exercise ``name``."""
+    """Show the source code of the reference solution of exercise ``name``.
+
+    In a notebook it is displayed as highlighted code (and None is returned, so the
+    cell shows it once); elsewhere it is printed and returned as a string."""
     exercise = _lookup(name)
     if exercise is None:
         return None
@@ -1064,4 +1067,5 @@ def solution(name):
         from IPython.display import Code
 
         display(Code(source, language="python"))
+        return None
     return source

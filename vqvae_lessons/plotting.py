@@ -16,6 +16,22 @@ from matplotlib.figure import Figure
 from . import metrics
 
 
+def _show_figures_in_notebooks():
+    """In Jupyter or Colab with the usual inline backend, register the display of Figure
+    objects (what ``%matplotlib inline`` does), so a cell ending with a figure draws it."""
+    try:
+        import matplotlib
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is not None and "inline" in matplotlib.get_backend():
+        shell.enable_matplotlib("inline")
+
+
+_show_figures_in_notebooks()
+
+
 def _grid(n, ncols, cell=1.3, extra_height=0.5):
     ncols = max(1, min(ncols, n))
     nrows = math.ceil(n / ncols)
