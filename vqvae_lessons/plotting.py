@@ -12,6 +12,7 @@ import math
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from . import metrics
 
@@ -78,7 +79,7 @@ def reconstructions(originals, reconstructed, n=10, title="Test digits (top) and
 def code_maps(images, indices, num_codes, n=4, title="Digits and their 7x7 maps of code indices"):
     """Each image beside its ``(7, 7)`` grid of code indices, coloured by index and numbered."""
     images, indices = np.asarray(images)[:n].reshape(-1, 28, 28), np.asarray(indices)[:n]
-    fig = Figure(figsize=(2.6 * len(images), 3.0), layout="constrained")
+    fig = Figure(figsize=(2.6 * len(images), 1.9), layout="constrained")
     axes = fig.subplots(1, 2 * len(images), squeeze=False)[0]
     for i, (image, codes) in enumerate(zip(images, indices, strict=True)):
         left, right = axes[2 * i], axes[2 * i + 1]
@@ -86,7 +87,9 @@ def code_maps(images, indices, num_codes, n=4, title="Digits and their 7x7 maps 
         left.set_title("image", fontsize=9)
         right.imshow(codes, cmap="viridis", vmin=0, vmax=num_codes - 1)
         for (row, col), code in np.ndenumerate(codes):
-            right.text(col, row, str(code), ha="center", va="center", fontsize=6, color="white")
+            light_cell = code > 0.6 * (num_codes - 1)  # viridis turns yellow: dark text stays readable
+            right.text(col, row, str(code), ha="center", va="center", fontsize=6,
+                       color="black" if light_cell else "white")
         right.set_title("codes", fontsize=9)
         for ax in (left, right):
             ax.set_xticks([])
@@ -108,6 +111,7 @@ def history(logs, keys=None, title="Training curves"):
             ax.plot(epochs, logs[f"val_{key}"], linestyle="--", marker="o", markersize=3, label="validation")
             ax.legend(fontsize=8)
         ax.set_title(key.replace("_", " "))
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
         ax.set_ylabel(key.replace("_", " "))
     fig.suptitle(title)
