@@ -7,6 +7,7 @@ Run ``python -m vqvae_lessons COMMAND --help`` for each command's flags.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import shlex
 import sys
@@ -80,6 +81,11 @@ def _default_name(args):
 
 
 def cmd_train(args, command=None, description=""):
+    with contextlib.redirect_stdout(sys.stderr):  # Keras's progress on stderr: stdout is for the JSON result
+        return _train(args, command, description)
+
+
+def _train(args, command, description):
     from . import metrics, train
     from .data import load_mnist
 

@@ -3,7 +3,6 @@ shipped weights and the lessons, so that all of them train the same way."""
 
 from __future__ import annotations
 
-import contextlib
 import statistics
 import sys
 import time
@@ -39,11 +38,10 @@ def _fit(model, images, epochs, batch_size, learning_rate, validation_images, ca
     timer = EpochTimer()
     model.compile(optimizer=keras.optimizers.Adam(learning_rate))
     if verbose == "auto":
-        verbose = 1 if sys.stderr.isatty() else 2  # a live progress bar in a terminal, a line an epoch in a log
-    with contextlib.redirect_stdout(sys.stderr):  # progress on stderr, results on stdout
-        history = model.fit(images, epochs=epochs, batch_size=batch_size, shuffle=True, verbose=verbose,
-                            validation_data=(validation_images,) if validation_images is not None else None,
-                            callbacks=[timer, *callbacks])
+        verbose = 1 if sys.stdout.isatty() else 2  # a live progress bar in a terminal, a line an epoch elsewhere
+    history = model.fit(images, epochs=epochs, batch_size=batch_size, shuffle=True, verbose=verbose,
+                        validation_data=(validation_images,) if validation_images is not None else None,
+                        callbacks=[timer, *callbacks])
     return {
         "epochs": epochs,
         "batch_size": batch_size,
