@@ -72,11 +72,14 @@ def vq_losses(x, quantized, beta):
 
 def batch_perplexity(indices, num_codes):
     """``(perplexity, usage)`` of code indices (any shape): exp(entropy) and fraction of codes used."""
-    one_hot = ops.one_hot(ops.reshape(indices, (-1,)), num_codes, dtype="float32")
-    probs = ops.mean(one_hot, axis=0)
+    return _perplexity(ops.one_hot(ops.reshape(indices, (-1,)), num_codes, dtype="float32"))
+
+
+def _perplexity(encodings):
+    """``(perplexity, usage)`` of one-hot encodings ``(N, K)``."""
+    probs = ops.mean(encodings, axis=0)
     entropy = -ops.sum(probs * ops.log(probs + 1e-10))
-    usage = ops.mean(ops.cast(probs > 0, "float32"))
-    return ops.exp(entropy), usage
+    return ops.exp(entropy), ops.mean(ops.cast(probs > 0, encodings.dtype))
 
 
 class _Quantizer(keras.layers.Layer):
@@ -115,11 +118,14 @@ class _Quantizer(keras.layers.Layer):
     def call(self, x, training=False):
         flat = ops.reshape(x, (-1, self.embedding_dim))
         flat_indices = nearest_code(flat, self.embeddings)
-        quantized = ops.reshape(ops.take(self.embeddings, flat_indices, axis=0), ops.shape(x))
+        # One one-hot matrix (N, K) serves the lookup (a matrix product, with a dense gradient
+        # for the codebook), the EMA update and the perplexity.
+        encodings = ops.one_hot(flat_indices, self.num_embeddings, dtype=flat.dtype)
+        quantized = ops.reshape(ops.matmul(encodings, self.embeddings), ops.shape(x))
         if training:
-            self._update_codebook(ops.stop_gradient(flat), flat_indices)
+            self._update_codebook(ops.stop_gradient(flat), encodings)
         codebook_loss, commitment_loss = self._loss_terms(x, quantized)
-        perplexity, usage = batch_perplexity(flat_indices, self.num_embeddings)
+        perplexity, usage = _perplexity(encodings)
         return {
             "quantized": straight_through(x, quantized),
             "indices": ops.reshape(flat_indices, ops.shape(x)[:-1]),
@@ -133,7 +139,7 @@ class _Quantizer(keras.layers.Layer):
     def _loss_terms(self, x, quantized):
         return vq_losses(x, quantized, self.beta)
 
-    def _update_codebook(self, flat, flat_indices):
+    def _update_codebook(self, flat, encodings):
         """Only the EMA quantizer changes state in ``call``."""
 
     def code_indices(self, x):
@@ -272,8 +278,7 @@ class VectorQuantizerEMA(_Quantizer):
         _, commitment_loss = vq_losses(x, quantized, self.beta)
         return ops.zeros((), dtype=commitment_loss.dtype), commitment_loss
 
-    def _update_codebook(self, flat, flat_indices):
-        one_hot = ops.one_hot(flat_indices, self.num_embeddings, dtype=flat.dtype)
+    def _update_codebook(self, flat, one_hot):
         keep = self.decay
         steps = self.ema_steps + 1.0
         cluster_size = keep * self.ema_cluster_size + (1.0 - keep) * ops.sum(one_hot, axis=0)
