@@ -1,0 +1,447 @@
+"""The built book, checked in a real headless browser.
+
+Debian's Chromium and ChromeDriver (``apt-get install chromium chromium-driver``), driven
+from Python with selenium, open every page of ``_build/html`` served over HTTP on
+localhost, and check what a reader would notice: console errors, math that MathJax did
+not typeset, images that did not load or have no alt text, headings out of order, a
+lesson whose Colab link opens another notebook, a search that finds nothing. A full-page
+screenshot of every page goes to ``_build/screenshots/NAME.png`` for people to look at,
+and ``_build/screenshots/summary.json`` records what each page held.
+
+The module is skipped until the book is built (so the plain ``pytest`` before the build
+skips it); then: ``pytest tests/test_site.py``. Without Chromium it is skipped too, except
+under CI (``CI`` set), where that is a failure.
+
+MathJax: the book loads MathJax 3 from its CDN (Sphinx's default ``mathjax_path``), which
+a machine without internet access cannot reach. When a local copy of the same major
+version exists (``npm install --prefix _build/mathjax mathjax@3``, as ``.ci/run`` does, or
+the ``es5`` folder named by ``MATHJAX_DIR``), the test server serves it in place of the
+CDN's, so the pages' math is typeset by the same MathJax a reader gets.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import http.server
+import json
+import math
+import os
+import re
+import shutil
+import threading
+import time
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+HTML = ROOT / "_build" / "html"
+SCREENSHOTS = ROOT / "_build" / "screenshots"
+MATHJAX_DIR = Path(os.environ.get("MATHJAX_DIR", ROOT / "_build/mathjax/node_modules/mathjax/es5"))
+MATHJAX_CDN = re.compile(r"https://cdn\.jsdelivr\.net/npm/mathjax@(\d+)[^/\"']*/es5/")
+MATHJAX_LOCAL = "/__mathjax__/"
+
+# Third-party resources that may fail to load without harm, and why. Nothing else may
+# fail: a page's own files, and MathJax, must all load.
+HARMLESS_THIRD_PARTY = {
+    # The "Open in Colab" badge image at the top of each lesson: a decoration of a link that
+    # works without it (its alt text says "Open In Colab"); offline it cannot load.
+    "https://colab.research.google.com/assets/colab-badge.svg",
+}
+MAX_SCREENSHOT_HEIGHT = 16_000  # Chrome's limit on one capture is about 16,384 pixels
+
+pytestmark = pytest.mark.skipif(
+    not (HTML / "index.html").exists(),
+    reason="the book is not built: run `jupyter-book build . -W --keep-going` first",
+)
+
+
+def _toc_files():
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = [toc["root"]]
+
+    def walk(entries):
+        for entry in entries or []:
+            if "file" in entry:
+                files.append(entry["file"])
+            walk(entry.get("sections"))
+
+    for part in toc.get("parts", []):
+        walk(part.get("chapters"))
+    walk(toc.get("chapters"))
+    return files
+
+
+def _repository_url():
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    return config["repository"]["url"].rstrip("/"), config["repository"].get("branch", "main")
+
+
+PAGES = _toc_files()
+LESSONS = [page for page in PAGES if (ROOT / f"{page}.ipynb").exists()]
+
+
+# --------------------------------------------------------------------------- the server
+
+
+def _local_mathjax_major():
+    try:
+        return json.loads((MATHJAX_DIR.parent / "package.json").read_text())["version"].split(".")[0]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def _local_mathjax(match):
+    """The CDN's MathJax URL, pointed at the local copy when its major version is the same."""
+    return MATHJAX_LOCAL if match.group(1) == _local_mathjax_major() else match.group(0)
+
+
+class _BookHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves _build/html, with MathJax from the local copy when there is one."""
+
+    def log_message(self, *args):  # keep pytest's output clean
+        pass
+
+    def do_GET(self):
+        path = unquote(urlsplit(self.path).path)
+        if path.startswith(MATHJAX_LOCAL) and MATHJAX_DIR.is_dir():
+            return self._send_file(MATHJAX_DIR, path[len(MATHJAX_LOCAL) :])
+        if path.endswith(".html") and MATHJAX_DIR.is_dir():
+            file = HTML / path.lstrip("/")
+            if file.is_file():
+                body = MATHJAX_CDN.sub(_local_mathjax, file.read_text(encoding="utf-8")).encode()
+                return self._send(body, "text/html; charset=utf-8")
+        return super().do_GET()
+
+    def _send_file(self, folder, relative):
+        file = (folder / relative).resolve()
+        if not file.is_file() or folder.resolve() not in file.parents:
+            return self.send_error(404)
+        return self._send(file.read_bytes(), self.guess_type(str(file)))
+
+    def _send(self, body, content_type):
+        self.send_response(200)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+@pytest.fixture(scope="module")
+def site():
+    """The base URL of _build/html served on localhost."""
+    handler = functools.partial(_BookHandler, directory=str(HTML))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()
+
+
+# --------------------------------------------------------------------------- the browser
+
+
+def _find(*names):
+    for name in names:
+        found = shutil.which(name) or (name if os.path.isfile(name) else None)
+        if found:
+            return found
+    return None
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    chromium = _find(os.environ.get("CHROMIUM", "chromium"), "/usr/bin/chromium", "chromium-browser")
+    chromedriver = _find(os.environ.get("CHROMEDRIVER", "chromedriver"), "/usr/bin/chromedriver")
+    missing = [name for name, found in (("chromium", chromium), ("chromedriver", chromedriver)) if not found]
+    if missing:
+        message = f"{' and '.join(missing)} not found: apt-get install -y chromium chromium-driver"
+        pytest.fail(message) if os.environ.get("CI") else pytest.skip(message)
+    try:
+        from selenium import webdriver
+    except ImportError:
+        message = "selenium is not installed: pip install -r requirements.txt"
+        pytest.fail(message) if os.environ.get("CI") else pytest.skip(message)
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1280,1000",
+        f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
+    ):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    # A Service with an explicit path: selenium never tries to download a driver.
+    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=chromedriver))
+    driver.set_page_load_timeout(60)
+    driver.set_script_timeout(60)
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture(scope="module")
+def summary():
+    """What each page held, written to _build/screenshots/summary.json at the end."""
+    record = {}
+    yield record
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    (SCREENSHOTS / "summary.json").write_text(json.dumps(record, indent=2) + "\n")
+
+
+# JavaScript run in the page ----------------------------------------------------------
+
+WAIT_FOR_PAGE = """
+const done = arguments[arguments.length - 1];
+(async () => {
+  if (document.readyState !== "complete") {
+    await new Promise((resolve) => window.addEventListener("load", resolve, {once: true}));
+  }
+  for (const img of document.images) img.loading = "eager";
+  if (window.MathJax && MathJax.startup && MathJax.startup.promise) await MathJax.startup.promise;
+  await Promise.all(Array.from(document.images, (img) => img.complete ? null :
+      new Promise((resolve) => { img.onload = img.onerror = resolve; })));
+  done(null);
+})().catch((error) => done(String(error)));
+"""
+
+INSPECT_PAGE = """
+const article = document.querySelector("article") || document.body;
+const maths = Array.from(document.querySelectorAll("article .math"));
+const url = (src) => new URL(src, document.baseURI).href;
+return {
+  lang: document.documentElement.getAttribute("lang"),
+  title: document.title,
+  mathjax: Array.from(document.scripts, (s) => s.src).filter((src) => /mathjax/i.test(src)),
+  math_elements: maths.length,
+  math_untypeset: maths.filter((m) => !m.querySelector("mjx-container")).map((m) => m.textContent.slice(0, 80)),
+  mjx_containers: document.querySelectorAll("mjx-container").length,
+  math_errors: Array.from(document.querySelectorAll("mjx-merror"), (e) => e.textContent.slice(0, 80)),
+  images: Array.from(document.images, (img) => ({
+    src: url(img.getAttribute("src") || ""),
+    alt: img.getAttribute("alt"),
+    in_article: article.contains(img),
+    captioned: Boolean(img.closest("figure") && img.closest("figure").querySelector("figcaption")),
+    loaded: img.complete && img.naturalWidth > 0,
+    width: img.naturalWidth,
+  })),
+  headings: Array.from(article.querySelectorAll("h1, h2, h3, h4, h5, h6"), (h) => [
+    Number(h.tagName[1]), h.textContent.replace(/[#¶]\\s*$/, "").trim().slice(0, 60)]),
+  colab_links: Array.from(document.querySelectorAll("a[href*='colab.research.google.com']"), (a) => a.href),
+  stray_dollars: (() => {
+    // A "$" left in the text outside code and math is math that the Markdown parser missed.
+    const found = [];
+    const walker = document.createTreeWalker(article, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+      const skip = node.parentElement.closest("pre, code, .math, mjx-container, script, style, .highlight");
+      if (!skip && node.textContent.includes("$")) found.push(node.textContent.trim().slice(0, 80));
+    }
+    return found;
+  })(),
+  figures_as_text: Array.from(article.querySelectorAll(".cell_output pre"), (pre) => pre.textContent.trim())
+      .filter((text) => /^<Figure size [0-9.]+x[0-9.]+ with \\d+ Axes>$/.test(text)),
+};
+"""
+
+
+def _load(browser, url):
+    browser.get_log("browser")  # drop what earlier pages logged
+    browser.get(url)
+    error = browser.execute_async_script(WAIT_FOR_PAGE)
+    assert error is None, f"{url}: waiting for the page failed: {error}"
+
+
+def _is_harmless(entry, site):
+    message = entry.get("message", "")
+    if "Failed to load resource" not in message:
+        return False
+    if any(message.startswith(url) for url in HARMLESS_THIRD_PARTY):
+        return True
+    # The browser asks for /favicon.ico by itself; the book declares no icon, so that 404 is
+    # not the page's doing (a page's own <link rel="icon"> that fails is still an error).
+    return message.startswith(site + "favicon.ico ")
+
+
+def _screenshot(browser, name):
+    """A full-page PNG: make the viewport as tall as the page, capture, restore."""
+    # Transitions (the sidebars slide) would be caught half-way when the viewport grows.
+    browser.execute_script(
+        "const style = document.createElement('style');"
+        "style.textContent = '*, *::before, *::after { transition: none !important; animation: none !important; }';"
+        "document.head.appendChild(style);"
+    )
+    width = browser.execute_script("return window.innerWidth")
+    height = browser.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]["height"]
+    height = min(math.ceil(height), MAX_SCREENSHOT_HEIGHT)
+    browser.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
+    )
+    try:
+        time.sleep(0.5)  # let the layout settle at the new size
+        shot = browser.execute_cdp_cmd("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True})
+    finally:
+        browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    path.write_bytes(base64.b64decode(shot["data"]))
+    return path
+
+
+# --------------------------------------------------------------------------- the tests
+
+
+def test_every_page_of_the_toc_was_built():
+    missing = [page for page in PAGES if not (HTML / f"{page}.html").is_file()]
+    assert not missing, f"pages in _toc.yml missing from _build/html: {missing}"
+
+
+_VISITS = {}
+
+
+def _visit(page, site, browser):
+    """Open a page once: what it holds, what the console said, and its screenshot."""
+    if page not in _VISITS:
+        if not (HTML / f"{page}.html").is_file():
+            pytest.fail(f"{page}.html was not built")
+        _load(browser, site + f"{page}.html")
+        info = browser.execute_script(INSPECT_PAGE)
+        console = browser.get_log("browser")
+        _VISITS[page] = info, console, _screenshot(browser, Path(page).name)
+    return _VISITS[page]
+
+
+def _has_no_alt_text(image):
+    """No alt text, or only a file name (myst-nb's default); a figure with a caption is fine."""
+    alt = (image["alt"] or "").strip()
+    if image["captioned"]:
+        return False
+    return not alt or bool(re.fullmatch(r"\S*\.(png|jpe?g|svg|gif|webp)", alt, flags=re.IGNORECASE))
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_page(page, site, browser, summary):
+    """The page loads without console errors; its math, images and headings are right."""
+    info, console, shot = _visit(page, site, browser)
+    problems = []
+
+    if info["lang"] != "en":
+        problems.append(f'<html lang="{info["lang"]}">, expected "en"')
+
+    severe = [entry["message"] for entry in console if entry["level"] == "SEVERE" and not _is_harmless(entry, site)]
+    problems += [f"console error: {message}" for message in severe]
+
+    if info["math_elements"]:
+        if info["mjx_containers"] == 0:
+            problems.append(
+                f"{info['math_elements']} math elements but MathJax typeset none (MathJax from {info['mathjax']}; "
+                "offline, install a local copy: npm install --prefix _build/mathjax mathjax@3)"
+            )
+        elif info["math_untypeset"]:
+            problems.append(f"math MathJax did not typeset: {info['math_untypeset'][:5]}")
+    problems += [f"MathJax error in: {text}" for text in info["math_errors"]]
+    problems += [f"a $ outside math (math the Markdown parser missed?): {text!r}" for text in info["stray_dollars"]]
+
+    images = [image for image in info["images"] if image["src"] not in HARMLESS_THIRD_PARTY]
+    problems += [f"image did not load: {image['src']}" for image in images if not image["loaded"]]
+    problems += [
+        f"a matplotlib figure shown as the text {text!r} instead of a picture: the notebook needs "
+        "`%matplotlib inline` before it shows a Figure made without pyplot"
+        for text in info["figures_as_text"]
+    ]
+
+    levels = [level for level, _ in info["headings"]]
+    if levels and levels[0] != 1:
+        problems.append(f"the first heading is h{levels[0]}, not h1: {info['headings'][0]}")
+    if levels.count(1) != 1:
+        problems.append(f"{levels.count(1)} h1 headings, expected 1")
+    for (before, _), (level, text) in zip(info["headings"], info["headings"][1:], strict=False):
+        if level > before + 1:
+            problems.append(f"heading h{level} {text!r} follows h{before}: a level is skipped")
+
+    summary[page] = {
+        "title": info["title"],
+        "screenshot": os.path.relpath(shot, ROOT),
+        "images_checked": len(images),
+        "images_skipped_third_party": len(info["images"]) - len(images),
+        "figures": sum(1 for image in images if image["in_article"] and "/_images/" in image["src"]),
+        "figures_without_alt_text": sum(1 for image in images if image["in_article"] and _has_no_alt_text(image)),
+        "math_elements": info["math_elements"],
+        "mjx_containers": info["mjx_containers"],
+        "headings": len(levels),
+        "console_messages": len(console),
+    }
+    assert not problems, f"{page}:\n  " + "\n  ".join(problems)
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_images_have_alt_text(page, site, browser):
+    """Screen readers read an image's alt text; myst-nb's default for a cell's output is its
+    file name. A lesson gives a figure its alt text in the cell's metadata:
+    ``"mystnb": {"image": {"alt": "..."}}`` (or a caption: ``"mystnb": {"figure": {"caption": "..."}}``)."""
+    info, _, _ = _visit(page, site, browser)
+    missing = [
+        image["src"].rsplit("/", 1)[-1]
+        for image in info["images"]
+        if image["in_article"] and image["src"] not in HARMLESS_THIRD_PARTY and _has_no_alt_text(image)
+    ]
+    assert not missing, f"{page}: {len(missing)} images without alt text: {missing}"
+
+
+@pytest.mark.parametrize("lesson", LESSONS)
+def test_lesson_opens_its_own_notebook_in_colab(lesson, site, browser):
+    repository, branch = _repository_url()
+    github = repository.removeprefix("https://github.com/")
+    expected = f"https://colab.research.google.com/github/{github}/blob/{branch}/{lesson}.ipynb"
+    _load(browser, site + f"{lesson}.html")
+    links = browser.execute_script(INSPECT_PAGE)["colab_links"]
+    notebook_links = [link for link in links if "/github/" in link]
+    assert notebook_links, f"{lesson}: no link opens a notebook in Colab (links: {links})"
+    wrong = [link for link in notebook_links if link != expected]
+    assert not wrong, f"{lesson}: Colab links that do not open {expected}: {wrong}"
+
+
+def test_math_is_rendered_somewhere(summary):
+    """Guards the per-page check: the glossary, at least, is full of math."""
+    glossary = next((page for page in PAGES if page.endswith("glossary")), None)
+    if glossary is None or glossary not in summary:
+        pytest.skip("the glossary page was not checked")
+    assert summary[glossary]["mjx_containers"] > 10, summary[glossary]
+
+
+def test_search_finds_codebook(site, browser):
+    _load(browser, site + "search.html?q=codebook")
+    results = browser.execute_async_script(
+        """
+        const done = arguments[arguments.length - 1];
+        const start = Date.now();
+        (function poll() {
+          const summary = document.querySelector("#search-results .search-summary, p.search-summary");
+          const items = document.querySelectorAll("#search-results ul.search li");
+          // Sphinx fills the summary in only once the last result is listed
+          const finished = summary && summary.textContent.trim() !== "";
+          if (finished || Date.now() - start > 30000) {
+            const link = (li) => (li.querySelector("a") ? li.querySelector("a").href : li.textContent);
+            done({summary: summary ? summary.textContent : null, items: Array.from(items, link)});
+          } else setTimeout(poll, 200);
+        })();
+        """
+    )
+    _screenshot(browser, "search")
+    console = browser.get_log("browser")
+    severe = [entry["message"] for entry in console if entry["level"] == "SEVERE" and not _is_harmless(entry, site)]
+    assert not severe, f"console errors on the search page: {severe}"
+    assert results["summary"] and "found" in results["summary"], f"the search did not finish: {results}"
+    assert results["items"], f"searching for 'codebook' found nothing: {results['summary']!r}"
+    assert any("glossary" in item for item in results["items"]), results["items"]
