@@ -185,6 +185,7 @@ image model and says nothing reliable about images unlike MNIST digits.
 ```
 Training took {training['total_seconds']} s ({training['median_seconds_per_epoch']} s per epoch, median) on
 {training['machine']}. Libraries: {versions}.
+{training.get('note', '')}
 
 ## Test metrics (MNIST test set)
 | metric | value |
