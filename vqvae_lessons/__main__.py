@@ -102,7 +102,10 @@ def _train(args, command, description):
         results = metrics.evaluate_vae(model, data.x_test)
     name = args.name or _default_name(args)
     args.out.mkdir(parents=True, exist_ok=True)
-    model.save_weights(args.out / f"{name}.weights.h5")
+    # A fresh copy holds the model's weights without the optimizer's state (half the file or more).
+    shipped = pretrained.build_model(args.model, model.get_config())
+    shipped.set_weights(model.get_weights())
+    shipped.save_weights(args.out / f"{name}.weights.h5")
     command = command or "python -m vqvae_lessons " + shlex.join(sys.argv[1:])
     pretrained.write_card(args.out, name, args.model, model, record, results, command, description)
     return {"name": name, "weights": str(args.out / f"{name}.weights.h5"), **results,

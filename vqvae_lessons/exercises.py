@@ -483,22 +483,30 @@ def _straight_through_diagnosis(got, want, x):
     return _STRAIGHT_THROUGH_MISTAKES[4][1]  # the only difference left: a gradient into q
 
 
-def _check_straight_through(fn):
-    rng = np.random.default_rng(50)
-    for shape in [(4, 3), (2, 5, 3)]:
-        x, q, w = (rng.normal(size=shape).astype("float32") for _ in range(3))
-        where = f"With x and q of shape {shape}: "
+def _check_by_observation(fn, cases, observe, reference, mistakes, diagnose):
+    """The loop the gradient-checked exercises share: for each ``(where, args)`` case, observe
+    the learner's function and the reference (values and gradients); when they differ, name
+    the known mistake that matches, or else say what differs (``diagnose(got, want, *args)``)."""
+    for where, args in cases:
         try:
-            got = _observe_straight_through(fn, x, q, w)
+            got = observe(fn, *args)
         except _Incorrect as verdict:
             raise type(verdict)(where + str(verdict)) from None
-        want = _observe_straight_through(straight_through, x, q, w)
+        want = observe(reference, *args)
         if _same_observation(got, want):
             continue
-        for mistake, mistake_hint in _STRAIGHT_THROUGH_MISTAKES:
-            if _same_observation(got, _observe_straight_through(mistake, x, q, w)):
+        for mistake, mistake_hint in mistakes:
+            if _same_observation(got, observe(mistake, *args)):
                 raise _Incorrect(where + mistake_hint)
-        raise _Incorrect(where + _straight_through_diagnosis(got, want, x))
+        raise _Incorrect(where + diagnose(got, want, *args))
+
+
+def _check_straight_through(fn):
+    rng = np.random.default_rng(50)
+    cases = [(f"With x and q of shape {shape}: ", tuple(rng.normal(size=shape).astype("float32") for _ in range(3)))
+             for shape in [(4, 3), (2, 5, 3)]]
+    _check_by_observation(fn, cases, _observe_straight_through, straight_through, _STRAIGHT_THROUGH_MISTAKES,
+                          lambda got, want, x, q, w: _straight_through_diagnosis(got, want, x))
 
 
 def vq_losses(x, q, beta):
@@ -593,20 +601,11 @@ def _vq_losses_diagnosis(got, want):
 
 def _check_vq_losses(fn):
     rng = np.random.default_rng(60)
-    for shape, beta in [((6, 4), 0.25), ((3, 5, 2), 0.7)]:
-        x, q = (rng.normal(size=shape).astype("float32") for _ in range(2))
-        where = f"With x and q of shape {shape} and beta = {beta}: "
-        try:
-            got = _observe_vq_losses(fn, x, q, beta)
-        except _Incorrect as verdict:
-            raise type(verdict)(where + str(verdict)) from None
-        want = _observe_vq_losses(vq_losses, x, q, beta)
-        if _same_observation(got, want):
-            continue
-        for mistake, mistake_hint in _VQ_LOSSES_MISTAKES:
-            if _same_observation(got, _observe_vq_losses(mistake, x, q, beta)):
-                raise _Incorrect(where + mistake_hint)
-        raise _Incorrect(where + _vq_losses_diagnosis(got, want))
+    cases = [(f"With x and q of shape {shape} and beta = {beta}: ",
+              (*(rng.normal(size=shape).astype("float32") for _ in range(2)), beta))
+             for shape, beta in [((6, 4), 0.25), ((3, 5, 2), 0.7)]]
+    _check_by_observation(fn, cases, _observe_vq_losses, vq_losses, _VQ_LOSSES_MISTAKES,
+                          lambda got, want, *args: _vq_losses_diagnosis(got, want))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ and ``load(name)`` returns a ready model. Each ``NAME.weights.h5`` lies in
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import platform
 from pathlib import Path
@@ -126,10 +127,8 @@ def write_card(directory, name, kind, model, record, metrics, command, descripti
     versions = {"python": platform.python_version(), "keras": keras.__version__, "numpy": numpy.__version__,
                 "backend": keras.backend.backend()}
     try:
-        import tensorflow
-
-        versions["tensorflow"] = tensorflow.__version__
-    except ImportError:
+        versions["tensorflow"] = importlib.metadata.version("tensorflow")
+    except importlib.metadata.PackageNotFoundError:
         pass
     config = {k: v for k, v in model.get_config().items() if k not in ("name", "trainable", "dtype")}
     info = {
