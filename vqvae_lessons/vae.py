@@ -15,7 +15,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from .vqvae import IMAGE_SHAPE, check_images
+from .vqvae import IMAGE_SHAPE, check_images, in_batches
 
 __all__ = ["VAE", "Sampling", "reparameterize", "gaussian_kl"]
 
@@ -115,17 +115,14 @@ class VAE(keras.Model):
     # -- NumPy in, NumPy out ---------------------------------------------------------------
     def encode(self, images, batch_size=1000):
         """``(mean, log_var)``, each ``(N, latent_dim)``, of images ``(N, 28, 28[, 1])`` in [0, 1]."""
-        images = check_images(images)
-        parts = [self.encoder(images[i:i + batch_size]) for i in range(0, len(images), batch_size)]
-        return tuple(np.concatenate([ops.convert_to_numpy(p[j]) for p in parts]) for j in (0, 1))
+        return in_batches(self.encoder, check_images(images), batch_size)
 
     def decode_logits(self, z, batch_size=1000):
         """Bernoulli logits ``(N, 28, 28, 1)`` of latents ``z`` ``(N, latent_dim)``."""
         z = np.asarray(z, dtype="float32")
         if z.ndim != 2 or z.shape[1] != self.latent_dim:
             raise ValueError(f"Expected latents of shape (N, {self.latent_dim}), got {z.shape}.")
-        return np.concatenate([ops.convert_to_numpy(self.decoder(z[i:i + batch_size]))
-                               for i in range(0, len(z), batch_size)])
+        return in_batches(self.decoder, z, batch_size)
 
     def decode(self, z, batch_size=1000):
         """Images ``(N, 28, 28, 1)`` in [0, 1] (Bernoulli means) of latents ``(N, latent_dim)``."""

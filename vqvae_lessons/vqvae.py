@@ -141,20 +141,13 @@ class VQVAE(keras.Model):
     # -- NumPy in, NumPy out ---------------------------------------------------------------
     def encode(self, images, batch_size=1000):
         """Code indices ``(N, 7, 7)`` (int32) of images ``(N, 28, 28[, 1])`` in [0, 1]."""
-        images = check_images(images)
-        return np.concatenate([
-            ops.convert_to_numpy(self.quantizer.code_indices(self.encoder(images[i:i + batch_size] - 0.5)))
-            for i in range(0, len(images), batch_size)
-        ]).astype("int32")
+        encode = lambda batch: self.quantizer.code_indices(self.encoder(batch - 0.5))  # noqa: E731
+        return in_batches(encode, check_images(images), batch_size).astype("int32")
 
     def decode(self, indices, batch_size=1000):
         """Images ``(N, 28, 28, 1)`` in [0, 1] (clipped) from code indices ``(N, 7, 7)``."""
-        indices = check_indices(indices, self.num_embeddings)
-        return np.concatenate([
-            ops.convert_to_numpy(ops.clip(self.decoder(self.quantizer.lookup(indices[i:i + batch_size])) + 0.5,
-                                          0.0, 1.0))
-            for i in range(0, len(indices), batch_size)
-        ])
+        decode = lambda batch: ops.clip(self.decoder(self.quantizer.lookup(batch)) + 0.5, 0.0, 1.0)  # noqa: E731
+        return in_batches(decode, check_indices(indices, self.num_embeddings), batch_size)
 
     def reconstruct(self, images, batch_size=1000):
         """``decode(encode(images))``: what the model makes of images, in [0, 1]."""
@@ -162,9 +155,7 @@ class VQVAE(keras.Model):
 
     def encoder_outputs(self, images, batch_size=1000):
         """The encoder's vectors ``(N, 7, 7, D)`` before quantization."""
-        images = check_images(images)
-        return np.concatenate([ops.convert_to_numpy(self.encoder(images[i:i + batch_size] - 0.5))
-                               for i in range(0, len(images), batch_size)])
+        return in_batches(lambda batch: self.encoder(batch - 0.5), check_images(images), batch_size)
 
     def get_config(self):
         return {**super().get_config(), "architecture": self.architecture, "num_embeddings": self.num_embeddings,
@@ -204,6 +195,15 @@ class CodebookMaintenance(keras.callbacks.Callback):
             dead = self.model.quantizer.restart_dead_codes(self._recent_vectors(), self.min_count,
                                                             seed=int(self.rng.integers(2**31)))
             self.history.append((self.step, int(dead.size)))
+
+
+def in_batches(fn, array, batch_size):
+    """``fn`` applied to ``array`` in slices of ``batch_size`` rows, the results (a tensor or a
+    tuple of tensors per slice) converted to NumPy and concatenated along the first axis."""
+    parts = [fn(array[i:i + batch_size]) for i in range(0, len(array), batch_size)]
+    if parts and isinstance(parts[0], (tuple, list)):
+        return tuple(np.concatenate([ops.convert_to_numpy(part[j]) for part in parts]) for j in range(len(parts[0])))
+    return np.concatenate([ops.convert_to_numpy(part) for part in parts])
 
 
 def check_images(images):
