@@ -4,26 +4,35 @@ import shutil
 import numpy as np
 import pytest
 
-from vqvae_lessons import metrics, pretrained
+from vqvae_lessons import judge, metrics, pretrained
+from vqvae_lessons.judge import Judge
+from vqvae_lessons.pixelcnn import PixelCNN
 from vqvae_lessons.pretrained import PretrainedError
 from vqvae_lessons.vae import VAE
 from vqvae_lessons.vqvae import VQVAE
 
 SHIPPED = pretrained.names()
+KINDS = {"vqvae": VQVAE, "vae": VAE, "prior": PixelCNN, "judge": Judge}
+METRICS = {"vqvae": {"test_mse", "test_psnr_db"}, "vae": {"test_mse", "test_psnr_db"}, "judge": {"test_accuracy"},
+           "prior": {"test_nll_nats_per_code", "test_nll_bits_per_code", "test_nll_bits_per_image"}}
 
 
 def test_the_issue_s_weights_are_shipped():
     assert {"keras-example-k128-d16", "vqvae-k128-d16", "vae-z2"} <= set(SHIPPED)
+    assert {"pixelcnn-keras-example", "gated-vqvae", "gated-vqvae-conditional", "judge-mnist"} <= set(SHIPPED)
+    assert pretrained.names("prior") == ["gated-keras-example", "gated-vqvae", "gated-vqvae-conditional",
+                                         "pixelcnn-keras-example"]
 
 
 @pytest.mark.parametrize("name", SHIPPED)
 def test_each_card_says_what_a_model_card_must(name):
-    info = pretrained.card(name)
-    assert info["name"] == name and info["training"]["seed"] == 0
+    info, recipe = pretrained.card(name), pretrained.RECIPES[name]
+    assert info["name"] == name and info["training"]["seed"] == 0 and info["model"] == recipe[0]
     assert info["training"]["command"].startswith(f"python -m vqvae_lessons reproduce {name}")
-    assert info["training"]["median_seconds_per_epoch"] > 0 and info["training"]["epochs"] == 30
+    epochs = int(recipe[recipe.index("--epochs") + 1])
+    assert info["training"]["median_seconds_per_epoch"] > 0 and info["training"]["epochs"] == epochs
     assert {"keras", "tensorflow", "numpy", "python"} <= set(info["versions"])
-    assert {"test_mse", "test_psnr_db"} <= set(info["metrics"])
+    assert METRICS[info["model"]] <= set(info["metrics"])
     text = (pretrained.WEIGHTS_DIR / f"{name}.md").read_text()
     for heading in ("Intended uses and limitations", "Data", "Settings", "Reproduce", "Test metrics"):
         assert f"## {heading}" in text
@@ -31,10 +40,18 @@ def test_each_card_says_what_a_model_card_must(name):
 
 @pytest.mark.parametrize("name", SHIPPED)
 def test_load_returns_a_ready_model(name):
-    model = pretrained.load(name)
-    assert isinstance(model, VAE if name.startswith("vae") else VQVAE)
+    model, kind = pretrained.load(name), pretrained.card(name)["model"]
+    assert isinstance(model, KINDS[kind])
     images = np.random.default_rng(0).random((2, 28, 28, 1)).astype("float32")
-    assert model.reconstruct(images).shape == (2, 28, 28, 1)
+    if kind in ("vqvae", "vae"):
+        assert model.reconstruct(images).shape == (2, 28, 28, 1)
+    elif kind == "judge":
+        assert model.probabilities(images).shape == (2, 10)
+    else:
+        vqvae = pretrained.load(pretrained.card(name)["vqvae"])
+        assert model.num_codes == vqvae.num_embeddings
+        codes = vqvae.encode(images)
+        assert model.log_probs(codes, labels=[1, 2] if model.conditional else None).shape == (2, 7, 7)
 
 
 def test_the_model_card_settings_are_the_issue_s():
@@ -94,10 +111,18 @@ def test_missing_weights_and_card(copied):
 
 @pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_weights_reproduce_their_recorded_test_metrics(name, real_mnist):
-    recorded = pretrained.card(name)["metrics"]
-    model = pretrained.load(name)
-    evaluate = metrics.evaluate_vae if isinstance(model, VAE) else metrics.evaluate_vqvae
-    measured = evaluate(model, real_mnist.x_test)
+    info = pretrained.card(name)
+    recorded, kind, model = info["metrics"], info["model"], pretrained.load(name)
+    if kind == "prior":
+        vqvae = pretrained.load(info["vqvae"])
+        labels = real_mnist.y_test.astype("int32") if model.conditional else None
+        measured = metrics.evaluate_prior(model, vqvae.encode(real_mnist.x_test), labels,
+                                          train_codes=vqvae.encode(real_mnist.x_train))
+    elif kind == "judge":
+        measured = judge.evaluate_judge(model, real_mnist)
+    else:
+        evaluate = metrics.evaluate_vae if isinstance(model, VAE) else metrics.evaluate_vqvae
+        measured = evaluate(model, real_mnist.x_test)
     assert set(measured) == set(recorded)
     for key, value in recorded.items():
         assert measured[key] == pytest.approx(value, rel=0.01), key

@@ -111,3 +111,29 @@ def evaluate_vae(model, images, batch_size=1000, seed=0):
         "test_reconstruction_nats": reconstruction,
         "test_kl_nats": kl,
     }
+
+
+def evaluate_prior(prior, codes, labels=None, train_codes=None, batch_size=1000):
+    """Test-set negative log-likelihood of a :class:`~vqvae_lessons.pixelcnn.PixelCNN` on
+    maps of codes ``(N, H, W)`` (with their class labels for a conditional prior).
+
+    Returns a dict: ``test_nll_nats_per_code``, ``test_nll_bits_per_code`` and
+    ``test_nll_bits_per_image`` (the bits an ideal coder would spend per map), and two
+    baselines in bits per code: ``uniform_bits_per_code`` (log2 K, every code equally
+    likely) and, given ``train_codes``, ``unigram_bits_per_code`` (each code as often as
+    in the training maps, add-one smoothed, ignoring its neighbours).
+    """
+    log_probs = prior.log_probs(codes, labels, batch_size)
+    nats = float(-np.mean(log_probs))
+    cells = int(np.prod(log_probs.shape[1:]))
+    results = {
+        "test_nll_nats_per_code": nats,
+        "test_nll_bits_per_code": nats_to_bits(nats),
+        "test_nll_bits_per_image": nats_to_bits(nats) * cells,
+        "uniform_bits_per_code": math.log2(prior.num_codes),
+    }
+    if train_codes is not None:
+        frequencies = code_counts(train_codes, prior.num_codes) + 1.0
+        log2_probs = np.log2(frequencies / frequencies.sum())
+        results["unigram_bits_per_code"] = float(-np.mean(log2_probs[np.asarray(codes)]))
+    return results

@@ -97,7 +97,7 @@ class MaskedConv2D(layers.Layer):
         self.mask_type, self.num_codes = mask_type, num_codes
         self.activation = keras.activations.get(activation)
         self.mask = causal_mask(self.kernel_size, mask_type)
-        self.rows_above = self.kernel_size[0] // 2
+        self.rows_above, self.side = self.kernel_size[0] // 2, self.kernel_size[1] // 2
         self.taps = [(dy, dx) for dy, dx in zip(*np.nonzero(self.mask))]  # visible kernel positions
 
     def build(self, input_shape):
@@ -106,25 +106,26 @@ class MaskedConv2D(layers.Layer):
                                       initializer="glorot_uniform")
         self.bias = self.add_weight(name="bias", shape=(self.filters,), initializer="zeros")
 
-    def call(self, inputs, pad_top=None):
-        pad_top = self.rows_above if pad_top is None else pad_top
+    def call(self, inputs, pad_top=None, pad_left=None, pad_right=None):
+        pads = [self.rows_above if pad_top is None else pad_top, self.side if pad_left is None else pad_left,
+                self.side if pad_right is None else pad_right]
         rows = self.rows_above + 1  # the kernel rows that can be visible: those above, and the centre row
         kernel = self.kernel[:rows] * ops.convert_to_tensor(self.mask[:rows, :, None, None], self.kernel.dtype)
-        side = self.kernel_size[1] // 2
         if _is_integer(inputs):
-            outputs = self._lookup(inputs, kernel, pad_top, side)
+            outputs = self._lookup(inputs, kernel, *pads)
         else:
-            padded = ops.pad(inputs, [[0, 0], [pad_top, 0], [side, side], [0, 0]])
+            padded = ops.pad(inputs, [[0, 0], [pads[0], 0], pads[1:], [0, 0]])
             outputs = ops.conv(padded, kernel, padding="valid")
         return self.activation(outputs + self.bias)
 
-    def _lookup(self, codes, kernel, pad_top, side):
-        """``conv(one_hot(codes), kernel)`` as a sum of looked-up kernel rows ``(N, H', W, filters)``."""
+    def _lookup(self, codes, kernel, pad_top, pad_left, pad_right):
+        """``conv(one_hot(codes), kernel)`` as a sum of looked-up kernel rows ``(N, H', W', filters)``."""
         if self.num_codes is None:
             raise ValueError("Integer codes need MaskedConv2D(..., num_codes=K); give float features otherwise.")
         # Padding is the code num_codes, whose kernel rows are zero (one-hot of "no code").
-        padded = ops.pad(codes, [[0, 0], [pad_top, 0], [side, side]], constant_values=self.num_codes)
-        height, width = codes.shape[1] + pad_top - self.rows_above, codes.shape[2]
+        padded = ops.pad(codes, [[0, 0], [pad_top, 0], [pad_left, pad_right]], constant_values=self.num_codes)
+        height = codes.shape[1] + pad_top - self.rows_above
+        width = codes.shape[2] + pad_left + pad_right - 2 * self.side
         no_code = ops.zeros((1, self.filters), dtype=kernel.dtype)
         outputs = 0
         for dy, dx in self.taps:
@@ -143,7 +144,7 @@ class ResidualBlock(layers.Layer):
     """The Keras example's residual block: 1x1 conv, 3x3 type-B masked conv with half
     the filters, 1x1 conv (all ReLU), added to the input. ``(N, H, W, C) -> (N, H', W, C)``."""
 
-    rows_above = 1
+    rows_above, side = 1, 1
 
     def __init__(self, filters, **kwargs):
         super().__init__(**kwargs)
@@ -152,9 +153,14 @@ class ResidualBlock(layers.Layer):
         self.masked = MaskedConv2D(filters // 2, 3, "B", activation="relu")
         self.project = layers.Conv2D(filters, 1, activation="relu")
 
-    def call(self, inputs, pad_top=None):
-        hidden = self.masked(self.expand(inputs), pad_top=pad_top)
-        return inputs[:, inputs.shape[1] - hidden.shape[1]:] + self.project(hidden)
+    def call(self, inputs, pad_top=None, pad_left=None, pad_right=None, valid=None):
+        expanded = self.expand(inputs)
+        if valid is not None:  # (W,) bools: columns outside the map, zero as the masked conv's padding
+            expanded = expanded * ops.cast(valid[None, None, :, None], expanded.dtype)
+        hidden = self.masked(expanded, pad_top=pad_top, pad_left=pad_left, pad_right=pad_right)
+        left = self.side - (self.side if pad_left is None else pad_left)  # input columns left of the output's
+        skip = inputs[:, inputs.shape[1] - hidden.shape[1]:, left:left + hidden.shape[2]]
+        return skip + self.project(hidden)
 
     def get_config(self):
         return {**super().get_config(), "filters": self.filters}
@@ -182,7 +188,7 @@ class GatedBlock(layers.Layer):
         self.vertical_to_horizontal = layers.Conv2D(2 * channels, 1)
         self.horizontal_out = layers.Conv2D(channels, 1)
         self.class_bias = layers.Embedding(num_classes, 4 * channels) if num_classes else None
-        self.rows_above = kernel_size // 2
+        self.rows_above, self.side = kernel_size // 2, None  # side None: computes whole rows only (see sample)
 
     def call(self, inputs, labels=None, pad_top=None):
         vertical, horizontal = (inputs, inputs) if self.first else inputs
@@ -207,7 +213,7 @@ class OutputHead(layers.Layer):
     horizontal stack of ``(v, h)``. In the Keras example they are type-B 1x1 masked
     convolutions, which a 1x1 mask leaves unchanged."""
 
-    rows_above = 0
+    rows_above, side = 0, 0
 
     def __init__(self, channels, num_codes, **kwargs):
         super().__init__(**kwargs)
@@ -215,7 +221,7 @@ class OutputHead(layers.Layer):
         self.hidden = [MaskedConv2D(channels, 1, "B", activation="relu") for _ in range(2)]
         self.logits = layers.Conv2D(num_codes, 1)
 
-    def call(self, inputs, pad_top=None):
+    def call(self, inputs, pad_top=None, pad_left=None, pad_right=None):
         x = inputs[1] if isinstance(inputs, (tuple, list)) else inputs
         for layer in self.hidden:
             x = layer(x)
@@ -343,11 +349,14 @@ class PixelCNN(keras.Model):
                 "grid": list(self.grid)}
 
 
-def run_stage(stage, inputs, labels=None, pad_top=None):
-    """Apply one stage of a :class:`PixelCNN` (only gated blocks take labels)."""
+def run_stage(stage, inputs, labels=None, pad_top=None, pad_left=None, pad_right=None, valid=None):
+    """Apply one stage of a :class:`PixelCNN` (only gated blocks take labels; they compute whole rows,
+    and only residual blocks need to know which columns are ``valid``, inside the map)."""
     if isinstance(stage, GatedBlock):
         return stage(inputs, labels=labels, pad_top=pad_top)
-    return stage(inputs, pad_top=pad_top)
+    if isinstance(stage, ResidualBlock):
+        return stage(inputs, pad_top=pad_top, pad_left=pad_left, pad_right=pad_right, valid=valid)
+    return stage(inputs, pad_top=pad_top, pad_left=pad_left, pad_right=pad_right)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -400,20 +409,26 @@ def _sample_count(prior, n, labels, given):
 def _sample_batch(prior, given, labels, temperature, seeds):
     """Sample one batch row by row; ``cache[s]`` holds the inputs of stage ``s`` for the rows done."""
     height, width = prior.grid
+    crops = all(stage.side is not None for stage in prior.stages)
     codes = given.copy()
     cache = [[] for _ in prior.stages]
     for row in range(height):
         rows_cached = tuple(min(row, stage.rows_above) for stage in prior.stages)
-        step = _row_step(prior, rows_cached)
         inputs = {} if labels is None else {"labels": labels}
         for s, count in enumerate(rows_cached):
             if count:
                 inputs.update(_named(f"above_{s}", _concat_rows(cache[s][row - count:row], np.concatenate)))
         for column in range(width):
-            outputs = step.predict_on_batch({**inputs, "codes": np.maximum(codes[:, row:row + 1], 0)})
+            # The last column computes whole rows, to cache; the others only what the next code needs.
+            cropped = crops and column < width - 1
+            step = _row_step(prior, rows_cached, cropped)
+            row_codes = np.maximum(codes[:, row:row + 1], 0)
+            extra = {"column": np.full((len(codes),), column, "int32")} if cropped else {}
+            outputs = step.predict_on_batch({**inputs, **extra, "codes": row_codes})
             free = codes[:, row, column] < 0
             if free.any():
-                codes[free, row, column] = _draw(outputs["logits"][:, 0, column], temperature, seeds)[free]
+                logits = outputs["logits"][:, 0, -1 if cropped else column]
+                codes[free, row, column] = _draw(logits, temperature, seeds)[free]
         # Every stage's row is final now: no activation of this row depends on the code at its last
         # position. Only the codes themselves (stage 0's input) changed since.
         cache[0].append(codes[:, row:row + 1])
@@ -422,14 +437,14 @@ def _sample_batch(prior, given, labels, temperature, seeds):
     return codes
 
 
-_ROW_STEPS = weakref.WeakKeyDictionary()  # prior -> {rows_cached: _RowStep}, compiled once and reused
+_ROW_STEPS = weakref.WeakKeyDictionary()  # prior -> {(rows_cached, cropped): _RowStep}, compiled once, reused
 
 
-def _row_step(prior, rows_cached):
+def _row_step(prior, rows_cached, cropped):
     steps = _ROW_STEPS.setdefault(prior, {})
-    if rows_cached not in steps:
-        steps[rows_cached] = _RowStep(prior, rows_cached)
-    return steps[rows_cached]
+    if (rows_cached, cropped) not in steps:
+        steps[rows_cached, cropped] = _RowStep(prior, rows_cached, cropped)
+    return steps[rows_cached, cropped]
 
 
 class _RowStep(keras.Model):
@@ -437,16 +452,26 @@ class _RowStep(keras.Model):
 
     Inputs (a dict): ``codes`` ``(N, 1, W)``, ``labels`` ``(N,)`` for a conditional prior, and
     ``above_s`` ``(N, rows_cached[s], W, ...)``. Outputs: ``logits`` ``(N, 1, W, K)`` and
-    ``input_s``, the row's input of each stage ``s >= 1`` (to cache). ``predict_on_batch``
-    compiles it once per input shape, on every backend.
+    ``input_s``, the row's input of each stage ``s >= 1`` (to cache), ``(N, 1, W, ...)``.
+
+    ``cropped``: only the logits at the column given as input ``column`` ``(N,)`` are wanted
+    (``(N, 1, 1, K)``), so each stage computes only the columns they need: as the masks look
+    only left in the current row, stage ``s`` needs ``needs[s]`` columns left of the column.
+    Columns outside the map are zeroed, as the stages' own zero padding would make them.
+    ``predict_on_batch`` compiles the step once per input shape, on every backend.
     """
 
-    def __init__(self, prior, rows_cached):
+    def __init__(self, prior, rows_cached, cropped=False):
         super().__init__(name="row_step")
-        self.prior, self.rows_cached = prior, rows_cached
+        self.prior, self.rows_cached, self.cropped = prior, rows_cached, cropped
+        self.needs = [0] * len(prior.stages)
+        for s in range(len(prior.stages) - 1, 0, -1):
+            self.needs[s - 1] = self.needs[s] + (prior.stages[s].side or 0)
 
     def call(self, inputs):
         x, labels, outputs = inputs["codes"], inputs.get("labels"), {}
+        if self.cropped:
+            return {"logits": self._cropped(inputs, x, labels)}
         for s, (stage, count) in enumerate(zip(self.prior.stages, self.rows_cached)):
             if s:
                 outputs.update(_named(f"input_{s}", x))
@@ -454,6 +479,44 @@ class _RowStep(keras.Model):
             x = run_stage(stage, band, labels, pad_top=stage.rows_above - count)
         outputs["logits"] = x
         return outputs
+
+    def _cropped(self, inputs, x, labels):
+        width, column = self.prior.grid[1], inputs["column"][0]
+        margin = max(need + stage.side for need, stage in zip(self.needs, self.prior.stages))
+        # Stage 0 reads codes: outside the map is the code num_codes ("no code", a zero kernel row).
+        x = ops.pad(x, [[0, 0], [0, 0], [margin, margin]], constant_values=self.prior.num_codes)
+        start = column + margin  # the column, in the padded map
+        for s, (stage, count) in enumerate(zip(self.prior.stages, self.rows_cached)):
+            reads = self.needs[s] + 2 * stage.side + 1  # columns column - needs - side, ..., column + side
+            first = start - self.needs[s] - stage.side
+            if s == 0:
+                current = _columns(x, first, reads - stage.side)
+            else:  # x holds the columns column - needs[s - 1], ..., column: the ones this stage reads
+                valid = _inside(first - margin, reads - stage.side, width)
+                current = x * ops.cast(valid[None, None, :, None], x.dtype)
+            # Right of the column, the current row is masked: zeros stand in for what is not computed yet.
+            current = ops.pad(current, [[0, 0], [0, 0], [0, stage.side]] + [[0, 0]] * (len(current.shape) - 3))
+            band = current
+            if count:
+                above = inputs[f"above_{s}"]
+                paddings = [[0, 0], [0, 0], [margin, margin]] + [[0, 0]] * (len(above.shape) - 3)
+                above = ops.pad(above, paddings, constant_values=self.prior.num_codes if s == 0 else 0)
+                band = ops.concatenate([_columns(above, first, reads), current], axis=1)
+            x = run_stage(stage, band, labels, pad_top=stage.rows_above - count, pad_left=0, pad_right=0,
+                          valid=_inside(first - margin, reads, width))
+        return x
+
+
+def _columns(x, first, count):
+    """``x[:, :, first:first + count]`` for a tensor ``first``."""
+    start = [0, 0, first] + [0] * (len(x.shape) - 3)
+    return ops.slice(x, start, [ops.shape(x)[0], x.shape[1], count, *x.shape[3:]])
+
+
+def _inside(first, count, width):
+    """Which of the columns ``first, ..., first + count - 1`` lie inside a map ``width`` wide: ``(count,)``."""
+    columns = first + ops.arange(count)
+    return ops.logical_and(columns >= 0, columns < width)
 
 
 def _named(name, value):

@@ -25,6 +25,14 @@ RECIPES = {
     "vqvae-k128-d16": ["vqvae", "--architecture", "residual", "--quantizer", "ema", "--num-embeddings", "128",
                        "--embedding-dim", "16", "--epochs", "30", "--seed", "0"],
     "vae-z2": ["vae", "--latent-dim", "2", "--epochs", "30", "--seed", "0"],
+    "pixelcnn-keras-example": ["prior", "--vqvae", "keras-example-k128-d16", "--architecture", "keras-example",
+                               "--epochs", "30", "--learning-rate", "3e-4", "--seed", "0"],
+    "gated-keras-example": ["prior", "--vqvae", "keras-example-k128-d16", "--architecture", "gated",
+                            "--epochs", "12", "--seed", "0"],
+    "gated-vqvae": ["prior", "--vqvae", "vqvae-k128-d16", "--architecture", "gated", "--epochs", "8", "--seed", "0"],
+    "gated-vqvae-conditional": ["prior", "--vqvae", "vqvae-k128-d16", "--architecture", "gated", "--conditional",
+                                "--epochs", "8", "--seed", "0"],
+    "judge-mnist": ["judge", "--epochs", "4", "--seed", "0"],
 }
 
 DESCRIPTIONS = {
@@ -34,6 +42,16 @@ DESCRIPTIONS = {
                       "image): a residual encoder and decoder, an EMA codebook with k-means initialisation and "
                       "dead-code restarts.",
     "vae-z2": "A convolutional VAE with a 2-D latent space, for lesson 1's latent map and samples.",
+    "pixelcnn-keras-example": "The published Keras example's PixelCNN prior, reproduced faithfully (7x7 type-A "
+                              "convolution, two residual blocks, two 1x1 layers; Adam 3e-4, 30 epochs), over the "
+                              "codes of keras-example-k128-d16.",
+    "gated-keras-example": "The project's gated PixelCNN (no blind spot) over the codes of keras-example-k128-d16, "
+                           "to compare with the example's prior on the same codes.",
+    "gated-vqvae": "The project's default prior: a gated PixelCNN over the codes of vqvae-k128-d16.",
+    "gated-vqvae-conditional": "A class-conditional gated PixelCNN over the codes of vqvae-k128-d16: it draws the "
+                               "digit it is asked for.",
+    "judge-mnist": "A small MNIST classifier that judges generated digits: its class probabilities give the "
+                   "inception score and class histogram, its penultimate features the Frechet distance.",
 }
 
 
@@ -41,14 +59,24 @@ class PretrainedError(RuntimeError):
     """Shipped weights could not be loaded; the message says why and how to fix it."""
 
 
-def names():
-    """Names of the shipped weights."""
-    return sorted(RECIPES)
+def names(kind=None):
+    """Names of the shipped weights (of one ``kind``: "vqvae", "vae", "prior" or "judge", if given)."""
+    return sorted(name for name in RECIPES if kind is None or RECIPES[name][0] == kind)
 
 
 def card(name):
     """The model card (a dict) of the shipped weights ``name``."""
     return _read_card(_card_path(name), name)
+
+
+def card_of(name=None, weights_path=None):
+    """The model card of the shipped weights ``name``, or of the ``.weights.h5`` at ``weights_path``."""
+    if (name is None) == (weights_path is None):
+        raise ValueError(f"Give exactly one of name (a shipped weight: {', '.join(names())}) and weights_path.")
+    if name is not None:
+        return card(name)
+    weights = Path(weights_path)
+    return _read_card(weights.with_name(weights.name.removesuffix(".weights.h5") + ".json"), str(weights))
 
 
 def load(name=None, weights_path=None):
@@ -70,11 +98,13 @@ def load(name=None, weights_path=None):
 
 
 def build_model(kind, config):
-    """An untrained model of ``kind`` ("vqvae" or "vae") built from a card's ``config``."""
+    """An untrained model of ``kind`` ("vqvae", "vae", "prior" or "judge") built from a card's ``config``."""
+    from .judge import Judge
+    from .pixelcnn import PixelCNN
     from .vae import VAE
     from .vqvae import VQVAE
 
-    models = {"vqvae": VQVAE, "vae": VAE}
+    models = {"vqvae": VQVAE, "vae": VAE, "prior": PixelCNN, "judge": Judge}
     if kind not in models:
         raise PretrainedError(f"Unknown model kind {kind!r} in a model card: expected one of {sorted(models)}.")
     return models[kind](**config)
@@ -119,8 +149,9 @@ def _rebuild_hint(name):
     return f"python -m vqvae_lessons reproduce {name}" if name in RECIPES else "python -m vqvae_lessons train ..."
 
 
-def write_card(directory, name, kind, model, record, metrics, command, description=""):
-    """Write ``NAME.json`` and ``NAME.md`` (the model card) beside ``NAME.weights.h5`` in ``directory``."""
+def write_card(directory, name, kind, model, record, metrics, command, description="", extra=None):
+    """Write ``NAME.json`` and ``NAME.md`` (the model card) beside ``NAME.weights.h5`` in ``directory``.
+    ``extra`` adds entries to the card's data (a prior's ``vqvae``, the weights whose codes it models)."""
     import keras
     import numpy
 
@@ -143,6 +174,7 @@ def write_card(directory, name, kind, model, record, metrics, command, descripti
         "versions": versions,
         "data": "MNIST (LeCun, Cortes and Burges; CC BY-SA 3.0): 60,000 training images; metrics on the "
                 "10,000 test images.",
+        **(extra or {}),
     }
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -160,6 +192,7 @@ def render_card(info):
     return f"""# Model card: {info['name']}
 
 {info['description']}
+{f"It models the codes of the VQ-VAE `{info['vqvae']}`: sample with both (`pixelcnn.generate`)." if "vqvae" in info else ""}
 
 ## Intended uses and limitations
 For learning and teaching how VQ-VAEs and VAEs work, in the VQ-VAE Lessons course: reconstructing,

@@ -10,6 +10,7 @@ import time
 import keras
 
 from .data import load_mnist
+from .pixelcnn import PixelCNN
 from .vae import VAE
 from .vqvae import VQVAE, CodebookMaintenance
 
@@ -31,17 +32,20 @@ class EpochTimer(keras.callbacks.Callback):
         self.seconds.append((self._train_end or time.perf_counter()) - self._start)
 
 
-def _fit(model, images, epochs, batch_size, learning_rate, validation_images, callbacks, verbose):
+def _fit(model, images, epochs, batch_size, learning_rate, validation_images, callbacks, verbose, targets=None,
+         validation_targets=None, loss=None):
     if epochs < 1 or batch_size < 1 or learning_rate <= 0:
         raise ValueError(f"Need epochs >= 1, batch_size >= 1 and learning_rate > 0; got {epochs}, {batch_size}, "
                          f"{learning_rate}.")
     timer = EpochTimer()
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate))
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss)
     if verbose == "auto":
         verbose = 1 if sys.stdout.isatty() else 2  # a live progress bar in a terminal, a line an epoch elsewhere
-    history = model.fit(images, epochs=epochs, batch_size=batch_size, shuffle=True, verbose=verbose,
-                        validation_data=(validation_images,) if validation_images is not None else None,
-                        callbacks=[timer, *callbacks])
+    validation = None
+    if validation_images is not None:
+        validation = (validation_images,) if targets is None else (validation_images, validation_targets)
+    history = model.fit(images, targets, epochs=epochs, batch_size=batch_size, shuffle=True, verbose=verbose,
+                        validation_data=validation, callbacks=[timer, *callbacks])
     return {
         "epochs": epochs,
         "batch_size": batch_size,
@@ -87,3 +91,26 @@ def train_vae(latent_dim=2, epochs=30, batch_size=128, learning_rate=1e-3, seed=
     record = _fit(model, images, epochs, batch_size, learning_rate, data.x_test if validate else None, [], verbose)
     record.update(seed=seed, train_size=len(images))
     return model, record
+
+
+def train_prior(vqvae, architecture="gated", conditional=False, channels=None, num_layers=None, epochs=15,
+                batch_size=128, learning_rate=1e-3, seed=0, train_size=None, data=None, validate=True,
+                verbose="auto"):
+    """Train a :class:`~vqvae_lessons.pixelcnn.PixelCNN` prior on the codes ``vqvae`` gives
+    MNIST's training images (with their digit labels when ``conditional``); return
+    ``(prior, record)`` as :func:`train_vqvae` does. The loss, and ``val_loss`` on the
+    test images' codes, are negative log-likelihoods in nats per code.
+    """
+    keras.utils.set_random_seed(seed)
+    data = data or load_mnist()
+    codes, test_codes = vqvae.encode(data.x_train[:train_size]), vqvae.encode(data.x_test)
+    prior = PixelCNN(architecture, vqvae.num_embeddings, num_classes=10 if conditional else None,
+                     channels=channels, num_layers=num_layers)
+    inputs, test_inputs = codes, test_codes
+    if conditional:
+        inputs, test_inputs = (codes, data.y_train[:train_size].astype("int32")), (test_codes, data.y_test.astype("int32"))
+    record = _fit(prior, inputs, epochs, batch_size, learning_rate, test_inputs if validate else None, [], verbose,
+                  targets=codes, validation_targets=test_codes,
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    record.update(seed=seed, train_size=len(codes))
+    return prior, record

@@ -1,0 +1,278 @@
+"""The PixelCNN priors: masks, causality (proven by gradients), the blind spot, sampling."""
+
+import functools
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from keras import ops
+
+from vqvae_lessons import metrics, pixelcnn
+from vqvae_lessons.pixelcnn import MaskedConv2D, PixelCNN, causal_mask
+
+K = 12  # a small codebook keeps the tests fast
+
+
+@functools.lru_cache(maxsize=None)
+def small_prior(architecture="gated", num_classes=None):
+    """One prior per kind, shared by the tests (sampling compiles once per prior)."""
+    return new_prior(architecture, num_classes)
+
+
+def new_prior(architecture="gated", num_classes=None, **kwargs):
+    keras.utils.set_random_seed(0)
+    defaults = {"channels": 8, "num_layers": 6 if architecture == "gated" else 2}
+    return PixelCNN(architecture, num_codes=K, num_classes=num_classes, **{**defaults, **kwargs})
+
+
+def random_codes(n, seed=0, num_codes=K):
+    return np.random.default_rng(seed).integers(0, num_codes, (n, 7, 7)).astype("int32")
+
+
+# -- masks ------------------------------------------------------------------------------------
+def test_masks_of_type_a_and_b():
+    a, b = causal_mask(3, "A"), causal_mask(3, "B")
+    np.testing.assert_array_equal(a, [[1, 1, 1], [1, 0, 0], [0, 0, 0]])
+    np.testing.assert_array_equal(b, [[1, 1, 1], [1, 1, 0], [0, 0, 0]])
+    assert causal_mask(7, "A").sum() == 24 and causal_mask(1, "A").sum() == 0 and causal_mask(1, "B").sum() == 1
+
+
+def test_masks_of_the_vertical_and_horizontal_stacks():
+    np.testing.assert_array_equal(causal_mask(3, "vertical-A"), [[1, 1, 1], [0, 0, 0], [0, 0, 0]])
+    np.testing.assert_array_equal(causal_mask(3, "vertical-B"), [[1, 1, 1], [1, 1, 1], [0, 0, 0]])
+    np.testing.assert_array_equal(causal_mask((1, 5), "A"), [[1, 1, 0, 0, 0]])
+
+
+@pytest.mark.parametrize("size, kind, message", [(4, "A", "odd sizes"), ((3, 2), "B", "odd sizes"),
+                                                 (3, "C", "mask_type='C' is not known")])
+def test_bad_masks(size, kind, message):
+    with pytest.raises(ValueError, match=message):
+        causal_mask(size, kind)
+
+
+# -- the masked convolution -------------------------------------------------------------------
+def numpy_masked_conv(one_hot, kernel, mask, bias):
+    """A plain 'same' cross-correlation of (N, H, W, C) with the masked kernel, in loops."""
+    n, h, w, _ = one_hot.shape
+    kh, kw = mask.shape
+    padded = np.pad(one_hot, [(0, 0), (kh // 2, kh // 2), (kw // 2, kw // 2), (0, 0)])
+    masked = kernel * mask[:, :, None, None]
+    out = np.zeros((n, h, w, kernel.shape[-1]))
+    for i in range(h):
+        for j in range(w):
+            out[:, i, j] = np.einsum("nyxc,yxcf->nf", padded[:, i:i + kh, j:j + kw], masked)
+    return out + bias
+
+
+@pytest.mark.parametrize("kernel_size, mask_type", [(7, "A"), (3, "B"), ((1, 5), "A"), (5, "vertical-A")])
+def test_looking_up_kernel_rows_equals_convolving_one_hot_codes(kernel_size, mask_type):
+    layer = MaskedConv2D(6, kernel_size, mask_type, num_codes=K)
+    codes = random_codes(3)
+    from_codes = ops.convert_to_numpy(layer(codes))
+    from_one_hot = ops.convert_to_numpy(layer(np.eye(K, dtype="float32")[codes]))
+    layer.bias.assign(np.arange(6, dtype="float32"))
+    reference = numpy_masked_conv(np.eye(K)[codes], ops.convert_to_numpy(layer.kernel), layer.mask,
+                                  ops.convert_to_numpy(layer.bias))
+    np.testing.assert_allclose(from_codes, from_one_hot, atol=1e-5)
+    np.testing.assert_allclose(ops.convert_to_numpy(layer(codes)), reference, atol=1e-5)
+
+
+def test_the_mask_is_applied_in_the_forward_pass_not_stored_in_the_kernel():
+    layer = MaskedConv2D(4, 3, "A")
+    x = np.random.default_rng(0).normal(size=(2, 7, 7, 3)).astype("float32")
+    before = ops.convert_to_numpy(layer(x))
+    kernel = ops.convert_to_numpy(layer.kernel)
+    kernel[2] += 100.0  # the masked bottom row: changing it must change nothing
+    kernel[1, 2] += 100.0
+    layer.kernel.assign(kernel)
+    np.testing.assert_allclose(ops.convert_to_numpy(layer(x)), before, atol=1e-5)
+    assert np.abs(ops.convert_to_numpy(layer.kernel)[2]).max() > 50  # the weights themselves are untouched
+
+
+# -- causality, proven by gradients -----------------------------------------------------------
+def dependence(prior, labels=None, seed=0):
+    """(49, 49) total |d logits at position p / d one-hot input at q| (row p, column q), in one
+    backward pass: copy p of the same input only asks about the logits at p."""
+    codes = np.repeat(random_codes(1, seed=seed), 49, axis=0)
+    one_hot = tf.Variable(np.eye(K, dtype="float32")[codes])
+    rows, columns = np.divmod(np.arange(49), 7)
+    with tf.GradientTape() as tape:
+        logits = prior((one_hot, np.full(49, labels, "int32")) if labels is not None else one_hot)
+        at_p = tf.gather_nd(logits, np.stack([np.arange(49), rows, columns], 1))  # (49, K)
+        total = tf.reduce_sum(at_p * tf.random.stateless_normal(at_p.shape, (seed, 1)))
+    return np.abs(tape.gradient(total, one_hot).numpy()).sum(axis=3).reshape(49, 49)
+
+
+@pytest.mark.parametrize("architecture, num_classes", [("keras-example", None), ("gated", None), ("gated", 10)])
+def test_logits_never_depend_on_the_code_at_or_after_their_position(architecture, num_classes):
+    depends = dependence(small_prior(architecture, num_classes), labels=3 if num_classes else None)
+    assert np.all(np.triu(depends) == 0)  # position p (row) on codes q >= p (column): never
+    left, above = np.arange(49)[np.arange(49) % 7 > 0], np.arange(7, 49)
+    assert np.all(depends[left, left - 1] > 0) and np.all(depends[above, above - 7] > 0)  # but sees its neighbours
+
+
+def test_the_example_has_a_blind_spot_and_the_gated_prior_has_none():
+    example, gated = dependence(small_prior("keras-example")), dependence(small_prior("gated"))
+    unseen_example = np.tril(example == 0, -1)  # earlier positions q < p the logits at p ignore
+    # (3, 0) never sees (2, 4), up and to the right, one row above: the blind spot of stacked masks.
+    assert unseen_example[3 * 7 + 0, 2 * 7 + 4] and unseen_example.sum() > 50
+    assert not np.tril(gated == 0, -1).any()
+
+
+def test_log_probs_are_the_log_softmax_of_the_logits_at_each_code():
+    prior = small_prior()
+    codes = random_codes(5)
+    logits = ops.convert_to_numpy(prior(codes)).astype("float64")
+    log_softmax = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    want = np.take_along_axis(log_softmax, codes[..., None], -1)[..., 0]
+    np.testing.assert_allclose(prior.log_probs(codes, batch_size=2), want, atol=1e-5)
+    results = metrics.evaluate_prior(prior, codes, train_codes=random_codes(20, seed=1))
+    assert results["test_nll_nats_per_code"] == pytest.approx(-want.mean(), rel=1e-5)
+    assert results["test_nll_bits_per_image"] == pytest.approx(49 * results["test_nll_bits_per_code"])
+    assert results["uniform_bits_per_code"] == pytest.approx(np.log2(K))
+
+
+# -- sampling ---------------------------------------------------------------------------------
+def sequential_argmax(prior, given=None, labels=None):
+    """The most likely map, position by position, recomputing the whole map each time."""
+    codes = np.zeros((len(labels) if labels is not None else 3, 7, 7), "int32") if given is None else given.copy()
+    for position in range(49):
+        i, j = divmod(position, 7)
+        scores = ops.convert_to_numpy(prior((np.maximum(codes, 0), labels) if labels is not None
+                                            else np.maximum(codes, 0)))
+        free = codes[:, i, j] < 0 if given is not None else np.ones(len(codes), bool)
+        codes[free, i, j] = scores[free, i, j].argmax(-1)
+    return codes
+
+
+@pytest.mark.parametrize("architecture, num_classes", [("keras-example", None), ("gated", None), ("gated", 10)])
+def test_the_row_cached_sampler_computes_what_a_full_pass_computes(architecture, num_classes):
+    prior = small_prior(architecture, num_classes)
+    labels = np.array([0, 4, 9], dtype="int32") if num_classes else None
+    np.testing.assert_array_equal(pixelcnn.sample(prior, 3, labels=labels, temperature=0),
+                                  sequential_argmax(prior, labels=labels))
+
+
+def test_temperature_near_zero_gives_the_most_likely_code():
+    prior = small_prior()
+    greedy = sequential_argmax(prior)
+    np.testing.assert_array_equal(pixelcnn.sample(prior, 3, temperature=1e-6, seed=5), greedy)
+
+
+def test_a_fixed_seed_reproduces_the_samples():
+    prior = small_prior("keras-example")
+    first = pixelcnn.sample(prior, 6, seed=3)
+    np.testing.assert_array_equal(first, pixelcnn.sample(prior, 6, seed=3))
+    assert not np.array_equal(first, pixelcnn.sample(prior, 6, seed=4))
+    assert first.dtype == np.int32 and first.shape == (6, 7, 7) and first.min() >= 0 and first.max() < K
+
+
+def test_samples_follow_the_prior_s_distribution():
+    prior = small_prior()
+    codes = pixelcnn.sample(prior, 3000, seed=0, temperature=1.0, batch_size=1500)
+    logits = ops.convert_to_numpy(prior(np.zeros((1, 7, 7), "int32")))[0, 0, 0].astype("float64")
+    want = np.exp(logits - logits.max())
+    want /= want.sum()  # the first position sees no codes: the same distribution for every map
+    shares = np.bincount(codes[:, 0, 0], minlength=K) / len(codes)
+    assert np.abs(shares - want).max() < 0.03
+
+
+def test_fixed_codes_stay_fixed_and_condition_the_rest():
+    prior = small_prior()
+    given = random_codes(3, seed=2)
+    given[:, 4:] = -1  # keep the top four rows, complete the bottom three
+    given[1, 2, 3] = -1
+    completed = pixelcnn.sample(prior, 3, given=given, temperature=0)
+    kept = given >= 0
+    np.testing.assert_array_equal(completed[kept], given[kept])
+    np.testing.assert_array_equal(completed, sequential_argmax(prior, given=given))
+    sampled = pixelcnn.sample(prior, 3, given=given, seed=1)
+    np.testing.assert_array_equal(sampled[kept], given[kept])
+
+
+def test_class_labels_change_the_samples():
+    prior = new_prior(num_classes=10)
+    prior.stages[1].class_bias.embeddings.assign(
+        np.random.default_rng(0).normal(0, 3, prior.stages[1].class_bias.embeddings.shape))
+    twos, sevens = (pixelcnn.sample(prior, 4, labels=d, temperature=0) for d in (2, 7))
+    assert not np.array_equal(twos, sevens)
+    np.testing.assert_array_equal(pixelcnn.sample(prior, 4, labels=np.full(4, 2), temperature=0), twos)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"given": np.full((2, 7, 7), K)}, r"Codes must lie in \[0, 12\)"),
+    ({"given": np.full((2, 7, 7), -2)}, "nothing below -1"),
+    ({"given": np.full((2, 5, 5), -1)}, r"shape \(2, 7, 7\)"),
+    ({"given": np.full((2, 7, 7), -1.0)}, "integer codes"),
+    ({"temperature": -1.0}, "temperature must be a number >= 0"),
+    ({"labels": 3}, "not class-conditional: leave labels out"),
+])
+def test_bad_sampling_requests_are_clear_errors(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        pixelcnn.sample(small_prior("keras-example"), 2, **kwargs)
+
+
+@pytest.mark.parametrize("labels, message", [(None, "class-conditional: give labels"),
+                                             (10, r"Labels must lie in \[0, 10\)"),
+                                             (-1, r"Labels must lie in \[0, 10\)"),
+                                             (np.array([1, 2, 3]), r"one label per map, shape \(2,\)"),
+                                             (2.5, "integers")])
+def test_labels_outside_0_to_9_are_clear_errors(labels, message):
+    with pytest.raises(ValueError, match=message):
+        pixelcnn.sample(small_prior(num_classes=10), 2, labels=labels)
+
+
+@pytest.mark.parametrize("codes, message", [(random_codes(2, num_codes=K + 5) + K, "Codes must lie in"),
+                                            (np.zeros((2, 8, 8), "int32"), r"shape \(N, 7, 7\)"),
+                                            (np.zeros((2, 7, 7), "float32"), "integer codes")])
+def test_bad_codes_are_clear_errors(codes, message):
+    with pytest.raises(ValueError, match=message):
+        small_prior().log_probs(codes)
+
+
+def test_bad_settings_are_clear_errors():
+    with pytest.raises(ValueError, match="architecture='pixelsnail' is not known"):
+        PixelCNN("pixelsnail")
+    with pytest.raises(ValueError, match="Only the gated PixelCNN can be class-conditional"):
+        PixelCNN("keras-example", num_classes=10)
+    with pytest.raises(ValueError, match="channels must be a positive integer"):
+        PixelCNN("gated", channels=-3)
+
+
+def test_generate_decodes_samples_and_checks_the_codebook_size():
+    from vqvae_lessons.vqvae import VQVAE
+
+    vqvae = VQVAE("keras-example", num_embeddings=K, embedding_dim=4)
+    vqvae(np.zeros((1, 28, 28, 1), "float32"))
+    images = pixelcnn.generate(small_prior(), vqvae, 2, seed=0)
+    assert images.shape == (2, 28, 28, 1) and 0 <= images.min() and images.max() <= 1
+    with pytest.raises(ValueError, match="The prior models 12 codes but the VQ-VAE has 16"):
+        pixelcnn.generate(small_prior(), VQVAE("keras-example", num_embeddings=16, embedding_dim=4), 2)
+
+
+@pytest.mark.parametrize("architecture, num_classes", [("keras-example", None), ("gated", 10)])
+def test_a_saved_prior_loads_again(tmp_path, architecture, num_classes):
+    prior = new_prior(architecture, num_classes)
+    codes, labels = random_codes(2), np.array([1, 8], "int32")
+    inputs = (codes, labels) if num_classes else codes
+    prior.save(tmp_path / "prior.keras")
+    loaded = keras.saving.load_model(tmp_path / "prior.keras")
+    np.testing.assert_allclose(ops.convert_to_numpy(loaded(inputs)), ops.convert_to_numpy(prior(inputs)), atol=1e-5)
+    prior.save_weights(tmp_path / "prior.weights.h5")
+    again = PixelCNN(**{k: v for k, v in prior.get_config().items() if k not in ("name", "trainable", "dtype")})
+    again.load_weights(tmp_path / "prior.weights.h5")
+    np.testing.assert_allclose(ops.convert_to_numpy(again(inputs)), ops.convert_to_numpy(prior(inputs)), atol=1e-5)
+
+
+def test_training_lowers_the_negative_log_likelihood(tiny_mnist):
+    from vqvae_lessons.train import train_prior
+    from vqvae_lessons.vqvae import VQVAE
+
+    vqvae = VQVAE("keras-example", num_embeddings=K, embedding_dim=4)
+    vqvae(np.zeros((1, 28, 28, 1), "float32"))
+    prior, record = train_prior(vqvae, "gated", conditional=True, channels=8, num_layers=3, epochs=3,
+                                learning_rate=3e-3, data=tiny_mnist, verbose=0)
+    losses = record["history"]["loss"]
+    assert losses[-1] < losses[0] and record["epochs"] == 3 and prior.conditional
+    assert record["history"]["val_loss"][-1] < np.log(K)  # better than the uniform prior
