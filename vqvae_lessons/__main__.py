@@ -49,6 +49,8 @@ def _parser():
     prior.add_argument("--channels", type=_positive_int, default=None, help="width (default: the architecture's)")
     prior.add_argument("--num-layers", type=_positive_int, default=None,
                        help="gated blocks, or the example's residual blocks (default: the architecture's)")
+    prior.add_argument("--lr-schedule", choices=["constant", "cosine"], default="constant",
+                       help="cosine: the learning rate falls to 0 along a cosine over the run")
     judge = models.add_parser("judge", help="train the MNIST classifier that judges generated digits",
                               formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     for sub in (vq, vae, prior, judge):
@@ -136,7 +138,7 @@ def _train(args, command, description):
     elif args.model == "prior":
         vqvae = _load_vqvae(args.vqvae)
         model, record = train.train_prior(vqvae, args.architecture, args.conditional, args.channels, args.num_layers,
-                                          **common)
+                                          lr_schedule=args.lr_schedule, **common)
         results = _evaluate_prior(model, vqvae, data)
         extra = {"vqvae": args.vqvae}
     elif args.model == "judge":

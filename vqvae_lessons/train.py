@@ -33,12 +33,18 @@ class EpochTimer(keras.callbacks.Callback):
 
 
 def _fit(model, images, epochs, batch_size, learning_rate, validation_images, callbacks, verbose, targets=None,
-         validation_targets=None, loss=None):
+         validation_targets=None, loss=None, lr_schedule="constant"):
     if epochs < 1 or batch_size < 1 or learning_rate <= 0:
         raise ValueError(f"Need epochs >= 1, batch_size >= 1 and learning_rate > 0; got {epochs}, {batch_size}, "
                          f"{learning_rate}.")
     timer = EpochTimer()
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss)
+    if lr_schedule not in ("constant", "cosine"):
+        raise ValueError(f"lr_schedule={lr_schedule!r} is not known: use 'constant' or 'cosine'.")
+    rate = learning_rate
+    if lr_schedule == "cosine":  # from learning_rate down to 0 over the whole run
+        steps = epochs * -(-len(images[0] if isinstance(images, tuple) else images) // batch_size)
+        rate = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=steps)
+    model.compile(optimizer=keras.optimizers.Adam(rate), loss=loss)
     if verbose == "auto":
         verbose = 1 if sys.stdout.isatty() else 2  # a live progress bar in a terminal, a line an epoch elsewhere
     validation = None
@@ -50,6 +56,7 @@ def _fit(model, images, epochs, batch_size, learning_rate, validation_images, ca
         "epochs": epochs,
         "batch_size": batch_size,
         "learning_rate": learning_rate,
+        "lr_schedule": lr_schedule,
         "seconds_per_epoch": [round(s, 2) for s in timer.seconds],
         "median_seconds_per_epoch": round(statistics.median(timer.seconds), 2),
         "total_seconds": round(sum(timer.seconds), 1),
@@ -95,11 +102,12 @@ def train_vae(latent_dim=2, epochs=30, batch_size=128, learning_rate=1e-3, seed=
 
 def train_prior(vqvae, architecture="gated", conditional=False, channels=None, num_layers=None, epochs=15,
                 batch_size=128, learning_rate=1e-3, seed=0, train_size=None, data=None, validate=True,
-                verbose="auto"):
+                verbose="auto", lr_schedule="constant"):
     """Train a :class:`~vqvae_lessons.pixelcnn.PixelCNN` prior on the codes ``vqvae`` gives
     MNIST's training images (with their digit labels when ``conditional``); return
     ``(prior, record)`` as :func:`train_vqvae` does. The loss, and ``val_loss`` on the
-    test images' codes, are negative log-likelihoods in nats per code.
+    test images' codes, are negative log-likelihoods in nats per code. ``lr_schedule``
+    "cosine" lowers the learning rate to 0 along a cosine over the run.
     """
     keras.utils.set_random_seed(seed)
     data = data or load_mnist()
@@ -111,6 +119,6 @@ def train_prior(vqvae, architecture="gated", conditional=False, channels=None, n
         inputs, test_inputs = (codes, data.y_train[:train_size].astype("int32")), (test_codes, data.y_test.astype("int32"))
     record = _fit(prior, inputs, epochs, batch_size, learning_rate, test_inputs if validate else None, [], verbose,
                   targets=codes, validation_targets=test_codes,
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), lr_schedule=lr_schedule)
     record.update(seed=seed, train_size=len(codes))
     return prior, record
