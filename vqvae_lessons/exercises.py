@@ -684,7 +684,7 @@ def _check_codebook_perplexity(fn):
 
 
 # ---------------------------------------------------------------------------------------------
-# Lesson 4 (PixelCNN): causal_mask
+# Lesson 5 (PixelCNN): causal_mask
 # ---------------------------------------------------------------------------------------------
 def causal_mask(kernel_size, mask_type):
     """The ``(k, k)`` mask of a PixelCNN convolution: 1 for the positions before the centre in
@@ -750,7 +750,7 @@ def _check_causal_mask(fn):
 
 
 # ---------------------------------------------------------------------------------------------
-# Lesson 4 (PixelCNN): sample_codes
+# Lesson 5 (PixelCNN): sample_codes
 # ---------------------------------------------------------------------------------------------
 def _softmax(logits):
     exp = np.exp(logits - np.max(logits, axis=-1, keepdims=True))
@@ -919,6 +919,114 @@ def _check_sample_codes(fn):
 
 
 # ---------------------------------------------------------------------------------------------
+# Lesson 4 (number and size of the codes): rate_bits_per_image
+# ---------------------------------------------------------------------------------------------
+def rate_bits_per_image(grid_shape, num_codes):
+    """The rate of a grid of codes: each of the ``prod(grid_shape)`` cells holds one of ``num_codes``
+    codes, ``log2(num_codes)`` bits, so an image costs ``prod(grid_shape) * log2(num_codes)`` bits
+    (343 for a 7x7 grid of K = 128 codes)."""
+    cells = int(np.prod(grid_shape))
+    return float(cells * np.log2(num_codes))
+
+
+def _cells(grid_shape):
+    return float(np.prod(grid_shape))
+
+
+_RATE_BITS_MISTAKES = [
+    (lambda g, k: _cells(g) * np.log(k),
+     "you used the natural log, which counts nats: bits need log2 (np.log2), and 1 nat = 1 / ln 2 bits."),
+    (lambda g, k: _cells(g) * np.log10(k),
+     "you used log10, which counts decimal digits: bits need log2 (np.log2)."),
+    (lambda g, k: float(np.log2(k)),
+     "that is the rate of one code: an image has one code per cell of the grid, so multiply by the number of "
+     "cells, prod(grid_shape)."),
+    (lambda g, k: float(np.sum(g) * np.log2(k)),
+     "you added the grid's sides (7 + 7): the number of cells is their product, 7 * 7 = 49 (np.prod)."),
+    (lambda g, k: float(g[0] * np.log2(k)),
+     "you counted one row of the grid: the number of cells is the product of all its sides (np.prod(grid_shape))."),
+    (lambda g, k: _cells(g) * k,
+     "you multiplied by the number of codes: one code among K is worth log2(K) bits, not K."),
+    (lambda g, k: _cells(g) * np.ceil(np.log2(k)),
+     "you rounded log2(K) up: that is the length of a fixed-length binary code for one index, but the rate here "
+     "is the information, log2(K) bits exactly (the two agree when K is a power of 2)."),
+    (lambda g, k: float(np.log2(_cells(g) * k)),
+     "you took log2 of cells * K: the bits of the cells add up, log2(K ** cells) = cells * log2(K)."),
+    (lambda g, k: _cells(g) * np.log2(k - 1),
+     "you used log2(K - 1), from the largest index: there are K possible codes, so each holds log2(K) bits."),
+]
+
+
+def _rate_bits_cases():
+    yield (7, 7), 128
+    yield (7, 7), 100
+    yield (4, 6), 10
+    yield (8, 8), 2
+    yield (7, 7), 512
+    yield (3, 5), 1  # a codebook of one code tells nothing: 0 bits
+
+
+def _check_rate_bits_per_image(fn):
+    for grid_shape, num_codes in _rate_bits_cases():
+        where = f"With grid_shape = {grid_shape} and num_codes = {num_codes}: "
+        got = _to_array(_call(fn, grid_shape, num_codes))
+        got = got.reshape(()) if got.size == 1 else got
+        _compare(got, np.asarray(rate_bits_per_image(grid_shape, num_codes)), (grid_shape, num_codes),
+                 _RATE_BITS_MISTAKES, where=where, symbols="()", kind="number")
+
+
+# ---------------------------------------------------------------------------------------------
+# Lesson 4 (number and size of the codes): codebook_usage
+# ---------------------------------------------------------------------------------------------
+def codebook_usage(indices, num_codes):
+    """The fraction of the ``num_codes`` codes that occur at least once in ``indices`` (any shape):
+    1.0 when every code is used, ``1 / num_codes`` when one code is."""
+    counts = np.bincount(np.ravel(indices), minlength=num_codes)
+    return np.count_nonzero(counts) / num_codes
+
+
+def _rows_usage(indices, num_codes):
+    rows = np.reshape(indices, (len(indices), -1)) if np.ndim(indices) > 1 else [indices]
+    return float(np.mean([codebook_usage(row, num_codes) for row in rows]))
+
+
+_CODEBOOK_USAGE_MISTAKES = [
+    (lambda i, k: float(len(np.unique(i))),
+     "you returned the number of codes used: the usage is that number divided by num_codes, a fraction."),
+    (lambda i, k: len(np.unique(i)) / np.size(i),
+     "you divided by the number of indices: the usage is the share of the codebook, codes used / num_codes."),
+    (lambda i, k: 1.0 - len(np.unique(i)) / k,
+     "you returned the share of unused (dead) codes: the usage is the share of codes used at least once."),
+    (lambda i, k: (np.max(i) + 1) / k,
+     "you assumed the codes used are 0 to max(indices): codes in between can be unused; count the distinct "
+     "values (np.unique, or the nonzero counts of np.bincount)."),
+    (_rows_usage,
+     "you averaged a usage per row: a code counts as used if it occurs anywhere, so take all indices together "
+     "(flatten them first)."),
+    (lambda i, k: codebook_perplexity(i, k) / k,
+     "you divided the perplexity by num_codes: the perplexity weights codes by how often they occur, while the "
+     "usage counts every code that occurs at least once, however rarely."),
+]
+
+
+def _codebook_usage_cases():
+    rng = np.random.default_rng(40)
+    yield rng.choice([0, 2, 3, 5, 9], size=(3, 7, 7), p=[0.5, 0.2, 0.15, 0.1, 0.05]), 16
+    yield rng.choice([1, 4, 6], size=20, p=[0.8, 0.15, 0.05]), 8
+    yield rng.integers(0, 12, size=(2, 4, 4)), 12
+    yield np.full((2, 3), 3), 4  # a single code: 1 / num_codes
+
+
+def _check_codebook_usage(fn):
+    for indices, num_codes in _codebook_usage_cases():
+        where = f"With indices of shape {indices.shape} and num_codes = {num_codes}: "
+        got = _to_array(_call(fn, indices, num_codes))
+        got = got.reshape(()) if got.size == 1 else got
+        _compare(got, np.asarray(codebook_usage(indices, num_codes)), (indices, num_codes),
+                 _CODEBOOK_USAGE_MISTAKES, where=where, symbols="()", kind="number")
+
+
+# ---------------------------------------------------------------------------------------------
 # The registry and the learner's entry points
 # ---------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
@@ -976,6 +1084,19 @@ _EXERCISES = {
         "indices to get p, keep p > 0, then H = -sum(p * log(p)) and the perplexity is exp(H).",
         "indices is an integer NumPy array of any shape: flatten it (np.ravel) first; return one number.",
         _CODEBOOK_PERPLEXITY_MISTAKES),
+    "rate_bits_per_image": _Exercise(
+        rate_bits_per_image, _check_rate_bits_per_image,
+        "Each cell of the grid holds one of num_codes codes, log2(num_codes) bits; the grid has np.prod(grid_shape) "
+        "cells: multiply the two.",
+        "grid_shape is a tuple of ints such as (7, 7) and num_codes an int; return one number (np.prod and np.log2 "
+        "help).",
+        _RATE_BITS_MISTAKES),
+    "codebook_usage": _Exercise(
+        codebook_usage, _check_codebook_usage,
+        "Count the distinct codes among all the indices (np.unique of the flattened array, or np.count_nonzero of "
+        "np.bincount(..., minlength=num_codes)) and divide by num_codes.",
+        "indices is an integer NumPy array of any shape: flatten it (np.ravel) first; return one number.",
+        _CODEBOOK_USAGE_MISTAKES),
     "causal_mask": _Exercise(
         causal_mask, _check_causal_mask,
         "Start from zeros((k, k)); set the rows above the centre row c = k // 2 to 1, then the centre row left of "

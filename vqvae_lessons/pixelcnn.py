@@ -416,8 +416,9 @@ def _sample_batch(prior, given, labels, temperature, seeds):
         rows_cached = tuple(min(row, stage.rows_above) for stage in prior.stages)
         inputs = {} if labels is None else {"labels": labels}
         for s, count in enumerate(rows_cached):
-            if count:
-                inputs.update(_named(f"above_{s}", _concat_rows(cache[s][row - count:row], np.concatenate)))
+            if count:  # converted once per row, not once per position
+                above = _named(f"above_{s}", _concat_rows(cache[s][row - count:row], np.concatenate))
+                inputs.update({key: ops.convert_to_tensor(value) for key, value in above.items()})
         for column in range(width):
             # The last column computes whole rows, to cache; the others only what the next code needs.
             cropped = crops and column < width - 1
