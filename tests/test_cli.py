@@ -15,7 +15,8 @@ def run(*args, env=None):
                           timeout=600, env={**os.environ, **(env or {})})
 
 
-@pytest.mark.parametrize("args", [[], ["train"], ["train", "vqvae"], ["train", "vae"], ["evaluate"], ["reproduce"]])
+@pytest.mark.parametrize("args", [[], ["train"], ["train", "vqvae"], ["train", "vae"], ["train", "prior"], ["train", "judge"],
+                                  ["evaluate"], ["reproduce"], ["sample"], ["judge"]])
 def test_help_everywhere(args):
     result = run(*args, "--help")
     assert result.returncode == 0 and "usage: python -m vqvae_lessons" in result.stdout
@@ -57,3 +58,55 @@ def test_wrong_model_kind_and_bad_flags():
     assert result.returncode == 2 and "must be a positive integer" in result.stderr
     result = run("reproduce", "nonexistent")
     assert result.returncode != 0 and "no shipped weights are called 'nonexistent'" in result.stderr
+
+
+def test_train_a_tiny_prior_then_evaluate_sample_and_judge(synthetic_npz, tmp_path):
+    env = {MNIST_ENV: str(synthetic_npz)}
+    assert run("train", "vqvae", "--architecture", "keras-example", "--num-embeddings", "16", "--epochs", "1",
+               "--out", str(tmp_path), "--name", "vq", env=env).returncode == 0
+    result = run("train", "prior", "--vqvae", str(tmp_path / "vq.weights.h5"), "--conditional", "--channels", "8",
+                 "--num-layers", "2", "--epochs", "1", "--lr-schedule", "cosine", "--out", str(tmp_path),
+                 "--name", "prior", env=env)
+    assert result.returncode == 0, result.stderr
+    trained = json.loads(result.stdout)
+    card = json.loads((tmp_path / "prior.json").read_text())
+    assert card["model"] == "prior" and card["vqvae"].endswith("vq.weights.h5") and card["config"]["num_classes"] == 10
+    result = run("evaluate", "prior", "--weights", str(tmp_path / "prior.weights.h5"), env=env)
+    assert result.returncode == 0, result.stderr
+    evaluated = json.loads(result.stdout)
+    for key in ("test_nll_nats_per_code", "test_nll_bits_per_code", "test_nll_bits_per_image"):
+        assert evaluated[key] == pytest.approx(trained[key], rel=1e-5)
+    out = tmp_path / "digits.npy"
+    result = run("sample", "--weights", str(tmp_path / "prior.weights.h5"), "--n", "6", "--seed", "1", "--label", "3",
+                 "--temperature", "0.8", "--out", str(out), env=env)
+    assert result.returncode == 0, result.stderr
+    import numpy as np
+
+    images = np.load(out)
+    assert images.shape == (6, 28, 28) and images.dtype == np.float32 and 0 <= images.min() and images.max() <= 1
+    result = run("judge", str(out), "--label", "3", env=env)
+    assert result.returncode == 0, result.stderr
+    judged = json.loads(result.stdout)
+    assert judged["n"] == 6 and sum(judged["class_histogram"]) == 6 and 0 <= judged["label_accuracy"] <= 1
+    assert {"inception_score", "frechet_distance"} <= set(judged)
+    result = run("sample", "--weights", str(tmp_path / "prior.weights.h5"), "--n", "2", "--label", "12",
+                 "--out", str(out), env=env)
+    assert result.returncode == 2 and "--label must be a digit from 0 to 9" in result.stderr
+
+
+def test_sampling_and_judging_mistakes_are_clear_errors(tmp_path):
+    result = run("sample", "--pretrained", "vqvae-k128-d16", "--out", str(tmp_path / "x.npy"))
+    assert result.returncode == 2 and "is a vqvae, not a prior" in result.stderr
+    result = run("judge", str(tmp_path / "missing.npy"))
+    assert result.returncode == 2 and "does not exist" in result.stderr
+    (tmp_path / "bad.npy").write_bytes(b"not numpy")
+    result = run("judge", str(tmp_path / "bad.npy"))
+    assert result.returncode == 2 and "not a readable .npy file" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_evaluate_a_shipped_prior(real_mnist):
+    result = run("evaluate", "prior", "--pretrained", "pixelcnn-keras-example")
+    assert result.returncode == 0, result.stderr
+    evaluated = json.loads(result.stdout)
+    assert evaluated["test_nll_bits_per_image"] == pytest.approx(49 * evaluated["test_nll_bits_per_code"])
+    assert evaluated["test_nll_bits_per_code"] < evaluated["unigram_bits_per_code"] < 7.0
