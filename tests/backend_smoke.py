@@ -9,9 +9,9 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from vqvae_lessons import pretrained
+from vqvae_lessons import pixelcnn, pretrained
 from vqvae_lessons.data import load_mnist
-from vqvae_lessons.train import train_vae, train_vqvae
+from vqvae_lessons.train import train_prior, train_vae, train_vqvae
 from vqvae_lessons.vqvae import VQVAE
 
 out = Path(sys.argv[1])
@@ -27,8 +27,24 @@ for architecture, quantizer in (("keras-example", "loss"), ("residual", "ema")):
     result["histories"][architecture] = record["history"]
 _, record = train_vae(2, epochs=2, batch_size=32, train_size=128, data=data, verbose=0)
 result["histories"]["vae"] = record["history"]
-shipped = [name for name in pretrained.names() if (pretrained.WEIGHTS_DIR / f"{name}.weights.h5").is_file()]
+for architecture in ("keras-example", "gated"):
+    prior, record = train_prior(model, architecture, conditional=architecture == "gated", channels=8, num_layers=2,
+                                epochs=3, batch_size=32, learning_rate=3e-3, train_size=128, data=data, verbose=0)
+    labels = np.arange(4) if prior.conditional else None
+    assert pixelcnn.sample(prior, 4, labels=labels, seed=0).shape == (4, 7, 7)
+    result["histories"][f"prior-{architecture}"] = record["history"]
+
+
+def shipped(kind):
+    return [name for name in pretrained.names(kind) if (pretrained.WEIGHTS_DIR / f"{name}.weights.h5").is_file()]
+
+
 result["shipped_reconstructions"] = {
-    name: pretrained.load(name).reconstruct(data.x_test[:16]).tolist() for name in shipped
+    name: pretrained.load(name).reconstruct(data.x_test[:16]).tolist() for name in shipped("vqvae") + shipped("vae")
 }
+result["shipped_log_probs"] = {}
+for name in shipped("prior"):
+    prior, vqvae = pretrained.load(name), pretrained.load(pretrained.card(name)["vqvae"])
+    labels = data.y_test[:16].astype("int32") if prior.conditional else None
+    result["shipped_log_probs"][name] = prior.log_probs(vqvae.encode(data.x_test[:16]), labels).tolist()
 print(json.dumps(result))

@@ -34,3 +34,5 @@ def test_other_backends_agree_with_tensorflow(backend, module, synthetic_npz, tm
         assert history["loss"][-1] < history["loss"][0], f"{name} did not learn on {backend}"
     for name, images in reference["shipped_reconstructions"].items():
         np.testing.assert_allclose(other["shipped_reconstructions"][name], images, atol=2e-3, err_msg=name)
+    for name, log_probs in reference["shipped_log_probs"].items():
+        np.testing.assert_allclose(other["shipped_log_probs"][name], log_probs, atol=2e-3, err_msg=name)

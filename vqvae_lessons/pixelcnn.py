@@ -32,8 +32,6 @@ convolution over one-hot codes is a lookup of kernel rows (see :class:`MaskedCon
 
 from __future__ import annotations
 
-import weakref
-
 import keras
 import numpy as np
 from keras import layers, ops
@@ -438,11 +436,10 @@ def _sample_batch(prior, given, labels, temperature, seeds):
     return codes
 
 
-_ROW_STEPS = weakref.WeakKeyDictionary()  # prior -> {(rows_cached, cropped): _RowStep}, compiled once, reused
-
-
 def _row_step(prior, rows_cached, cropped):
-    steps = _ROW_STEPS.setdefault(prior, {})
+    """The prior's compiled step for this case, made once and kept with the prior (outside Keras's
+    tracking of its layers, so the prior saves and loads exactly as before)."""
+    steps = prior.__dict__.setdefault("_sampling_steps", {})
     if (rows_cached, cropped) not in steps:
         steps[rows_cached, cropped] = _RowStep(prior, rows_cached, cropped)
     return steps[rows_cached, cropped]
