@@ -215,8 +215,9 @@ def cmd_sample(args):
     if labels is not None and prior.conditional and not 0 <= labels < prior.num_classes:
         raise ValueError(f"--label must be a digit from 0 to {prior.num_classes - 1}, got {labels}.")
     start = time.perf_counter()
-    images = pixelcnn.generate(prior, vqvae, args.n, labels=labels, temperature=args.temperature, seed=args.seed,
-                               batch_size=args.batch_size)[..., 0]
+    with contextlib.redirect_stdout(sys.stderr):  # the progress bar on stderr: stdout is for the JSON result
+        images = pixelcnn.generate(prior, vqvae, args.n, labels=labels, temperature=args.temperature,
+                                   seed=args.seed, batch_size=args.batch_size, progress=True)[..., 0]
     seconds = time.perf_counter() - start
     args.out.parent.mkdir(parents=True, exist_ok=True)
     np.save(args.out, images.astype("float32"))

@@ -24,10 +24,11 @@ A :class:`PixelCNN` computes all 49 conditionals in one pass: its convolutions a
 :func:`sample` draws maps of codes (seeded, batched, with a temperature, class
 labels and fixed codes to complete a partly given map) and :func:`generate` decodes
 them into images with a VQ-VAE. Sampling does not recompute the whole map for each of
-the 49 positions: every layer is causal, so the rows above the current one never
-change again. :func:`sample` keeps each layer's rows above in a cache and computes
-only the current row, about 7 times less work than a full pass per position, and a
-convolution over one-hot codes is a lookup of kernel rows (see :class:`MaskedConv2D`).
+the 49 positions, as the Keras example does: every layer is causal, so the rows above
+the current one never change again. :func:`sample` keeps each layer's rows above in a
+cache and computes only the current row (and, where the masks allow, only the columns
+the next code needs), in one compiled step per case; and a convolution over one-hot
+codes is a lookup of kernel rows (see :class:`MaskedConv2D`).
 """
 
 from __future__ import annotations
@@ -360,7 +361,7 @@ def run_stage(stage, inputs, labels=None, pad_top=None, pad_left=None, pad_right
 # ---------------------------------------------------------------------------------------------
 # Sampling
 # ---------------------------------------------------------------------------------------------
-def sample(prior, n=None, *, labels=None, given=None, temperature=1.0, seed=0, batch_size=1000):
+def sample(prior, n=None, *, labels=None, given=None, temperature=1.0, seed=0, batch_size=1000, progress=False):
     """Draw maps of codes ``(n, H, W)`` (int32) from ``prior``, position by position.
 
     * ``labels``: for a class-conditional prior, the class of each map, ``(n,)`` or one int.
@@ -369,8 +370,10 @@ def sample(prior, n=None, *, labels=None, given=None, temperature=1.0, seed=0, b
     * ``temperature``: divides the logits; below 1 favours likely codes, 0 takes the most
       likely code at every position.
     * ``seed``: the same seed (and ``batch_size``) gives the same maps.
+    * ``progress``: show a Keras progress bar over the batches.
 
     Each position costs one pass over *one row* of every layer: the rows above are cached.
+    The first call on a prior also compiles its steps (a few seconds); later calls reuse them.
     """
     n = _sample_count(prior, n, labels, given)
     labels = prior.check_labels(labels, n)
@@ -390,9 +393,13 @@ def sample(prior, n=None, *, labels=None, given=None, temperature=1.0, seed=0, b
                          f"got {temperature}.")
     if batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size}.")
-    seeds = keras.random.SeedGenerator(seed)
-    parts = [_sample_batch(prior, given[i:i + batch_size], None if labels is None else labels[i:i + batch_size],
-                           temperature, seeds) for i in range(0, n, batch_size)]
+    seeds, parts = keras.random.SeedGenerator(seed), []
+    bar = keras.utils.Progbar(n, unit_name="map") if progress else None
+    for i in range(0, n, batch_size):
+        parts.append(_sample_batch(prior, given[i:i + batch_size], None if labels is None else
+                                   labels[i:i + batch_size], temperature, seeds))
+        if bar is not None:
+            bar.add(len(parts[-1]))
     return np.concatenate(parts) if parts else given
 
 
