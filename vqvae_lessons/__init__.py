@@ -1,8 +1,10 @@
 """vqvae_lessons: the finished, tested implementations behind the VQ-VAE Lessons course.
 
 Modules, one concept each: ``data`` (MNIST), ``vae``, ``quantizer``, ``vqvae``,
-``metrics``, ``train`` (the training recipes) and ``pretrained`` (shipped
-weights). ``python -m vqvae_lessons --help`` trains, evaluates and reproduces
+``pixelcnn`` (priors over codes, sampling), ``judge`` (judging generated digits),
+``metrics``, ``train`` (the training recipes), ``sweep`` (lesson 4's sweep),
+``pretrained`` (shipped weights), ``plotting``, ``widgets`` and ``exercises``.
+``python -m vqvae_lessons --help`` trains, evaluates, samples, judges and reproduces
 the shipped weights from the command line.
 """
 

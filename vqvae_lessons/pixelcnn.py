@@ -33,6 +33,8 @@ codes is a lookup of kernel rows (see :class:`MaskedConv2D`).
 
 from __future__ import annotations
 
+import logging
+
 import keras
 import numpy as np
 from keras import layers, ops
@@ -441,6 +443,17 @@ def _sample_batch(prior, given, labels, temperature, seeds):
         for s in range(1, len(prior.stages)):
             cache[s].append(_unnamed(f"input_{s}", outputs))
     return codes
+
+
+class _QuietRetracing(logging.Filter):
+    """The sampler compiles one step per case on purpose: TensorFlow's warning that its
+    functions were traced several times would only alarm a learner."""
+
+    def filter(self, record):
+        return "triggered tf.function retracing" not in record.getMessage()
+
+
+logging.getLogger("tensorflow").addFilter(_QuietRetracing())
 
 
 def _row_step(prior, rows_cached, cropped):
