@@ -29,7 +29,8 @@ def assert_incorrect(capsys, name, fn, *phrases):
 # -- what every exercise shares ------------------------------------------------------------------
 def test_names_lists_every_exercise():
     assert names() == ["reparameterize", "kl_divergence", "pairwise_sq_distances", "nearest_code",
-                       "straight_through", "vq_losses", "codebook_perplexity", "causal_mask", "sample_codes"]
+                       "straight_through", "vq_losses", "codebook_perplexity", "rate_bits_per_image", "codebook_usage",
+                       "causal_mask", "sample_codes"]
 
 
 @pytest.mark.parametrize("name", names())
@@ -369,3 +370,43 @@ def test_sample_codes_mistakes(capsys):
         return np.asarray(logits_fn(np.zeros(shape[1:], dtype=int))).argmax(-1)
 
     assert_incorrect(capsys, name, wrong_input, "logits_fn takes the whole map")
+
+
+# -- rate_bits_per_image (lesson 4) --------------------------------------------------------------
+def test_rate_bits_per_image_alternatives(capsys):
+    assert check("rate_bits_per_image", lambda g, k: g[0] * g[1] * np.log2(k)) is True  # 2-D grids only, fine
+    assert check("rate_bits_per_image", lambda g, k: np.prod(g) * np.log(k) / np.log(2)) is True
+    assert check("rate_bits_per_image", lambda g, k: metrics.bits_per_image(k, g)) is True
+    assert check("rate_bits_per_image", lambda g, k: np.array([np.prod(g) * np.log2(k)])) is True  # shape (1,)
+
+
+def test_rate_bits_per_image_mistakes(capsys):
+    name = "rate_bits_per_image"
+    assert_incorrect(capsys, name, lambda g, k: np.prod(g) * np.log(k), "natural log", "nats")
+    assert_incorrect(capsys, name, lambda g, k: np.log2(k), "one code per cell")
+    assert_incorrect(capsys, name, lambda g, k: (g[0] + g[1]) * np.log2(k), "product")
+    assert_incorrect(capsys, name, lambda g, k: np.prod(g) * k, "log2(K) bits, not K")
+    assert_incorrect(capsys, name, lambda g, k: np.prod(g) * int(np.ceil(np.log2(k))), "rounded log2(K) up",
+                     "num_codes = 100")
+    assert_incorrect(capsys, name, lambda g, k: np.prod(g) * np.log2(k - 1), "log2(K - 1)")
+    # an unknown mistake still says what was expected
+    out = assert_incorrect(capsys, name, lambda g, k: np.prod(g) * np.log2(k) + 1, "expected 343, got 344")
+    assert "grid_shape = (7, 7)" in out
+
+
+# -- codebook_usage (lesson 4) -------------------------------------------------------------------
+def test_codebook_usage_alternatives(capsys):
+    assert check("codebook_usage", lambda i, k: len(np.unique(i)) / k) is True
+    assert check("codebook_usage", lambda i, k: metrics.codes_used(i, k) / k) is True
+    assert check("codebook_usage", lambda i, k: np.mean(np.bincount(i.ravel(), minlength=k) > 0)) is True
+
+
+def test_codebook_usage_mistakes(capsys):
+    name = "codebook_usage"
+    assert_incorrect(capsys, name, lambda i, k: len(np.unique(i)), "number of codes used", "divided by num_codes")
+    assert_incorrect(capsys, name, lambda i, k: len(np.unique(i)) / i.size, "divided by the number of indices")
+    assert_incorrect(capsys, name, lambda i, k: (i.max() + 1) / k, "0 to max(indices)")
+    assert_incorrect(capsys, name, lambda i, k: np.mean([len(np.unique(row)) / k for row in i]), "per row")
+    assert_incorrect(capsys, name, lambda i, k: 1 - len(np.unique(i)) / k, "unused (dead) codes")
+    assert_incorrect(capsys, name, lambda i, k: metrics.perplexity(i, k) / k, "perplexity")
+    assert_incorrect(capsys, name, lambda i, k: len(np.unique(i)) // k, "expected 0.3125, got 0")

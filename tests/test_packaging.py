@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from vqvae_lessons import pretrained
+from vqvae_lessons import pretrained, sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -23,3 +23,7 @@ def test_the_wheel_carries_every_shipped_weight_and_card(tmp_path):
     for name in pretrained.names():
         for suffix in (".weights.h5", ".json", ".md"):
             assert f"vqvae_lessons/weights/{name}{suffix}" in contents
+    # lesson 4's sweep: its index, its card and every point's weights
+    shipped = [record["weights"] for record in sweep.load_sweep()["points"]] + ["sweep.json", "README.md"]
+    missing = [name for name in shipped if f"vqvae_lessons/weights/sweep/{name}" not in contents]
+    assert not missing, f"the wheel lacks {missing}: list them in pyproject.toml's package-data"
