@@ -1,6 +1,6 @@
 """Quality of the shipped weights on the MNIST test set, measured afresh, as JSON.
 
-For every shipped weight: the metrics of ``vqvae_lessons.metrics.evaluate_vqvae`` or
+For every shipped VQ-VAE and VAE (the priors: prior_quality.py): the metrics of ``vqvae_lessons.metrics.evaluate_vqvae`` or
 ``evaluate_vae`` on the 10,000 test images, beside the figures its model card
 recorded; then the comparison the foundation issue asks for: the project's default
 ``vqvae-k128-d16`` against the Keras example's ``keras-example-k128-d16`` at the same
@@ -21,7 +21,7 @@ from vqvae_lessons.vae import VAE
 def main():
     images = load_mnist().x_test
     result = {"benchmark": "pretrained_quality", "models": {}}
-    for name in pretrained.names():
+    for name in pretrained.names("vqvae") + pretrained.names("vae"):  # priors: prior_quality.py
         model = pretrained.load(name)
         evaluate = metrics.evaluate_vae if isinstance(model, VAE) else metrics.evaluate_vqvae
         card = pretrained.card(name)

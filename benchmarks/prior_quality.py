@@ -23,7 +23,9 @@ import argparse
 import json
 import time
 
-import vqvae_lessons  # noqa: F401  (keeps TensorFlow's start-up quiet)
+# isort: off
+import vqvae_lessons  # noqa: F401  (first: keeps TensorFlow's start-up quiet)
+# isort: on
 import numpy as np
 
 from vqvae_lessons import judge, metrics, pixelcnn, pretrained

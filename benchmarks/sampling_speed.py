@@ -26,7 +26,9 @@ import json
 import statistics
 import time
 
-import vqvae_lessons  # noqa: F401  (keeps TensorFlow's start-up quiet)
+# isort: off
+import vqvae_lessons  # noqa: F401  (first: keeps TensorFlow's start-up quiet)
+# isort: on
 import keras
 import numpy as np
 from keras import ops

@@ -15,8 +15,8 @@ def run(*args, env=None):
                           timeout=600, env={**os.environ, **(env or {})})
 
 
-@pytest.mark.parametrize("args", [[], ["train"], ["train", "vqvae"], ["train", "vae"], ["train", "prior"], ["train", "judge"],
-                                  ["evaluate"], ["reproduce"], ["sample"], ["judge"]])
+@pytest.mark.parametrize("args", [[], ["train"], ["train", "vqvae"], ["train", "vae"], ["train", "prior"],
+                                  ["train", "judge"], ["evaluate"], ["reproduce"], ["sample"], ["judge"]])
 def test_help_everywhere(args):
     result = run(*args, "--help")
     assert result.returncode == 0 and "usage: python -m vqvae_lessons" in result.stdout

@@ -14,7 +14,7 @@ from vqvae_lessons.pixelcnn import MaskedConv2D, PixelCNN, causal_mask
 K = 12  # a small codebook keeps the tests fast
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def small_prior(architecture="gated", num_classes=None):
     """One prior per kind, shared by the tests (sampling compiles once per prior)."""
     return new_prior(architecture, num_classes)

@@ -120,7 +120,8 @@ def judge_images(images, label=None, judge=None, data=None):
         judge = pretrained.load("judge-mnist")
     images = check_images(images)
     if len(images) < 2:
-        raise ValueError(f"Judging needs at least 2 images (the Frechet distance fits a covariance), got {len(images)}.")
+        raise ValueError(f"Judging needs at least 2 images (the Frechet distance fits a covariance), got "
+                         f"{len(images)}.")
     probs = judge.probabilities(images)
     results = {
         "n": len(images),

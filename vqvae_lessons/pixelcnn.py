@@ -99,7 +99,7 @@ class MaskedConv2D(layers.Layer):
         self.activation = keras.activations.get(activation)
         self.mask = causal_mask(self.kernel_size, mask_type)
         self.rows_above, self.side = self.kernel_size[0] // 2, self.kernel_size[1] // 2
-        self.taps = [(dy, dx) for dy, dx in zip(*np.nonzero(self.mask))]  # visible kernel positions
+        self.taps = [(int(dy), int(dx)) for dy, dx in np.argwhere(self.mask)]  # visible kernel positions
 
     def build(self, input_shape):
         channels = self.num_codes if self.num_codes is not None else input_shape[-1]
@@ -490,7 +490,7 @@ class _RowStep(keras.Model):
         x, labels, outputs = inputs["codes"], inputs.get("labels"), {}
         if self.cropped:
             return {"logits": self._cropped(inputs, x, labels)}
-        for s, (stage, count) in enumerate(zip(self.prior.stages, self.rows_cached)):
+        for s, (stage, count) in enumerate(zip(self.prior.stages, self.rows_cached, strict=True)):
             if s:
                 outputs.update(_named(f"input_{s}", x))
             band = _concat_rows([_unnamed(f"above_{s}", inputs), x], ops.concatenate) if count else x
@@ -500,11 +500,11 @@ class _RowStep(keras.Model):
 
     def _cropped(self, inputs, x, labels):
         width, column = self.prior.grid[1], inputs["column"][0]
-        margin = max(need + stage.side for need, stage in zip(self.needs, self.prior.stages))
+        margin = max(need + stage.side for need, stage in zip(self.needs, self.prior.stages, strict=True))
         # Stage 0 reads codes: outside the map is the code num_codes ("no code", a zero kernel row).
         x = ops.pad(x, [[0, 0], [0, 0], [margin, margin]], constant_values=self.prior.num_codes)
         start = column + margin  # the column, in the padded map
-        for s, (stage, count) in enumerate(zip(self.prior.stages, self.rows_cached)):
+        for s, (stage, count) in enumerate(zip(self.prior.stages, self.rows_cached, strict=True)):
             reads = self.needs[s] + 2 * stage.side + 1  # columns column - needs - side, ..., column + side
             first = start - self.needs[s] - stage.side
             if s == 0:
@@ -551,7 +551,7 @@ def _concat_rows(rows, concatenate):
     if len(rows) == 1:
         return rows[0]
     if isinstance(rows[0], (tuple, list)):
-        return tuple(concatenate(parts, axis=1) for parts in zip(*rows))
+        return tuple(concatenate(parts, axis=1) for parts in zip(*rows, strict=True))
     return concatenate(rows, axis=1)
 
 

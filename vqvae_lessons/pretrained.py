@@ -189,10 +189,11 @@ def render_card(info):
     rows = "\n".join(f"| {k} | {_fmt(v)} |" for k, v in info["metrics"].items())
     settings = "\n".join(f"| {k} | {_fmt(v)} |" for k, v in info["config"].items())
     versions = ", ".join(f"{k} {v}" for k, v in info["versions"].items())
+    codes = f"It models the codes of the VQ-VAE `{info['vqvae']}`: sample with both (`pixelcnn.generate`)."
     return f"""# Model card: {info['name']}
 
 {info['description']}
-{f"It models the codes of the VQ-VAE `{info['vqvae']}`: sample with both (`pixelcnn.generate`)." if "vqvae" in info else ""}
+{codes if "vqvae" in info else ""}
 
 ## Intended uses and limitations
 For learning and teaching how VQ-VAEs and VAEs work, in the VQ-VAE Lessons course: reconstructing,

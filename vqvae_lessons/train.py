@@ -116,7 +116,8 @@ def train_prior(vqvae, architecture="gated", conditional=False, channels=None, n
                      channels=channels, num_layers=num_layers)
     inputs, test_inputs = codes, test_codes
     if conditional:
-        inputs, test_inputs = (codes, data.y_train[:train_size].astype("int32")), (test_codes, data.y_test.astype("int32"))
+        labels, test_labels = data.y_train[:train_size].astype("int32"), data.y_test.astype("int32")
+        inputs, test_inputs = (codes, labels), (test_codes, test_labels)
     record = _fit(prior, inputs, epochs, batch_size, learning_rate, test_inputs if validate else None, [], verbose,
                   targets=codes, validation_targets=test_codes,
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), lr_schedule=lr_schedule)
