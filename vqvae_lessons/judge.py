@@ -18,6 +18,8 @@ a classifier trained on MNIST in place of Inception:
 
 from __future__ import annotations
 
+import functools
+
 import keras
 import numpy as np
 from keras import layers, ops
@@ -98,14 +100,22 @@ def class_histogram(probabilities):
     return np.bincount(probs.argmax(axis=1), minlength=probs.shape[1])
 
 
-_REFERENCE_FEATURES = {}  # id(judge) -> features of the MNIST test set
-
-
 def reference_features(judge, data=None):
-    """The judge's features of the 10,000 MNIST test digits (computed once per judge)."""
-    if id(judge) not in _REFERENCE_FEATURES:
-        _REFERENCE_FEATURES[id(judge)] = judge.features((data or load_mnist()).x_test)
-    return _REFERENCE_FEATURES[id(judge)]
+    """The judge's features of the 10,000 MNIST test digits (of ``data`` if given). Those of the
+    real MNIST are computed once per judge and kept with it, outside Keras's tracking."""
+    if data is not None:
+        return judge.features(data.x_test)
+    if "_test_features" not in judge.__dict__:
+        judge.__dict__["_test_features"] = judge.features(load_mnist().x_test)
+    return judge.__dict__["_test_features"]
+
+
+@functools.cache
+def shipped_judge():
+    """The shipped judge, ``pretrained.load("judge-mnist")``, loaded once."""
+    from . import pretrained
+
+    return pretrained.load("judge-mnist")
 
 
 def judge_images(images, label=None, judge=None, data=None):
@@ -114,10 +124,7 @@ def judge_images(images, label=None, judge=None, data=None):
     features), ``class_histogram`` (list of 10 counts), ``mean_confidence`` (the mean top
     probability) and, given the class asked for (``label``: an int or ``(N,)`` ints),
     ``label_accuracy``, the share judged to be that class."""
-    if judge is None:
-        from . import pretrained
-
-        judge = pretrained.load("judge-mnist")
+    judge = judge or shipped_judge()
     images = check_images(images)
     if len(images) < 2:
         raise ValueError(f"Judging needs at least 2 images (the Frechet distance fits a covariance), got "
