@@ -126,3 +126,16 @@ def test_shipped_weights_reproduce_their_recorded_test_metrics(name, real_mnist)
     assert set(measured) == set(recorded)
     for key, value in recorded.items():
         assert measured[key] == pytest.approx(value, rel=0.01), key
+
+
+def test_compact_weights_keep_every_output_and_zero_what_the_masks_hide(tmp_path):
+    prior = PixelCNN("gated", num_codes=12, channels=8, num_layers=2)
+    codes = np.random.default_rng(0).integers(0, 12, (3, 7, 7)).astype("int32")
+    before = prior.log_probs(codes)
+    pretrained.save_compact(prior, tmp_path / "p.weights.h5")
+    again = PixelCNN("gated", num_codes=12, channels=8, num_layers=2)
+    again.load_weights(tmp_path / "p.weights.h5")
+    np.testing.assert_allclose(again.log_probs(codes), before, atol=1e-6)
+    first = again.stages[0].vertical
+    hidden = np.asarray(first.kernel)[first.mask == 0]
+    assert hidden.size and np.all(hidden == 0)

@@ -154,7 +154,7 @@ def _train(args, command, description):
     # A fresh copy holds the model's weights without the optimizer's state (half the file or more).
     shipped = pretrained.build_model(args.model, model.get_config())
     shipped.set_weights(model.get_weights())
-    shipped.save_weights(args.out / f"{name}.weights.h5")
+    pretrained.save_compact(shipped, args.out / f"{name}.weights.h5")
     command = command or "python -m vqvae_lessons " + shlex.join(sys.argv[1:])
     pretrained.write_card(args.out, name, args.model, model, record, results, command, description, extra)
     return {"name": name, "weights": str(args.out / f"{name}.weights.h5"), **results,

@@ -110,6 +110,38 @@ def build_model(kind, config):
     return models[kind](**config)
 
 
+def save_compact(model, path):
+    """Save ``model``'s weights (no optimizer state) to ``path``, a ``.weights.h5``, compressed.
+
+    The kernel entries a PixelCNN's masks hide never change an output, so they are set to
+    0 first: a prior's file then shrinks to about half. Any Keras loads the file as usual.
+    """
+    import h5py
+
+    for layer in model._flatten_layers():
+        if hasattr(layer, "mask") and hasattr(layer, "kernel") and hasattr(layer, "taps"):  # a MaskedConv2D
+            layer.kernel.assign(layer.kernel * layer.mask[:, :, None, None])
+    path = Path(path)
+    model.save_weights(path)
+    plain = path.with_name(path.name + ".plain")
+    path.rename(plain)
+    with h5py.File(plain, "r") as source, h5py.File(path, "w") as target:
+        for key, value in source.attrs.items():
+            target.attrs[key] = value
+
+        def copy(name, item):
+            if isinstance(item, h5py.Dataset):
+                options = {"compression": "gzip", "shuffle": True} if item.shape else {}
+                target.create_dataset(name, data=item[()], **options)
+            else:
+                target.require_group(name)
+            for key, value in item.attrs.items():
+                target[name].attrs[key] = value
+
+        source.visititems(copy)
+    plain.unlink()
+
+
 def _card_path(name):
     if name not in RECIPES:
         raise PretrainedError(f"No shipped weights are called {name!r}. Choose one of: {', '.join(names())}.")
