@@ -184,15 +184,6 @@ def _rebuild_hint(name):
 def write_card(directory, name, kind, model, record, metrics, command, description="", extra=None):
     """Write ``NAME.json`` and ``NAME.md`` (the model card) beside ``NAME.weights.h5`` in ``directory``.
     ``extra`` adds entries to the card's data (a prior's ``vqvae``, the weights whose codes it models)."""
-    import keras
-    import numpy
-
-    versions = {"python": platform.python_version(), "keras": keras.__version__, "numpy": numpy.__version__,
-                "backend": keras.backend.backend()}
-    try:
-        versions["tensorflow"] = importlib.metadata.version("tensorflow")
-    except importlib.metadata.PackageNotFoundError:
-        pass
     config = {k: v for k, v in model.get_config().items() if k not in ("name", "trainable", "dtype")}
     info = {
         "name": name,
@@ -200,10 +191,10 @@ def write_card(directory, name, kind, model, record, metrics, command, descripti
         "description": description,
         "config": config,
         "training": {**{k: v for k, v in record.items() if k != "history"}, "command": command,
-                     "machine": f"{platform.machine()}, {_cpu_count()} CPU cores, no GPU"},
+                     "machine": machine()},
         "metrics": metrics,
         "history": record.get("history", {}),
-        "versions": versions,
+        "versions": library_versions(),
         "data": "MNIST (LeCun, Cortes and Burges; CC BY-SA 3.0): 60,000 training images; metrics on the "
                 "10,000 test images.",
         **(extra or {}),
@@ -265,7 +256,23 @@ def _fmt(value):
     return f"{value:.5g}" if isinstance(value, float) else str(value)
 
 
-def _cpu_count():
+def machine():
+    """The machine a model trained on, for its card: architecture and CPU cores."""
     import os
 
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return f"{platform.machine()}, {cores} CPU cores, no GPU"
+
+
+def library_versions():
+    """Python's, Keras's (and its backend), NumPy's and TensorFlow's versions, for a card."""
+    import keras
+    import numpy
+
+    versions = {"python": platform.python_version(), "keras": keras.__version__, "numpy": numpy.__version__,
+                "backend": keras.backend.backend()}
+    try:
+        versions["tensorflow"] = importlib.metadata.version("tensorflow")
+    except importlib.metadata.PackageNotFoundError:
+        pass
+    return versions

@@ -22,12 +22,11 @@ from __future__ import annotations
 
 import json
 import math
-import platform
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .pretrained import PretrainedError, build_model
+from .pretrained import PretrainedError, build_model, library_versions, machine
 
 SWEEP_DIR = Path(__file__).resolve().parent / "weights" / "sweep"
 INDEX = "sweep.json"
@@ -201,8 +200,8 @@ def run_sweep(out=SWEEP_DIR, points=None, data=None, command="", resume=False, v
                  "embedding_dim": sorted({p.embedding_dim for p in points if p.group == "grid"}),
                  "base": _base_of(points)},
         "ablations": {p.name: p.label for p in points if p.group == "ablation"},
-        "machine": _machine(),
-        "versions": _versions(),
+        "machine": machine(),
+        "versions": library_versions(),
         "data": "MNIST (LeCun, Cortes and Burges; CC BY-SA 3.0): the first train_size training images; metrics "
                 "on the 10,000 test images.",
         "points": [],
@@ -255,28 +254,6 @@ def _write_index(out, index):
     partial = path.with_suffix(".json.partial")
     partial.write_text(json.dumps(index, indent=1) + "\n")
     partial.replace(path)  # never a half-written index
-
-
-def _machine():
-    import os
-
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return f"{platform.machine()}, {cores} CPU cores, no GPU"
-
-
-def _versions():
-    import importlib.metadata
-
-    import keras
-    import numpy
-
-    versions = {"python": platform.python_version(), "keras": keras.__version__, "numpy": numpy.__version__,
-                "backend": keras.backend.backend()}
-    try:
-        versions["tensorflow"] = importlib.metadata.version("tensorflow")
-    except importlib.metadata.PackageNotFoundError:
-        pass
-    return versions
 
 
 def render_readme(index):
