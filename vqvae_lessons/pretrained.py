@@ -212,11 +212,13 @@ def render_card(info):
     rows = "\n".join(f"| {k} | {_fmt(v)} |" for k, v in info["metrics"].items())
     settings = "\n".join(f"| {k} | {_fmt(v)} |" for k, v in info["config"].items())
     versions = ", ".join(f"{k} {v}" for k, v in info["versions"].items())
-    codes = f"It models the codes of the VQ-VAE `{info['vqvae']}`: sample with both (`pixelcnn.generate`)."
+    codes = ""
+    if "vqvae" in info:
+        codes = f"It models the codes of the VQ-VAE `{info['vqvae']}`: sample with both (`pixelcnn.generate`)."
     return f"""# Model card: {info['name']}
 
 {info['description']}
-{codes if "vqvae" in info else ""}
+{codes}
 
 ## Intended uses and limitations
 For learning and teaching how VQ-VAEs and VAEs work, in the VQ-VAE Lessons course: reconstructing,
