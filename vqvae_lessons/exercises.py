@@ -674,13 +674,22 @@ def _codebook_perplexity_cases():
     yield np.full((3, 3), 2), 4  # a single code: perplexity 1
 
 
-def _check_codebook_perplexity(fn):
-    for indices, num_codes in _codebook_perplexity_cases():
-        where = f"With indices of shape {indices.shape} and num_codes = {num_codes}: "
-        got = _to_array(_call(fn, indices, num_codes))
+def _check_number(fn, cases, reference, mistakes, where):
+    """Check a learner's function that returns one number, on each case ``args`` of ``cases``;
+    ``where(*args)`` says which case it was."""
+    for args in cases:
+        got = _to_array(_call(fn, *args))
         got = got.reshape(()) if got.size == 1 else got
-        _compare(got, np.asarray(codebook_perplexity(indices, num_codes)), (indices, num_codes),
-                 _CODEBOOK_PERPLEXITY_MISTAKES, where=where, symbols="()", kind="number")
+        _compare(got, np.asarray(reference(*args)), args, mistakes, where=where(*args), symbols="()", kind="number")
+
+
+def _indices_case(indices, num_codes):
+    return f"With indices of shape {indices.shape} and num_codes = {num_codes}: "
+
+
+def _check_codebook_perplexity(fn):
+    _check_number(fn, _codebook_perplexity_cases(), codebook_perplexity, _CODEBOOK_PERPLEXITY_MISTAKES,
+                  _indices_case)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -967,12 +976,8 @@ def _rate_bits_cases():
 
 
 def _check_rate_bits_per_image(fn):
-    for grid_shape, num_codes in _rate_bits_cases():
-        where = f"With grid_shape = {grid_shape} and num_codes = {num_codes}: "
-        got = _to_array(_call(fn, grid_shape, num_codes))
-        got = got.reshape(()) if got.size == 1 else got
-        _compare(got, np.asarray(rate_bits_per_image(grid_shape, num_codes)), (grid_shape, num_codes),
-                 _RATE_BITS_MISTAKES, where=where, symbols="()", kind="number")
+    _check_number(fn, _rate_bits_cases(), rate_bits_per_image, _RATE_BITS_MISTAKES,
+                  lambda grid_shape, num_codes: f"With grid_shape = {grid_shape} and num_codes = {num_codes}: ")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1018,12 +1023,7 @@ def _codebook_usage_cases():
 
 
 def _check_codebook_usage(fn):
-    for indices, num_codes in _codebook_usage_cases():
-        where = f"With indices of shape {indices.shape} and num_codes = {num_codes}: "
-        got = _to_array(_call(fn, indices, num_codes))
-        got = got.reshape(()) if got.size == 1 else got
-        _compare(got, np.asarray(codebook_usage(indices, num_codes)), (indices, num_codes),
-                 _CODEBOOK_USAGE_MISTAKES, where=where, symbols="()", kind="number")
+    _check_number(fn, _codebook_usage_cases(), codebook_usage, _CODEBOOK_USAGE_MISTAKES, _indices_case)
 
 
 # ---------------------------------------------------------------------------------------------
