@@ -91,14 +91,14 @@ def test_the_mask_is_applied_in_the_forward_pass_not_stored_in_the_kernel():
 
 
 # -- causality, proven by gradients -----------------------------------------------------------
-def dependence(prior, labels=None, seed=0):
+def dependence(prior, labels=None, seed=0, training=False):
     """(49, 49) total |d logits at position p / d one-hot input at q| (row p, column q), in one
     backward pass: copy p of the same input only asks about the logits at p."""
     codes = np.repeat(random_codes(1, seed=seed), 49, axis=0)
     one_hot = tf.Variable(np.eye(K, dtype="float32")[codes])
     rows, columns = np.divmod(np.arange(49), 7)
     with tf.GradientTape() as tape:
-        logits = prior((one_hot, np.full(49, labels, "int32")) if labels is not None else one_hot)
+        logits = prior((one_hot, np.full(49, labels, "int32")) if labels is not None else one_hot, training=training)
         at_p = tf.gather_nd(logits, np.stack([np.arange(49), rows, columns], 1))  # (49, K)
         total = tf.reduce_sum(at_p * tf.random.stateless_normal(at_p.shape, (seed, 1)))
     return np.abs(tape.gradient(total, one_hot).numpy()).sum(axis=3).reshape(49, 49)
@@ -110,6 +110,16 @@ def test_logits_never_depend_on_the_code_at_or_after_their_position(architecture
     assert np.all(np.triu(depends) == 0)  # position p (row) on codes q >= p (column): never
     left, above = np.arange(49)[np.arange(49) % 7 > 0], np.arange(7, 49)
     assert np.all(depends[left, left - 1] > 0) and np.all(depends[above, above - 7] > 0)  # but sees its neighbours
+
+
+def test_dropout_acts_only_while_training_and_keeps_the_prior_causal():
+    prior = new_prior("gated", 10, dropout=0.5)
+    inputs = (random_codes(4), np.array([0, 3, 5, 9], "int32"))
+    evaluated = ops.convert_to_numpy(prior(inputs))
+    np.testing.assert_array_equal(ops.convert_to_numpy(prior(inputs)), evaluated)  # no dropout when evaluating
+    assert not np.allclose(ops.convert_to_numpy(prior(inputs, training=True)), evaluated)
+    assert np.all(np.triu(dependence(prior, labels=3, training=True)) == 0)  # dropping features never leaks
+    assert PixelCNN.from_config(prior.get_config()).dropout == 0.5
 
 
 def test_the_example_has_a_blind_spot_and_the_gated_prior_has_none():
@@ -242,6 +252,10 @@ def test_bad_settings_are_clear_errors():
         PixelCNN("keras-example", num_classes=10)
     with pytest.raises(ValueError, match="channels must be a positive integer"):
         PixelCNN("gated", channels=-3)
+    with pytest.raises(ValueError, match=r"dropout is the fraction .* in \[0, 1\), got 1.0"):
+        PixelCNN("gated", dropout=1.0)
+    with pytest.raises(ValueError, match="Only the gated PixelCNN takes dropout"):
+        PixelCNN("keras-example", dropout=0.1)
 
 
 def test_generate_decodes_samples_and_checks_the_codebook_size():

@@ -51,6 +51,8 @@ def _parser():
                        help="gated blocks, or the example's residual blocks (default: the architecture's)")
     prior.add_argument("--lr-schedule", choices=["constant", "cosine"], default="constant",
                        help="cosine: the learning rate falls to 0 along a cosine over the run")
+    prior.add_argument("--dropout", type=_fraction, default=0.0,
+                       help="fraction of the gated blocks' features dropped while training (gated only)")
     judge = models.add_parser("judge", help="train the MNIST classifier that judges generated digits",
                               formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     for sub in (vq, vae, prior, judge):
@@ -105,6 +107,13 @@ def _positive_int(text):
     return value
 
 
+def _fraction(text):
+    value = float(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be a fraction in [0, 1), got {text}")
+    return value
+
+
 def _default_name(args):
     if args.model == "vae":
         return f"vae-z{args.latent_dim}"
@@ -137,9 +146,10 @@ def _train(args, command, description):
         results = metrics.evaluate_vqvae(model, data.x_test)
     elif args.model == "prior":
         vqvae = _load_vqvae(args.vqvae)
+        codes = vqvae.encode(data.x_train[:args.train_size])  # encoded once: to train, and for the unigram baseline
         model, record = train.train_prior(vqvae, args.architecture, args.conditional, args.channels, args.num_layers,
-                                          lr_schedule=args.lr_schedule, **common)
-        results = _evaluate_prior(model, vqvae, data)
+                                          lr_schedule=args.lr_schedule, dropout=args.dropout, codes=codes, **common)
+        results = _evaluate_prior(model, vqvae, data, codes)
         extra = {"vqvae": args.vqvae}
     elif args.model == "judge":
         from . import judge
@@ -192,11 +202,12 @@ def _load_vqvae(source):
     return model
 
 
-def _evaluate_prior(prior, vqvae, data):
+def _evaluate_prior(prior, vqvae, data, train_codes=None):
     from . import metrics
 
     labels = data.y_test.astype("int32") if prior.conditional else None
-    return metrics.evaluate_prior(prior, vqvae.encode(data.x_test), labels, train_codes=vqvae.encode(data.x_train))
+    train_codes = vqvae.encode(data.x_train) if train_codes is None else train_codes
+    return metrics.evaluate_prior(prior, vqvae.encode(data.x_test), labels, train_codes=train_codes)
 
 
 def cmd_sample(args):

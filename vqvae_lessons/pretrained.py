@@ -28,10 +28,11 @@ RECIPES = {
     "pixelcnn-keras-example": ["prior", "--vqvae", "keras-example-k128-d16", "--architecture", "keras-example",
                                "--epochs", "30", "--learning-rate", "3e-4", "--seed", "0"],
     "gated-keras-example": ["prior", "--vqvae", "keras-example-k128-d16", "--architecture", "gated",
-                            "--epochs", "12", "--lr-schedule", "cosine", "--seed", "0"],
-    "gated-vqvae": ["prior", "--vqvae", "vqvae-k128-d16", "--architecture", "gated", "--epochs", "8", "--seed", "0"],
+                            "--dropout", "0.1", "--epochs", "24", "--lr-schedule", "cosine", "--seed", "0"],
+    "gated-vqvae": ["prior", "--vqvae", "vqvae-k128-d16", "--architecture", "gated", "--dropout", "0.1",
+                    "--epochs", "24", "--lr-schedule", "cosine", "--seed", "0"],
     "gated-vqvae-conditional": ["prior", "--vqvae", "vqvae-k128-d16", "--architecture", "gated", "--conditional",
-                                "--epochs", "8", "--lr-schedule", "cosine", "--seed", "0"],
+                                "--dropout", "0.1", "--epochs", "24", "--lr-schedule", "cosine", "--seed", "0"],
     "judge-mnist": ["judge", "--epochs", "4", "--seed", "0"],
 }
 

@@ -102,18 +102,21 @@ def train_vae(latent_dim=2, epochs=30, batch_size=128, learning_rate=1e-3, seed=
 
 def train_prior(vqvae, architecture="gated", conditional=False, channels=None, num_layers=None, epochs=15,
                 batch_size=128, learning_rate=1e-3, seed=0, train_size=None, data=None, validate=True,
-                verbose="auto", lr_schedule="constant"):
+                verbose="auto", lr_schedule="constant", dropout=0.0, codes=None):
     """Train a :class:`~vqvae_lessons.pixelcnn.PixelCNN` prior on the codes ``vqvae`` gives
     MNIST's training images (with their digit labels when ``conditional``); return
     ``(prior, record)`` as :func:`train_vqvae` does. The loss, and ``val_loss`` on the
     test images' codes, are negative log-likelihoods in nats per code. ``lr_schedule``
-    "cosine" lowers the learning rate to 0 along a cosine over the run.
+    "cosine" lowers the learning rate to 0 along a cosine over the run; ``dropout``
+    (gated priors) regularises a long run. ``codes``: the training images' maps
+    ``(N, H, W)``, when the caller has already encoded them.
     """
     keras.utils.set_random_seed(seed)
     data = data or load_mnist()
-    codes, test_codes = vqvae.encode(data.x_train[:train_size]), vqvae.encode(data.x_test)
+    codes = vqvae.encode(data.x_train[:train_size]) if codes is None else codes
+    test_codes = vqvae.encode(data.x_test)
     prior = PixelCNN(architecture, vqvae.num_embeddings, num_classes=10 if conditional else None,
-                     channels=channels, num_layers=num_layers)
+                     channels=channels, num_layers=num_layers, dropout=dropout)
     inputs, test_inputs = codes, test_codes
     if conditional:
         labels, test_labels = data.y_train[:train_size].astype("int32"), data.y_test.astype("int32")
@@ -123,3 +126,15 @@ def train_prior(vqvae, architecture="gated", conditional=False, channels=None, n
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), lr_schedule=lr_schedule)
     record.update(seed=seed, train_size=len(codes))
     return prior, record
+
+
+def train_prior_like(card, vqvae, data=None, verbose="auto"):
+    """Train a prior again with every setting its model card records (a dict such as
+    ``pretrained.card("gated-vqvae")``), on the codes of ``vqvae``, the VQ-VAE the card
+    names. Returns ``(prior, record)`` as :func:`train_prior` does."""
+    config, training = card["config"], card["training"]
+    return train_prior(vqvae, config["architecture"], config["num_classes"] is not None, config["channels"],
+                       config["num_layers"], epochs=training["epochs"], batch_size=training["batch_size"],
+                       learning_rate=training["learning_rate"], seed=training["seed"],
+                       train_size=training["train_size"], data=data, verbose=verbose,
+                       lr_schedule=training.get("lr_schedule", "constant"), dropout=config.get("dropout", 0.0))
