@@ -1,4 +1,5 @@
 import json
+import shlex
 import shutil
 
 import numpy as np
@@ -28,7 +29,8 @@ def test_the_issue_s_weights_are_shipped():
 def test_each_card_says_what_a_model_card_must(name):
     info, recipe = pretrained.card(name), pretrained.RECIPES[name]
     assert info["name"] == name and info["training"]["seed"] == 0 and info["model"] == recipe[0]
-    assert info["training"]["command"].startswith(f"python -m vqvae_lessons reproduce {name}")
+    # the card's command is the recipe that reproduce runs, every setting of it
+    assert info["training"]["command"] == f"python -m vqvae_lessons reproduce {name}  # = train {shlex.join(recipe)}"
     epochs = int(recipe[recipe.index("--epochs") + 1])
     assert info["training"]["median_seconds_per_epoch"] > 0 and info["training"]["epochs"] == epochs
     assert {"keras", "tensorflow", "numpy", "python"} <= set(info["versions"])
