@@ -1,8 +1,8 @@
 """Quality of the shipped weights on the MNIST test set, measured afresh, as JSON.
 
-For every shipped VQ-VAE and VAE (the priors: prior_quality.py): the metrics of ``vqvae_lessons.metrics.evaluate_vqvae`` or
-``evaluate_vae`` on the 10,000 test images, beside the figures its model card
-recorded; then the comparison the foundation issue asks for: the project's default
+For every shipped VQ-VAE and VAE (the priors: prior_quality.py): the metrics of
+``vqvae_lessons.metrics.evaluate_vqvae`` or ``evaluate_vae`` on the 10,000 test images, beside the
+figures its model card recorded; then the comparison the foundation issue asks for: the project's default
 ``vqvae-k128-d16`` against the Keras example's ``keras-example-k128-d16`` at the same
 343 bits per image (PSNR gain in dB, perplexity, codes used) and each one's median
 training seconds per epoch from its card.

@@ -68,16 +68,19 @@ def test_train_a_tiny_prior_then_evaluate_sample_and_judge(synthetic_npz, tmp_pa
                "--out", str(tmp_path), "--name", "vq", env=env).returncode == 0
     result = run("train", "prior", "--vqvae", str(tmp_path / "vq.weights.h5"), "--conditional", "--channels", "8",
                  "--num-layers", "2", "--epochs", "1", "--lr-schedule", "cosine", "--dropout", "0.2",
-                 "--out", str(tmp_path), "--name", "prior", env=env)
+                 "--augment", "0.5", "--out", str(tmp_path), "--name", "prior", env=env)
     assert result.returncode == 0, result.stderr
     trained = json.loads(result.stdout)
     card = json.loads((tmp_path / "prior.json").read_text())
     assert card["model"] == "prior" and card["vqvae"].endswith("vq.weights.h5") and card["config"]["num_classes"] == 10
     assert card["config"]["dropout"] == 0.2 and card["training"]["lr_schedule"] == "cosine"
+    assert card["training"]["augment"] == 0.5
+    card_text = (tmp_path / "prior.md").read_text()
+    assert "| training images turned, zoomed and shifted each epoch (fraction) | 0.5 |" in card_text
     # train_prior_like (what the lessons' TRAIN_FROM_SCRATCH uses) repeats the card's run, every setting included
     _, again = train_prior_like(card, pretrained.load(weights_path=str(tmp_path / "vq.weights.h5")),
                                 data=load_mnist(path=synthetic_npz), verbose=0)
-    assert again["lr_schedule"] == "cosine" and again["epochs"] == 1
+    assert again["lr_schedule"] == "cosine" and again["epochs"] == 1 and again["augment"] == 0.5
     assert again["history"]["loss"] == pytest.approx(card["history"]["loss"], rel=1e-3)
     result = run("evaluate", "prior", "--weights", str(tmp_path / "prior.weights.h5"), env=env)
     assert result.returncode == 0, result.stderr

@@ -294,3 +294,45 @@ def test_training_lowers_the_negative_log_likelihood(tiny_mnist):
     losses = record["history"]["loss"]
     assert losses[-1] < losses[0] and record["epochs"] == 3 and prior.conditional
     assert record["history"]["val_loss"][-1] < np.log(K)  # better than the uniform prior
+
+
+def tiny_vqvae():
+    from vqvae_lessons.vqvae import VQVAE
+
+    vqvae = VQVAE("keras-example", num_embeddings=K, embedding_dim=4)
+    vqvae(np.zeros((1, 28, 28, 1), "float32"))
+    return vqvae
+
+
+def test_augmented_epochs_hold_new_maps_in_a_new_order(tiny_mnist):
+    from vqvae_lessons.train import epochs_of_codes
+
+    vqvae, images = tiny_vqvae(), tiny_mnist.x_train  # 256 images: 4 batches of 64 an epoch
+    codes, labels = vqvae.encode(images), tiny_mnist.y_train.astype("int32")
+    drawn, drawn_labels, steps = epochs_of_codes(vqvae, images, codes, labels, epochs=3, augment=0.5, batch_size=64)
+    assert steps == 4 and drawn.shape == (3 * 256, 7, 7) and drawn_labels.shape == (3 * 256,)
+    plain, plain_labels, _ = epochs_of_codes(vqvae, images, codes, labels, epochs=3, augment=0.0, batch_size=64)
+    for epoch in range(3):  # without augmentation, each epoch is every map once, in its own order
+        block = slice(epoch * 256, (epoch + 1) * 256)
+        keys = lambda c, y: sorted(map(bytes, np.concatenate([c.reshape(256, -1), y[:, None]], 1)))  # noqa: E731
+        assert keys(plain[block], plain_labels[block]) == keys(codes, labels)  # labels travel with their maps
+    assert not np.array_equal(plain[:256], plain[256:512])
+    again = epochs_of_codes(vqvae, images, codes, labels, epochs=3, augment=0.5, batch_size=64)
+    np.testing.assert_array_equal(again[0], drawn)  # seeded
+    known = {bytes(c) for c in codes.reshape(256, -1)}
+    new = np.mean([bytes(c) not in known for c in drawn.reshape(len(drawn), -1)])
+    assert 0.05 < new <= 0.5  # transformed copies make maps the training set does not hold
+
+
+def test_training_on_augmented_codes(tiny_mnist):
+    from vqvae_lessons.train import train_prior
+
+    vqvae = tiny_vqvae()
+    runs = [train_prior(vqvae, "gated", channels=8, num_layers=2, epochs=2, batch_size=64, augment=0.5,
+                        lr_schedule="cosine", data=tiny_mnist, verbose=0) for _ in range(2)]
+    (prior, record), (_, again) = runs
+    assert record["augment"] == 0.5 and record["train_size"] == 256
+    assert int(prior.optimizer.iterations) == 2 * 4  # 4 batches an epoch, each epoch on its own maps
+    assert record["history"] == again["history"]  # reproducible from the seed
+    with pytest.raises(ValueError, match=r"augment is the fraction .* in \[0, 1\], got 1.5"):
+        train_prior(vqvae, "gated", augment=1.5, data=tiny_mnist)

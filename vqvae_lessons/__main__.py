@@ -53,6 +53,9 @@ def _parser():
                        help="cosine: the learning rate falls to 0 along a cosine over the run")
     prior.add_argument("--dropout", type=_fraction, default=0.0,
                        help="fraction of the gated blocks' features dropped while training (gated only)")
+    prior.add_argument("--augment", type=_unit_fraction, default=0.0,
+                       help="fraction of the training images turned, zoomed and shifted at random each epoch "
+                            "before encoding (fresh maps against overfitting)")
     judge = models.add_parser("judge", help="train the MNIST classifier that judges generated digits",
                               formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     for sub in (vq, vae, prior, judge):
@@ -107,6 +110,13 @@ def _positive_int(text):
     return value
 
 
+def _unit_fraction(text):
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be a fraction in [0, 1], got {text}")
+    return value
+
+
 def _fraction(text):
     value = float(text)
     if not 0 <= value < 1:
@@ -148,7 +158,8 @@ def _train(args, command, description):
         vqvae = _load_vqvae(args.vqvae)
         codes = vqvae.encode(data.x_train[:args.train_size])  # encoded once: to train, and for the unigram baseline
         model, record = train.train_prior(vqvae, args.architecture, args.conditional, args.channels, args.num_layers,
-                                          lr_schedule=args.lr_schedule, dropout=args.dropout, codes=codes, **common)
+                                          lr_schedule=args.lr_schedule, dropout=args.dropout, augment=args.augment,
+                                          codes=codes, **common)
         results = _evaluate_prior(model, vqvae, data, codes)
         extra = {"vqvae": args.vqvae}
     elif args.model == "judge":

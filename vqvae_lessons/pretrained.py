@@ -28,10 +28,10 @@ RECIPES = {
     "pixelcnn-keras-example": ["prior", "--vqvae", "keras-example-k128-d16", "--architecture", "keras-example",
                                "--epochs", "30", "--learning-rate", "3e-4", "--seed", "0"],
     "gated-keras-example": ["prior", "--vqvae", "keras-example-k128-d16", "--architecture", "gated",
-                            "--channels", "96", "--dropout", "0.25", "--epochs", "20", "--lr-schedule", "cosine",
-                            "--seed", "0"],
-    "gated-vqvae": ["prior", "--vqvae", "vqvae-k128-d16", "--architecture", "gated", "--dropout", "0.1",
-                    "--epochs", "24", "--lr-schedule", "cosine", "--seed", "0"],
+                            "--channels", "96", "--dropout", "0.25", "--augment", "0.5", "--epochs", "20",
+                            "--lr-schedule", "cosine", "--seed", "0"],
+    "gated-vqvae": ["prior", "--vqvae", "vqvae-k128-d16", "--architecture", "gated", "--channels", "96",
+                    "--dropout", "0.2", "--augment", "0.5", "--epochs", "20", "--lr-schedule", "cosine", "--seed", "0"],
     "gated-vqvae-conditional": ["prior", "--vqvae", "vqvae-k128-d16", "--architecture", "gated", "--conditional",
                                 "--dropout", "0.1", "--epochs", "24", "--lr-schedule", "cosine", "--seed", "0"],
     "judge-mnist": ["judge", "--epochs", "4", "--seed", "0"],
@@ -214,6 +214,9 @@ def render_card(info):
     rows = "\n".join(f"| {k} | {_fmt(v)} |" for k, v in info["metrics"].items())
     settings = "\n".join(f"| {k} | {_fmt(v)} |" for k, v in info["config"].items())
     versions = ", ".join(f"{k} {v}" for k, v in info["versions"].items())
+    optional = [("learning-rate schedule", training.get("lr_schedule")),
+                ("training images turned, zoomed and shifted each epoch (fraction)", training.get("augment"))]
+    optional = "".join(f"\n| {name} | {value} |" for name, value in optional if value)
     codes = ""
     if "vqvae" in info:
         codes = f"It models the codes of the VQ-VAE `{info['vqvae']}`: sample with both (`pixelcnn.generate`)."
@@ -236,7 +239,7 @@ image model and says nothing reliable about images unlike MNIST digits.
 {settings}
 | epochs | {training['epochs']} |
 | batch size | {training['batch_size']} |
-| learning rate (Adam) | {training['learning_rate']} |
+| learning rate (Adam) | {training['learning_rate']} |{optional}
 | seed | {training['seed']} |
 
 ## Reproduce

@@ -8,8 +8,9 @@ import sys
 import time
 
 import keras
+import numpy as np
 
-from .data import load_mnist
+from .data import load_mnist, random_affine
 from .pixelcnn import PixelCNN
 from .vae import VAE
 from .vqvae import VQVAE, CodebookMaintenance
@@ -33,7 +34,7 @@ class EpochTimer(keras.callbacks.Callback):
 
 
 def _fit(model, images, epochs, batch_size, learning_rate, validation_images, callbacks, verbose, targets=None,
-         validation_targets=None, loss=None, lr_schedule="constant"):
+         validation_targets=None, loss=None, lr_schedule="constant", steps_per_epoch=None):
     if epochs < 1 or batch_size < 1 or learning_rate <= 0:
         raise ValueError(f"Need epochs >= 1, batch_size >= 1 and learning_rate > 0; got {epochs}, {batch_size}, "
                          f"{learning_rate}.")
@@ -42,7 +43,7 @@ def _fit(model, images, epochs, batch_size, learning_rate, validation_images, ca
         raise ValueError(f"lr_schedule={lr_schedule!r} is not known: use 'constant' or 'cosine'.")
     rate = learning_rate
     if lr_schedule == "cosine":  # from learning_rate down to 0 over the whole run
-        steps = epochs * -(-len(images[0] if isinstance(images, tuple) else images) // batch_size)
+        steps = epochs * (steps_per_epoch or -(-len(images[0] if isinstance(images, tuple) else images) // batch_size))
         rate = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=steps)
     model.compile(optimizer=keras.optimizers.Adam(rate), loss=loss)
     if verbose == "auto":
@@ -50,8 +51,10 @@ def _fit(model, images, epochs, batch_size, learning_rate, validation_images, ca
     validation = None
     if validation_images is not None:
         validation = (validation_images,) if targets is None else (validation_images, validation_targets)
-    history = model.fit(images, targets, epochs=epochs, batch_size=batch_size, shuffle=True, verbose=verbose,
-                        validation_data=validation, callbacks=[timer, *callbacks])
+    # steps_per_epoch: the data holds every epoch's batches one after another, already shuffled.
+    history = model.fit(images, targets, epochs=epochs, batch_size=batch_size, shuffle=steps_per_epoch is None,
+                        steps_per_epoch=steps_per_epoch, verbose=verbose, validation_data=validation,
+                        callbacks=[timer, *callbacks])
     return {
         "epochs": epochs,
         "batch_size": batch_size,
@@ -102,30 +105,70 @@ def train_vae(latent_dim=2, epochs=30, batch_size=128, learning_rate=1e-3, seed=
 
 def train_prior(vqvae, architecture="gated", conditional=False, channels=None, num_layers=None, epochs=15,
                 batch_size=128, learning_rate=1e-3, seed=0, train_size=None, data=None, validate=True,
-                verbose="auto", lr_schedule="constant", dropout=0.0, codes=None):
+                verbose="auto", lr_schedule="constant", dropout=0.0, augment=0.0, codes=None):
     """Train a :class:`~vqvae_lessons.pixelcnn.PixelCNN` prior on the codes ``vqvae`` gives
     MNIST's training images (with their digit labels when ``conditional``); return
     ``(prior, record)`` as :func:`train_vqvae` does. The loss, and ``val_loss`` on the
     test images' codes, are negative log-likelihoods in nats per code. ``lr_schedule``
     "cosine" lowers the learning rate to 0 along a cosine over the run; ``dropout``
-    (gated priors) regularises a long run. ``codes``: the training images' maps
-    ``(N, H, W)``, when the caller has already encoded them.
+    (gated priors) and ``augment`` (see :func:`epochs_of_codes`) regularise a long run.
+    ``codes``: the training images' maps ``(N, H, W)``, when the caller has already encoded them.
     """
+    if not 0 <= augment <= 1:
+        raise ValueError(f"augment is the fraction of training images transformed each epoch, in [0, 1], got "
+                         f"{augment!r}.")
     keras.utils.set_random_seed(seed)
     data = data or load_mnist()
-    codes = vqvae.encode(data.x_train[:train_size]) if codes is None else codes
+    images = data.x_train[:train_size]
+    codes = vqvae.encode(images) if codes is None else codes
+    labels = data.y_train[:train_size].astype("int32") if conditional else None
     test_codes = vqvae.encode(data.x_test)
     prior = PixelCNN(architecture, vqvae.num_embeddings, num_classes=10 if conditional else None,
                      channels=channels, num_layers=num_layers, dropout=dropout)
-    inputs, test_inputs = codes, test_codes
+    steps_per_epoch, train_codes, train_labels = None, codes, labels
+    if augment:
+        train_codes, train_labels, steps_per_epoch = epochs_of_codes(vqvae, images, codes, labels, epochs, augment,
+                                                                     batch_size, seed, progress=verbose != 0)
+    inputs, test_inputs = train_codes, test_codes
     if conditional:
-        labels, test_labels = data.y_train[:train_size].astype("int32"), data.y_test.astype("int32")
-        inputs, test_inputs = (codes, labels), (test_codes, test_labels)
+        inputs, test_inputs = (train_codes, train_labels), (test_codes, data.y_test.astype("int32"))
     record = _fit(prior, inputs, epochs, batch_size, learning_rate, test_inputs if validate else None, [], verbose,
-                  targets=codes, validation_targets=test_codes,
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), lr_schedule=lr_schedule)
-    record.update(seed=seed, train_size=len(codes))
+                  targets=train_codes, validation_targets=test_codes,
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), lr_schedule=lr_schedule,
+                  steps_per_epoch=steps_per_epoch)
+    record.update(seed=seed, train_size=len(codes), augment=augment)
     return prior, record
+
+
+def epochs_of_codes(vqvae, images, codes, labels, epochs, augment, batch_size=128, seed=0, progress=False):
+    """Every epoch's training maps for a prior, drawn before training: ``(codes, labels, steps_per_epoch)``.
+
+    Each epoch is the training maps ``codes`` ``(N, H, W)`` in a new random order, with a fraction
+    ``augment`` of them (chosen anew each epoch) replaced by the codes of a randomly turned, zoomed
+    and shifted copy of their image (:func:`~vqvae_lessons.data.random_affine`), so the prior
+    rarely sees the same map twice. The epochs follow one another: ``codes`` is
+    ``(epochs * steps_per_epoch * batch_size, H, W)`` (the last ``N % batch_size`` maps of each
+    epoch's order are left out, so that epochs start on a batch), and ``labels`` the same, or None.
+    ``progress``: a progress bar over the epochs drawn (encoding takes a few seconds an epoch).
+    """
+    steps_per_epoch = len(codes) // batch_size
+    if steps_per_epoch < 1:
+        raise ValueError(f"augment needs at least one batch of training maps ({batch_size}), got {len(codes)}.")
+    rng, per_epoch = np.random.default_rng(seed), steps_per_epoch * batch_size
+    bar = keras.utils.Progbar(epochs, unit_name="epoch") if progress else None
+    epoch_codes, epoch_labels = [], []
+    for _ in range(epochs):
+        order = rng.permutation(len(codes))[:per_epoch]
+        transformed = np.flatnonzero(rng.random(per_epoch) < augment)
+        drawn = codes[order]
+        if len(transformed):
+            drawn[transformed] = vqvae.encode(random_affine(images[order[transformed]],
+                                                            seed=int(rng.integers(2**31))))
+        epoch_codes.append(drawn)
+        epoch_labels.append(None if labels is None else labels[order])
+        if bar is not None:
+            bar.add(1)
+    return np.concatenate(epoch_codes), None if labels is None else np.concatenate(epoch_labels), steps_per_epoch
 
 
 def train_prior_like(card, vqvae, data=None, verbose="auto"):
@@ -137,4 +180,5 @@ def train_prior_like(card, vqvae, data=None, verbose="auto"):
                        config["num_layers"], epochs=training["epochs"], batch_size=training["batch_size"],
                        learning_rate=training["learning_rate"], seed=training["seed"],
                        train_size=training["train_size"], data=data, verbose=verbose,
-                       lr_schedule=training.get("lr_schedule", "constant"), dropout=config.get("dropout", 0.0))
+                       lr_schedule=training.get("lr_schedule", "constant"), dropout=config.get("dropout", 0.0),
+                       augment=training.get("augment", 0.0))
