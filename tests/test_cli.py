@@ -76,7 +76,7 @@ def test_train_a_tiny_prior_then_evaluate_sample_and_judge(synthetic_npz, tmp_pa
     assert card["config"]["dropout"] == 0.2 and card["training"]["lr_schedule"] == "cosine"
     assert card["training"]["augment"] == 0.5
     card_text = (tmp_path / "prior.md").read_text()
-    assert "| training images turned, zoomed and shifted each epoch (fraction) | 0.5 |" in card_text
+    assert "| training images moved by a pixel each epoch (fraction) | 0.5 |" in card_text
     # train_prior_like (what the lessons' TRAIN_FROM_SCRATCH uses) repeats the card's run, every setting included
     _, again = train_prior_like(card, pretrained.load(weights_path=str(tmp_path / "vq.weights.h5")),
                                 data=load_mnist(path=synthetic_npz), verbose=0)

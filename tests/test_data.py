@@ -108,44 +108,37 @@ def test_real_mnist(real_mnist):
     assert real_mnist.variance == pytest.approx(0.0949, abs=5e-4)
 
 
-def _centre_of_mass(images):
-    """``(N, 2)``: the (row, column) centre of mass of each image ``(N, 28, 28, 1)``."""
-    weights = images[..., 0] / images[..., 0].sum(axis=(1, 2), keepdims=True)
-    rows, columns = np.mgrid[:28, :28]
-    return np.stack([(weights * rows).sum(axis=(1, 2)), (weights * columns).sum(axis=(1, 2))], axis=1)
+
+def _moves(images, moved, max_shift):
+    """The ``(dy, dx)`` by which each of ``moved`` is ``images`` moved, checked pixel by pixel."""
+    found = []
+    for image, copy in zip(images[..., 0], moved[..., 0], strict=True):
+        matches = [(dy, dx) for dy in range(-max_shift, max_shift + 1) for dx in range(-max_shift, max_shift + 1)
+                   if np.array_equal(copy, np.pad(image, max_shift)[max_shift - dy:max_shift - dy + 28,
+                                                                   max_shift - dx:max_shift - dx + 28])]
+        assert len(matches) == 1, "each copy is its image moved by one whole-pixel shift, zeros moved in"
+        found.append(matches[0])
+    return found
 
 
-def test_random_affine_is_seeded_and_keeps_digits_as_images(tiny_mnist):
-    images = tiny_mnist.x_train[:16]
-    copies = data.random_affine(images, seed=3)
-    assert copies.shape == images.shape and copies.dtype == np.float32
-    assert 0 <= copies.min() and copies.max() <= 1
-    np.testing.assert_array_equal(copies, data.random_affine(images, seed=3))
-    assert not np.allclose(copies, data.random_affine(images, seed=4))
-    assert not np.allclose(copies, images)
-    np.testing.assert_allclose(data.random_affine(images, 3, max_degrees=0, max_zoom=0, max_shift=0), images,
-                               atol=1e-6)  # no transformation at all: the images themselves
-
-
-def test_random_affine_shifts_by_at_most_max_shift_and_turns_about_the_centre(tiny_mnist):
-    images = tiny_mnist.x_train[:32]
-    moved = _centre_of_mass(data.random_affine(images, 0, max_degrees=0, max_zoom=0, max_shift=2)) - \
-        _centre_of_mass(images)
-    assert np.abs(moved).max() <= 2 + 0.05 and np.abs(moved).mean() > 0.3  # moved, but never by more than 2 px
-    centre = (28 - 1) / 2
-    radius = lambda x: np.linalg.norm(_centre_of_mass(x) - centre, axis=1)  # noqa: E731
-    images = images[radius(images) < 6]  # blobs that a turn keeps inside the frame
-    turned = data.random_affine(images, 0, max_degrees=60, max_zoom=0, max_shift=0)
-    np.testing.assert_allclose(radius(turned), radius(images), atol=0.25)  # a turn about the centre keeps the radius
-    assert np.abs(_centre_of_mass(turned) - _centre_of_mass(images)).max() > 1  # ... and moves the blob
+def test_random_shift_moves_each_digit_by_whole_pixels(tiny_mnist):
+    images = tiny_mnist.x_train[:200]
+    moved = data.random_shift(images, seed=3)
+    assert moved.shape == images.shape and moved.dtype == images.dtype
+    moves = _moves(images, moved, 1)
+    assert (0, 0) not in moves and len(set(moves)) == 8  # every one of the 8 neighbours, never in place
+    np.testing.assert_array_equal(moved, data.random_shift(images, seed=3))  # seeded
+    assert _moves(images, data.random_shift(images, seed=4), 1) != moves
+    far = _moves(images, data.random_shift(images, seed=0, max_shift=2), 2)
+    assert max(max(abs(dy), abs(dx)) for dy, dx in far) == 2
 
 
 @pytest.mark.parametrize("kwargs, message", [
     (dict(images=np.zeros((2, 28, 28))), r"shape \(N, 28, 28, 1\), got \(2, 28, 28\): add the channel axis"),
-    (dict(max_zoom=1.0), "0 <= max_zoom < 1"),
-    (dict(max_shift=-1), "max_shift >= 0"),
+    (dict(max_shift=0), "max_shift is a whole number of pixels from 1 to 27, got 0"),
+    (dict(max_shift=1.5), "max_shift is a whole number of pixels from 1 to 27, got 1.5"),
 ])
-def test_random_affine_bad_requests_are_clear_errors(kwargs, message):
+def test_random_shift_bad_requests_are_clear_errors(kwargs, message):
     arguments = {"images": np.zeros((2, 28, 28, 1), "float32"), **kwargs}
     with pytest.raises(ValueError, match=message):
-        data.random_affine(**arguments)
+        data.random_shift(**arguments)

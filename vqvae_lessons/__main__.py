@@ -54,8 +54,8 @@ def _parser():
     prior.add_argument("--dropout", type=_fraction, default=0.0,
                        help="fraction of the gated blocks' features dropped while training (gated only)")
     prior.add_argument("--augment", type=_unit_fraction, default=0.0,
-                       help="fraction of the training images turned, zoomed and shifted at random each epoch "
-                            "before encoding (fresh maps against overfitting)")
+                       help="fraction of the training images moved by a random pixel each epoch before encoding "
+                            "(fresh maps against overfitting)")
     judge = models.add_parser("judge", help="train the MNIST classifier that judges generated digits",
                               formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     for sub in (vq, vae, prior, judge):

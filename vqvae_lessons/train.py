@@ -10,7 +10,7 @@ import time
 import keras
 import numpy as np
 
-from .data import load_mnist, random_affine
+from .data import load_mnist, random_shift
 from .pixelcnn import PixelCNN
 from .vae import VAE
 from .vqvae import VQVAE, CodebookMaintenance
@@ -144,9 +144,9 @@ def epochs_of_codes(vqvae, images, codes, labels, epochs, augment, batch_size=12
     """Every epoch's training maps for a prior, drawn before training: ``(codes, labels, steps_per_epoch)``.
 
     Each epoch is the training maps ``codes`` ``(N, H, W)`` in a new random order, with a fraction
-    ``augment`` of them (chosen anew each epoch) replaced by the codes of a randomly turned, zoomed
-    and shifted copy of their image (:func:`~vqvae_lessons.data.random_affine`), so the prior
-    rarely sees the same map twice. The epochs follow one another: ``codes`` is
+    ``augment`` of them (chosen anew each epoch) replaced by the codes of their image moved by a
+    pixel or so (:func:`~vqvae_lessons.data.random_shift`), so the prior rarely sees the same
+    map twice. The epochs follow one another: ``codes`` is
     ``(epochs * steps_per_epoch * batch_size, H, W)`` (the last ``N % batch_size`` maps of each
     epoch's order are left out, so that epochs start on a batch), and ``labels`` the same, or None.
     ``progress``: a progress bar over the epochs drawn (encoding takes a few seconds an epoch).
@@ -162,8 +162,7 @@ def epochs_of_codes(vqvae, images, codes, labels, epochs, augment, batch_size=12
         transformed = np.flatnonzero(rng.random(per_epoch) < augment)
         drawn = codes[order]
         if len(transformed):
-            drawn[transformed] = vqvae.encode(random_affine(images[order[transformed]],
-                                                            seed=int(rng.integers(2**31))))
+            drawn[transformed] = vqvae.encode(random_shift(images[order[transformed]], seed=int(rng.integers(2**31))))
         epoch_codes.append(drawn)
         epoch_labels.append(None if labels is None else labels[order])
         if bar is not None:
