@@ -36,6 +36,7 @@ def test_each_card_says_what_a_model_card_must(name):
     assert {"keras", "tensorflow", "numpy", "python"} <= set(info["versions"])
     assert METRICS[info["model"]] <= set(info["metrics"])
     text = (pretrained.WEIGHTS_DIR / f"{name}.md").read_text()
+    assert text == pretrained.render_card(info), f"{name}.md is out of date: render it again from {name}.json"
     for heading in ("Intended uses and limitations", "Data", "Settings", "Reproduce", "Test metrics"):
         assert f"## {heading}" in text
 
