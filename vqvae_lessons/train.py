@@ -115,7 +115,7 @@ def train_prior(vqvae, architecture="gated", conditional=False, channels=None, n
     ``codes``: the training images' maps ``(N, H, W)``, when the caller has already encoded them.
     """
     if not 0 <= augment <= 1:
-        raise ValueError(f"augment is the fraction of training images transformed each epoch, in [0, 1], got "
+        raise ValueError(f"augment is the fraction of training images moved each epoch, in [0, 1], got "
                          f"{augment!r}.")
     keras.utils.set_random_seed(seed)
     data = data or load_mnist()
