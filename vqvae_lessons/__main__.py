@@ -110,18 +110,15 @@ def _positive_int(text):
     return value
 
 
+def _fraction(text, one_allowed=False):
+    value, interval = float(text), "[0, 1]" if one_allowed else "[0, 1)"
+    if not (0 <= value <= 1 if one_allowed else 0 <= value < 1):
+        raise argparse.ArgumentTypeError(f"must be a fraction in {interval}, got {text}")
+    return value
+
+
 def _unit_fraction(text):
-    value = float(text)
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"must be a fraction in [0, 1], got {text}")
-    return value
-
-
-def _fraction(text):
-    value = float(text)
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"must be a fraction in [0, 1), got {text}")
-    return value
+    return _fraction(text, one_allowed=True)
 
 
 def _default_name(args):

@@ -146,7 +146,6 @@ def _download() -> dict[str, np.ndarray]:
     return arrays
 
 
-
 def random_shift(images, seed=0, max_shift=1):
     """Each image moved by its own random whole number of pixels: ``(N, 28, 28, 1)``, as given.
 
