@@ -103,6 +103,21 @@ def test_train_a_tiny_prior_then_evaluate_sample_and_judge(synthetic_npz, tmp_pa
     result = run("sample", "--weights", str(tmp_path / "prior.weights.h5"), "--n", "2", "--label", "12",
                  "--out", str(out), env=env)
     assert result.returncode == 2 and "--label must be a digit from 0 to 9" in result.stderr
+    # a prior told which move made each map: trained on the codes of that VQ-VAE, shipped unconditional
+    result = run("train", "prior", "--vqvae", str(tmp_path / "vq.weights.h5"), "--channels", "8", "--num-layers", "2",
+                 "--epochs", "1", "--augment", "0.5", "--condition-on-moves", "--out", str(tmp_path), "--name",
+                 "told", env=env)
+    assert result.returncode == 0, result.stderr
+    card = json.loads((tmp_path / "told.json").read_text())
+    assert card["config"]["num_classes"] is None and card["training"]["condition_on_moves"] is True
+    assert "| told which move made each map, sampled unmoved | True |" in (tmp_path / "told.md").read_text()
+    _, again = train_prior_like(card, pretrained.load(weights_path=str(tmp_path / "vq.weights.h5")),
+                                data=load_mnist(path=synthetic_npz), verbose=0)
+    assert again["condition_on_moves"] is True
+    assert again["history"]["val_loss"] == pytest.approx(card["history"]["val_loss"], rel=1e-3)
+    result = run("train", "prior", "--vqvae", str(tmp_path / "vq.weights.h5"), "--condition-on-moves",
+                 "--out", str(tmp_path), env=env)
+    assert result.returncode == 2 and "needs augment > 0" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_sampling_and_judging_mistakes_are_clear_errors(tmp_path):

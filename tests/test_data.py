@@ -131,6 +131,11 @@ def test_random_shift_moves_each_digit_by_whole_pixels(tiny_mnist):
     assert _moves(images, data.random_shift(images, seed=4), 1) != moves
     far = _moves(images, data.random_shift(images, seed=0, max_shift=2), 2)
     assert max(max(abs(dy), abs(dx)) for dy, dx in far) == 2
+    again, numbers = data.random_shift(images, seed=3, return_moves=True)
+    np.testing.assert_array_equal(again, moved)
+    assert numbers.dtype == np.int32 and numbers.min() >= 1  # 0 is left for "not moved"
+    assert [data.shift_moves()[number - 1] for number in numbers] == moves  # each number names its move
+    assert len(data.shift_moves(2)) == 24 and (0, 0) not in data.shift_moves(2)
 
 
 @pytest.mark.parametrize("kwargs, message", [

@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 from keras import ops
 
-from vqvae_lessons import metrics, pixelcnn
+from vqvae_lessons import data, metrics, pixelcnn
 from vqvae_lessons.pixelcnn import MaskedConv2D, PixelCNN, causal_mask
 
 K = 12  # a small codebook keeps the tests fast
@@ -309,9 +309,12 @@ def test_augmented_epochs_hold_new_maps_in_a_new_order(tiny_mnist):
 
     vqvae, images = tiny_vqvae(), tiny_mnist.x_train  # 256 images: 4 batches of 64 an epoch
     codes, labels = vqvae.encode(images), tiny_mnist.y_train.astype("int32")
-    drawn, drawn_labels, steps = epochs_of_codes(vqvae, images, codes, labels, epochs=3, augment=0.5, batch_size=64)
-    assert steps == 4 and drawn.shape == (3 * 256, 7, 7) and drawn_labels.shape == (3 * 256,)
-    plain, plain_labels, _ = epochs_of_codes(vqvae, images, codes, labels, epochs=3, augment=0.0, batch_size=64)
+    drawn, drawn_labels, moves, steps = epochs_of_codes(vqvae, images, codes, labels, epochs=3, augment=0.5,
+                                                        batch_size=64)
+    assert steps == 4 and drawn.shape == (3 * 256, 7, 7) and drawn_labels.shape == moves.shape == (3 * 256,)
+    plain, plain_labels, plain_moves, _ = epochs_of_codes(vqvae, images, codes, labels, epochs=3, augment=0.0,
+                                                          batch_size=64)
+    assert not plain_moves.any()  # nothing moved
     for epoch in range(3):  # without augmentation, each epoch is every map once, in its own order
         block = slice(epoch * 256, (epoch + 1) * 256)
         keys = lambda c, y: sorted(map(bytes, np.concatenate([c.reshape(256, -1), y[:, None]], 1)))  # noqa: E731
@@ -322,6 +325,14 @@ def test_augmented_epochs_hold_new_maps_in_a_new_order(tiny_mnist):
     known = {bytes(c) for c in codes.reshape(256, -1)}
     new = np.mean([bytes(c) not in known for c in drawn.reshape(len(drawn), -1)])
     assert 0.05 < new <= 0.5  # transformed copies make maps the training set does not hold
+    assert 0.3 < np.mean(moves > 0) < 0.7 and set(np.unique(moves)) == set(range(9))  # 0: unmoved, 1-8: moves
+    first = slice(0, 256)  # in an epoch, unmoved maps are training maps, moved ones the codes of a moved image
+    known = {bytes(c) for c in codes.reshape(256, -1)}
+    assert all(bytes(c) in known for c in drawn[first][moves[first] == 0].reshape(-1, 49))
+    padded = np.pad(images, [(0, 0), (1, 1), (1, 1), (0, 0)])
+    for number, (dy, dx) in enumerate(data.shift_moves(), start=1):
+        moved_codes = {bytes(c) for c in vqvae.encode(padded[:, 1 - dy:29 - dy, 1 - dx:29 - dx]).reshape(256, -1)}
+        assert all(bytes(c) in moved_codes for c in drawn[first][moves[first] == number].reshape(-1, 49))
 
 
 def test_training_on_augmented_codes(tiny_mnist):
@@ -336,3 +347,39 @@ def test_training_on_augmented_codes(tiny_mnist):
     assert record["history"] == again["history"]  # reproducible from the seed
     with pytest.raises(ValueError, match=r"augment is the fraction .* in \[0, 1\], got 1.5"):
         train_prior(vqvae, "gated", augment=1.5, data=tiny_mnist)
+
+
+def test_fix_label_folds_a_label_into_an_unconditional_prior():
+    prior = PixelCNN("gated", K, num_classes=9, channels=8, num_layers=3)
+    rng = np.random.default_rng(0)
+    for weight in prior.weights:  # nonzero biases everywhere, so that a wrong fold shows
+        weight.assign(rng.normal(0, 0.3, weight.shape).astype("float32"))
+    codes = rng.integers(K, size=(6, 7, 7)).astype("int32")
+    for label in (0, 5):
+        fixed = pixelcnn.fix_label(prior, label)
+        assert not fixed.conditional and fixed.get_config()["channels"] == 8
+        np.testing.assert_allclose(ops.convert_to_numpy(fixed(codes)),
+                                   ops.convert_to_numpy(prior((codes, np.full(6, label, "int32")))), atol=1e-5)
+    other = ops.convert_to_numpy(prior((codes, np.full(6, 5, "int32"))))
+    assert np.abs(ops.convert_to_numpy(pixelcnn.fix_label(prior, 0)(codes)) - other).max() > 0.1
+    np.testing.assert_array_equal(pixelcnn.sample(fixed, 4, seed=1), pixelcnn.sample(prior, 4, labels=5, seed=1))
+    with pytest.raises(ValueError, match="needs a conditional prior"):
+        pixelcnn.fix_label(fixed, 0)
+    with pytest.raises(ValueError, match=r"Labels must lie in \[0, 9\)"):
+        pixelcnn.fix_label(prior, 9)
+
+
+def test_training_told_which_move_made_each_map(tiny_mnist):
+    from vqvae_lessons.train import train_prior
+
+    vqvae = tiny_vqvae()
+    prior, record = train_prior(vqvae, "gated", channels=8, num_layers=2, epochs=2, batch_size=64, augment=0.5,
+                                condition_on_moves=True, data=tiny_mnist, verbose=0)
+    assert not prior.conditional and record["condition_on_moves"] is True  # the prior of unmoved maps
+    test_nll = -prior.log_probs(vqvae.encode(tiny_mnist.x_test)).mean()
+    assert test_nll == pytest.approx(record["history"]["val_loss"][-1], rel=1e-4)  # validated as label 0
+    wrongs = [dict(augment=0.0), dict(augment=0.5, conditional=True), dict(augment=0.5, architecture="keras-example")]
+    for wrong in wrongs:
+        settings = {"architecture": "gated", **wrong}
+        with pytest.raises(ValueError, match="condition_on_moves .* needs augment > 0, architecture='gated'"):
+            train_prior(vqvae, settings.pop("architecture"), condition_on_moves=True, data=tiny_mnist, **settings)

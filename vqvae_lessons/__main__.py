@@ -56,6 +56,9 @@ def _parser():
     prior.add_argument("--augment", type=_unit_fraction, default=0.0,
                        help="fraction of the training images moved by a random pixel each epoch before encoding "
                             "(fresh maps against overfitting)")
+    prior.add_argument("--condition-on-moves", action="store_true",
+                       help="with --augment: tell the prior which move made each map and keep the prior of unmoved "
+                            "maps, so that it does not learn to draw moved digits (gated, unconditional)")
     judge = models.add_parser("judge", help="train the MNIST classifier that judges generated digits",
                               formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     for sub in (vq, vae, prior, judge):
@@ -156,7 +159,7 @@ def _train(args, command, description):
         codes = vqvae.encode(data.x_train[:args.train_size])  # encoded once: to train, and for the unigram baseline
         model, record = train.train_prior(vqvae, args.architecture, args.conditional, args.channels, args.num_layers,
                                           lr_schedule=args.lr_schedule, dropout=args.dropout, augment=args.augment,
-                                          codes=codes, **common)
+                                          condition_on_moves=args.condition_on_moves, codes=codes, **common)
         results = _evaluate_prior(model, vqvae, data, codes)
         extra = {"vqvae": args.vqvae}
     elif args.model == "judge":

@@ -146,7 +146,7 @@ def _download() -> dict[str, np.ndarray]:
     return arrays
 
 
-def random_shift(images, seed=0, max_shift=1):
+def random_shift(images, seed=0, max_shift=1, return_moves=False):
     """Each image moved by its own random whole number of pixels: ``(N, 28, 28, 1)``, as given.
 
     The moves ``(dy, dx)`` are drawn uniformly from ``-max_shift .. max_shift`` in each
@@ -156,6 +156,10 @@ def random_shift(images, seed=0, max_shift=1):
     unlike those of the test digits). MNIST centres each digit only to the nearest pixel,
     so a move of a pixel or two still makes a digit as MNIST draws it, while to a prior its
     map of codes is a new one. The same ``seed`` gives the same moves.
+
+    ``return_moves``: also return each image's move as a number ``(N,)`` int32 from 1 to
+    ``len(shift_moves(max_shift))``, ``shift_moves(max_shift)[number - 1]`` being its
+    ``(dy, dx)`` (0 is left for "not moved").
     """
     images = np.asarray(images)
     if images.ndim != 4 or images.shape[1:] != (28, 28, 1):
@@ -163,8 +167,7 @@ def random_shift(images, seed=0, max_shift=1):
                          "images[..., None].")
     if not isinstance(max_shift, (int, np.integer)) or not 1 <= max_shift < 28:
         raise ValueError(f"max_shift is a whole number of pixels from 1 to 27, got {max_shift!r}.")
-    moves = [(dy, dx) for dy in range(-max_shift, max_shift + 1) for dx in range(-max_shift, max_shift + 1)
-             if (dy, dx) != (0, 0)]
+    moves = shift_moves(max_shift)
     chosen = np.random.default_rng(seed).integers(len(moves), size=len(images))
     padded = np.pad(images, [(0, 0), (max_shift, max_shift), (max_shift, max_shift), (0, 0)])
     moved = np.empty_like(images)
@@ -172,4 +175,11 @@ def random_shift(images, seed=0, max_shift=1):
         which = chosen == move
         top, left = max_shift - dy, max_shift - dx  # the content moves down by dy and right by dx
         moved[which] = padded[which, top:top + 28, left:left + 28]
-    return moved
+    return (moved, (chosen + 1).astype("int32")) if return_moves else moved
+
+
+def shift_moves(max_shift=1):
+    """The moves ``(dy, dx)`` :func:`random_shift` draws from: every one within ``max_shift``
+    pixels in each direction but ``(0, 0)``, row by row (8 for ``max_shift=1``)."""
+    return [(dy, dx) for dy in range(-max_shift, max_shift + 1) for dx in range(-max_shift, max_shift + 1)
+            if (dy, dx) != (0, 0)]

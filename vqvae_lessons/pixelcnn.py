@@ -19,7 +19,8 @@ A :class:`PixelCNN` computes all 49 conditionals in one pass: its convolutions a
 * ``PixelCNN("gated")``: the project's default, a gated PixelCNN (van den Oord et
   al., 2016) with a vertical stack (the rows above, full width) and a horizontal
   stack (this row, to the left): no blind spot, and optionally conditioned on a
-  class label.
+  class label. :func:`fix_label` turns a conditional prior into the unconditional prior
+  of one label (training on moved digits uses it: see ``train.train_prior``).
 
 :func:`sample` draws maps of codes (seeded, batched, with a temperature, class
 labels and fixed codes to complete a partly given map) and :func:`generate` decodes
@@ -364,6 +365,38 @@ class PixelCNN(keras.Model):
         return {**super().get_config(), "architecture": self.architecture, "num_codes": self.num_codes,
                 "num_classes": self.num_classes, "channels": self.channels, "num_layers": self.num_layers,
                 "grid": list(self.grid), "dropout": self.dropout}
+
+
+def fix_label(prior, label):
+    """An unconditional copy of the conditional gated ``prior`` that acts as if always given ``label``.
+
+    A label adds a learned bias to each gated block's pre-activations (see
+    :class:`GatedBlock`), so fixing it is folding that bias into the convolutions' own
+    biases: the copy computes the same logits ``(N, H, W, K)`` for ``codes`` alone as
+    ``prior`` does for ``(codes, label)``, and samples and saves like any unconditional
+    prior. :func:`~vqvae_lessons.train.train_prior` uses it to train on moved digits
+    while *telling* the prior which move it sees (the move is the label), and then keeps
+    the prior of unmoved digits (label 0).
+    """
+    if not prior.conditional:
+        raise ValueError("fix_label needs a conditional prior (num_classes set); this one is unconditional already.")
+    label = int(prior.check_labels(label, 1)[0])
+    fixed = PixelCNN(prior.architecture, prior.num_codes, None, prior.channels, prior.num_layers, prior.grid,
+                     prior.dropout)
+    for source, target in zip(prior.stages, fixed.stages, strict=True):
+        if not isinstance(source, GatedBlock):
+            target.set_weights(source.get_weights())
+            continue
+        for part in ("vertical", "horizontal", "vertical_to_horizontal", "horizontal_out"):
+            getattr(target, part).set_weights(getattr(source, part).get_weights())
+        bias = ops.convert_to_numpy(source.class_bias.embeddings)[label]
+        vertical_bias, horizontal_bias = bias[:2 * target.channels], bias[2 * target.channels:]
+        target.vertical.bias.assign(target.vertical.bias + vertical_bias)
+        # vertical_to_horizontal now reads v + vertical_bias: take its image back out of the bias.
+        kernel = ops.convert_to_numpy(target.vertical_to_horizontal.kernel)[0, 0]  # (2C, 2C)
+        target.vertical_to_horizontal.bias.assign(target.vertical_to_horizontal.bias + horizontal_bias
+                                                  - vertical_bias @ kernel)
+    return fixed
 
 
 def run_stage(stage, inputs, labels=None, pad_top=None, pad_left=None, pad_right=None, valid=None):

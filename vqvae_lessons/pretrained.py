@@ -215,7 +215,8 @@ def render_card(info):
     settings = "\n".join(f"| {k} | {_fmt(v)} |" for k, v in info["config"].items())
     versions = ", ".join(f"{k} {v}" for k, v in info["versions"].items())
     optional = [("learning-rate schedule", training.get("lr_schedule")),
-                ("training images moved by a pixel each epoch (fraction)", training.get("augment"))]
+                ("training images moved by a pixel each epoch (fraction)", training.get("augment")),
+                ("told which move made each map, sampled unmoved", training.get("condition_on_moves"))]
     optional = "".join(f"\n| {name} | {value} |" for name, value in optional if value)
     codes = ""
     if "vqvae" in info:

@@ -10,8 +10,8 @@ import time
 import keras
 import numpy as np
 
-from .data import load_mnist, random_shift
-from .pixelcnn import PixelCNN
+from .data import load_mnist, random_shift, shift_moves
+from .pixelcnn import PixelCNN, fix_label
 from .vae import VAE
 from .vqvae import VQVAE, CodebookMaintenance
 
@@ -105,50 +105,62 @@ def train_vae(latent_dim=2, epochs=30, batch_size=128, learning_rate=1e-3, seed=
 
 def train_prior(vqvae, architecture="gated", conditional=False, channels=None, num_layers=None, epochs=15,
                 batch_size=128, learning_rate=1e-3, seed=0, train_size=None, data=None, validate=True,
-                verbose="auto", lr_schedule="constant", dropout=0.0, augment=0.0, codes=None):
+                verbose="auto", lr_schedule="constant", dropout=0.0, augment=0.0, condition_on_moves=False,
+                codes=None):
     """Train a :class:`~vqvae_lessons.pixelcnn.PixelCNN` prior on the codes ``vqvae`` gives
     MNIST's training images (with their digit labels when ``conditional``); return
     ``(prior, record)`` as :func:`train_vqvae` does. The loss, and ``val_loss`` on the
     test images' codes, are negative log-likelihoods in nats per code. ``lr_schedule``
     "cosine" lowers the learning rate to 0 along a cosine over the run; ``dropout``
     (gated priors) and ``augment`` (see :func:`epochs_of_codes`) regularise a long run.
+    ``condition_on_moves`` (with ``augment``, unconditional gated priors): tell the prior
+    which move made each map, as a label (0 for unmoved maps), so that it learns from the
+    moved digits without learning to draw them, and return the prior of unmoved maps
+    (:func:`~vqvae_lessons.pixelcnn.fix_label`): distribution augmentation (Jun et al., 2020).
     ``codes``: the training images' maps ``(N, H, W)``, when the caller has already encoded them.
     """
     if not 0 <= augment <= 1:
         raise ValueError(f"augment is the fraction of training images moved each epoch, in [0, 1], got "
                          f"{augment!r}.")
+    if condition_on_moves and (not augment or conditional or architecture != "gated"):
+        raise ValueError("condition_on_moves tells an unconditional gated prior which move made each map: it needs "
+                         "augment > 0, architecture='gated' and conditional=False.")
     keras.utils.set_random_seed(seed)
     data = data or load_mnist()
     images = data.x_train[:train_size]
     codes = vqvae.encode(images) if codes is None else codes
     labels = data.y_train[:train_size].astype("int32") if conditional else None
     test_codes = vqvae.encode(data.x_test)
-    prior = PixelCNN(architecture, vqvae.num_embeddings, num_classes=10 if conditional else None,
-                     channels=channels, num_layers=num_layers, dropout=dropout)
+    num_classes = 10 if conditional else 1 + len(shift_moves()) if condition_on_moves else None
+    prior = PixelCNN(architecture, vqvae.num_embeddings, num_classes=num_classes, channels=channels,
+                     num_layers=num_layers, dropout=dropout)
     steps_per_epoch, train_codes, train_labels = None, codes, labels
     if augment:
-        train_codes, train_labels, steps_per_epoch = epochs_of_codes(vqvae, images, codes, labels, epochs, augment,
-                                                                     batch_size, seed, progress=verbose != 0)
+        train_codes, train_labels, moves, steps_per_epoch = epochs_of_codes(
+            vqvae, images, codes, labels, epochs, augment, batch_size, seed, progress=verbose != 0)
     inputs, test_inputs = train_codes, test_codes
     if conditional:
         inputs, test_inputs = (train_codes, train_labels), (test_codes, data.y_test.astype("int32"))
+    if condition_on_moves:  # the test maps are unmoved: label 0
+        inputs, test_inputs = (train_codes, moves), (test_codes, np.zeros(len(test_codes), "int32"))
     record = _fit(prior, inputs, epochs, batch_size, learning_rate, test_inputs if validate else None, [], verbose,
                   targets=train_codes, validation_targets=test_codes,
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), lr_schedule=lr_schedule,
                   steps_per_epoch=steps_per_epoch)
-    record.update(seed=seed, train_size=len(codes), augment=augment)
-    return prior, record
+    record.update(seed=seed, train_size=len(codes), augment=augment, condition_on_moves=condition_on_moves)
+    return (fix_label(prior, 0) if condition_on_moves else prior), record
 
 
 def epochs_of_codes(vqvae, images, codes, labels, epochs, augment, batch_size=128, seed=0, progress=False):
-    """Every epoch's training maps for a prior, drawn before training: ``(codes, labels, steps_per_epoch)``.
+    """Every epoch's training maps for a prior, drawn before training: ``(codes, labels, moves, steps_per_epoch)``.
 
     Each epoch is the training maps ``codes`` ``(N, H, W)`` in a new random order, with a fraction
     ``augment`` of them (chosen anew each epoch) replaced by the codes of their image moved by a
     pixel or so (:func:`~vqvae_lessons.data.random_shift`), so the prior rarely sees the same
     map twice. The epochs follow one another: ``codes`` is
     ``(epochs * steps_per_epoch * batch_size, H, W)`` (the last ``N % batch_size`` maps of each
-    epoch's order are left out, so that epochs start on a batch), and ``labels`` the same, or None.
+    epoch's order are left out, so that epochs start on a batch), ``labels`` the same, or None, and
+    ``moves`` ``(len(codes),)`` int32 the move that made each map (0: unmoved; see ``random_shift``).
     ``progress``: a progress bar over the epochs drawn (encoding takes a few seconds an epoch).
     """
     steps_per_epoch = len(codes) // batch_size
@@ -156,18 +168,22 @@ def epochs_of_codes(vqvae, images, codes, labels, epochs, augment, batch_size=12
         raise ValueError(f"augment needs at least one batch of training maps ({batch_size}), got {len(codes)}.")
     rng, per_epoch = np.random.default_rng(seed), steps_per_epoch * batch_size
     bar = keras.utils.Progbar(epochs, unit_name="epoch") if progress else None
-    epoch_codes, epoch_labels = [], []
+    epoch_codes, epoch_labels, epoch_moves = [], [], []
     for _ in range(epochs):
         order = rng.permutation(len(codes))[:per_epoch]
         transformed = np.flatnonzero(rng.random(per_epoch) < augment)
-        drawn = codes[order]
+        drawn, moves = codes[order], np.zeros(per_epoch, "int32")
         if len(transformed):
-            drawn[transformed] = vqvae.encode(random_shift(images[order[transformed]], seed=int(rng.integers(2**31))))
+            moved, moves[transformed] = random_shift(images[order[transformed]], seed=int(rng.integers(2**31)),
+                                                     return_moves=True)
+            drawn[transformed] = vqvae.encode(moved)
         epoch_codes.append(drawn)
+        epoch_moves.append(moves)
         epoch_labels.append(None if labels is None else labels[order])
         if bar is not None:
             bar.add(1)
-    return np.concatenate(epoch_codes), None if labels is None else np.concatenate(epoch_labels), steps_per_epoch
+    labels = None if labels is None else np.concatenate(epoch_labels)
+    return np.concatenate(epoch_codes), labels, np.concatenate(epoch_moves), steps_per_epoch
 
 
 def train_prior_like(card, vqvae, data=None, verbose="auto"):
@@ -180,4 +196,5 @@ def train_prior_like(card, vqvae, data=None, verbose="auto"):
                        learning_rate=training["learning_rate"], seed=training["seed"],
                        train_size=training["train_size"], data=data, verbose=verbose,
                        lr_schedule=training.get("lr_schedule", "constant"), dropout=config.get("dropout", 0.0),
-                       augment=training.get("augment", 0.0))
+                       augment=training.get("augment", 0.0),
+                       condition_on_moves=training.get("condition_on_moves", False))
