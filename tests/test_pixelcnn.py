@@ -326,8 +326,8 @@ def test_augmented_epochs_hold_new_maps_in_a_new_order(tiny_mnist):
     new = np.mean([bytes(c) not in known for c in drawn.reshape(len(drawn), -1)])
     assert 0.05 < new <= 0.5  # transformed copies make maps the training set does not hold
     assert 0.3 < np.mean(moves > 0) < 0.7 and set(np.unique(moves)) == set(range(9))  # 0: unmoved, 1-8: moves
+    np.testing.assert_array_equal(again[2], moves)
     first = slice(0, 256)  # in an epoch, unmoved maps are training maps, moved ones the codes of a moved image
-    known = {bytes(c) for c in codes.reshape(256, -1)}
     assert all(bytes(c) in known for c in drawn[first][moves[first] == 0].reshape(-1, 49))
     padded = np.pad(images, [(0, 0), (1, 1), (1, 1), (0, 0)])
     for number, (dy, dx) in enumerate(data.shift_moves(), start=1):
