@@ -28,8 +28,9 @@ import vqvae_lessons  # noqa: F401  (first: keeps TensorFlow's start-up quiet)
 # isort: on
 import numpy as np
 
-from vqvae_lessons import judge, metrics, pixelcnn, pretrained
+from vqvae_lessons import judge, metrics, pretrained
 from vqvae_lessons.data import load_mnist
+from vqvae_lessons.priors import sampling
 
 PIPELINES = {"keras_example": "pixelcnn-keras-example", "default": "gated-vqvae",
              "conditional": "gated-vqvae-conditional"}
@@ -55,7 +56,7 @@ def main(argv=None):
         prior, vqvae = pretrained.load(name), pretrained.load(pretrained.card(name)["vqvae"])
         labels = np.arange(args.n) % 10 if prior.conditional else None
         start = time.perf_counter()
-        images = pixelcnn.generate(prior, vqvae, args.n, labels=labels, seed=args.seed)
+        images = sampling.generate(prior, vqvae, args.n, labels=labels, seed=args.seed)
         seconds = time.perf_counter() - start
         generation[pipeline] = {"prior": name, "sampling_seconds": round(seconds, 1),
                                 **judge.judge_images(images, label=labels, judge=the_judge, data=data)}

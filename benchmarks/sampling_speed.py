@@ -7,7 +7,7 @@ This script times, on the same prior (same weights), alternating runs of:
 * ``example``: the example's method, one-hot codes through the masked convolutions;
 * ``example_lookup``: the same 49 ``predict`` calls on the package's model, whose
   first layer looks kernel rows up instead of convolving one-hot codes;
-* ``package``: :func:`vqvae_lessons.pixelcnn.sample`, which computes one row per
+* ``package``: :func:`vqvae_lessons.sampling.sample`, which computes one row per
   position from cached rows above.
 
 It prints JSON: per method the seconds of each repeat and their median, and the ratios
@@ -33,7 +33,8 @@ import keras
 import numpy as np
 from keras import ops
 
-from vqvae_lessons import pixelcnn, pretrained
+from vqvae_lessons import pretrained
+from vqvae_lessons.priors import pixelcnn, sampling
 
 
 def example_method(model, n, seed, one_hot):
@@ -69,7 +70,7 @@ def main(argv=None):
     methods = {
         "example": lambda seed: example_method(model, args.n, seed, one_hot=True),
         "example_lookup": lambda seed: example_method(model, args.n, seed, one_hot=False),
-        "package": lambda seed: pixelcnn.sample(model, args.n, seed=seed),
+        "package": lambda seed: sampling.sample(model, args.n, seed=seed),
     }
     for method in methods.values():  # warm up: build and compile once
         method(0)

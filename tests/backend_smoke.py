@@ -9,8 +9,9 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from vqvae_lessons import pixelcnn, pretrained
+from vqvae_lessons import pretrained
 from vqvae_lessons.data import load_mnist
+from vqvae_lessons.priors import sampling
 from vqvae_lessons.train import train_prior, train_vae, train_vqvae
 from vqvae_lessons.vqvae import VQVAE
 
@@ -31,7 +32,7 @@ for architecture in ("keras-example", "gated"):
     prior, record = train_prior(model, architecture, conditional=architecture == "gated", channels=8, num_layers=2,
                                 epochs=3, batch_size=32, learning_rate=3e-3, train_size=128, data=data, verbose=0)
     labels = np.arange(4) if prior.conditional else None
-    assert pixelcnn.sample(prior, 4, labels=labels, seed=0).shape == (4, 7, 7)
+    assert sampling.sample(prior, 4, labels=labels, seed=0).shape == (4, 7, 7)
     result["histories"][f"prior-{architecture}"] = record["history"]
 
 

@@ -3,9 +3,10 @@ import numpy as np
 import pytest
 
 from vqvae_lessons import metrics
+from vqvae_lessons.quantizers import CodebookMaintenance
 from vqvae_lessons.train import train_vae, train_vqvae
 from vqvae_lessons.vae import VAE, gaussian_kl, reparameterize
-from vqvae_lessons.vqvae import VQVAE, CodebookMaintenance
+from vqvae_lessons.vqvae import VQVAE
 
 VQVAE_SETTINGS = [("keras-example", "loss"), ("residual", "ema")]
 

@@ -8,8 +8,10 @@ import pytest
 import tensorflow as tf
 from keras import ops
 
-from vqvae_lessons import data, metrics, pixelcnn
-from vqvae_lessons.pixelcnn import MaskedConv2D, PixelCNN, causal_mask
+from vqvae_lessons import data, metrics
+from vqvae_lessons.priors import pixelcnn, sampling
+from vqvae_lessons.priors.masked import MaskedConv2D, causal_mask
+from vqvae_lessons.priors.pixelcnn import PixelCNN
 
 K = 12  # a small codebook keeps the tests fast
 
@@ -160,7 +162,7 @@ def sequential_argmax(prior, given=None, labels=None):
 def test_the_row_cached_sampler_computes_what_a_full_pass_computes(architecture, num_classes):
     prior = small_prior(architecture, num_classes)
     labels = np.array([0, 4, 9], dtype="int32") if num_classes else None
-    np.testing.assert_array_equal(pixelcnn.sample(prior, 3, labels=labels, temperature=0),
+    np.testing.assert_array_equal(sampling.sample(prior, 3, labels=labels, temperature=0),
                                   sequential_argmax(prior, labels=labels))
 
 
@@ -170,21 +172,21 @@ def test_temperature_near_zero_gives_the_most_likely_code():
     head.kernel.assign(head.kernel * 100.0)
     head.bias.assign(np.random.default_rng(0).normal(0, 10, head.bias.shape))
     greedy = sequential_argmax(prior)
-    np.testing.assert_array_equal(pixelcnn.sample(prior, 3, temperature=1e-4, seed=5), greedy)
-    assert not np.array_equal(pixelcnn.sample(prior, 3, temperature=1.0, seed=5), greedy)
+    np.testing.assert_array_equal(sampling.sample(prior, 3, temperature=1e-4, seed=5), greedy)
+    assert not np.array_equal(sampling.sample(prior, 3, temperature=1.0, seed=5), greedy)
 
 
 def test_a_fixed_seed_reproduces_the_samples():
     prior = small_prior("keras-example")
-    first = pixelcnn.sample(prior, 6, seed=3)
-    np.testing.assert_array_equal(first, pixelcnn.sample(prior, 6, seed=3))
-    assert not np.array_equal(first, pixelcnn.sample(prior, 6, seed=4))
+    first = sampling.sample(prior, 6, seed=3)
+    np.testing.assert_array_equal(first, sampling.sample(prior, 6, seed=3))
+    assert not np.array_equal(first, sampling.sample(prior, 6, seed=4))
     assert first.dtype == np.int32 and first.shape == (6, 7, 7) and first.min() >= 0 and first.max() < K
 
 
 def test_samples_follow_the_prior_s_distribution():
     prior = small_prior()
-    codes = pixelcnn.sample(prior, 3000, seed=0, temperature=1.0, batch_size=1500)
+    codes = sampling.sample(prior, 3000, seed=0, temperature=1.0, batch_size=1500)
     logits = ops.convert_to_numpy(prior(np.zeros((1, 7, 7), "int32")))[0, 0, 0].astype("float64")
     want = np.exp(logits - logits.max())
     want /= want.sum()  # the first position sees no codes: the same distribution for every map
@@ -197,11 +199,11 @@ def test_fixed_codes_stay_fixed_and_condition_the_rest():
     given = random_codes(3, seed=2)
     given[:, 4:] = -1  # keep the top four rows, complete the bottom three
     given[1, 2, 3] = -1
-    completed = pixelcnn.sample(prior, 3, given=given, temperature=0)
+    completed = sampling.sample(prior, 3, given=given, temperature=0)
     kept = given >= 0
     np.testing.assert_array_equal(completed[kept], given[kept])
     np.testing.assert_array_equal(completed, sequential_argmax(prior, given=given))
-    sampled = pixelcnn.sample(prior, 3, given=given, seed=1)
+    sampled = sampling.sample(prior, 3, given=given, seed=1)
     np.testing.assert_array_equal(sampled[kept], given[kept])
 
 
@@ -209,9 +211,9 @@ def test_class_labels_change_the_samples():
     prior = new_prior(num_classes=10)
     prior.stages[1].class_bias.embeddings.assign(
         np.random.default_rng(0).normal(0, 3, prior.stages[1].class_bias.embeddings.shape))
-    twos, sevens = (pixelcnn.sample(prior, 4, labels=d, temperature=0) for d in (2, 7))
+    twos, sevens = (sampling.sample(prior, 4, labels=d, temperature=0) for d in (2, 7))
     assert not np.array_equal(twos, sevens)
-    np.testing.assert_array_equal(pixelcnn.sample(prior, 4, labels=np.full(4, 2), temperature=0), twos)
+    np.testing.assert_array_equal(sampling.sample(prior, 4, labels=np.full(4, 2), temperature=0), twos)
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -224,7 +226,7 @@ def test_class_labels_change_the_samples():
 ])
 def test_bad_sampling_requests_are_clear_errors(kwargs, message):
     with pytest.raises(ValueError, match=message):
-        pixelcnn.sample(small_prior("keras-example"), 2, **kwargs)
+        sampling.sample(small_prior("keras-example"), 2, **kwargs)
 
 
 @pytest.mark.parametrize("labels, message", [(None, "class-conditional: give labels"),
@@ -234,7 +236,7 @@ def test_bad_sampling_requests_are_clear_errors(kwargs, message):
                                              (2.5, "integers")])
 def test_labels_outside_0_to_9_are_clear_errors(labels, message):
     with pytest.raises(ValueError, match=message):
-        pixelcnn.sample(small_prior(num_classes=10), 2, labels=labels)
+        sampling.sample(small_prior(num_classes=10), 2, labels=labels)
 
 
 @pytest.mark.parametrize("codes, message", [(random_codes(2, num_codes=K + 5) + K, "Codes must lie in"),
@@ -263,10 +265,10 @@ def test_generate_decodes_samples_and_checks_the_codebook_size():
 
     vqvae = VQVAE("keras-example", num_embeddings=K, embedding_dim=4)
     vqvae(np.zeros((1, 28, 28, 1), "float32"))
-    images = pixelcnn.generate(small_prior(), vqvae, 2, seed=0)
+    images = sampling.generate(small_prior(), vqvae, 2, seed=0)
     assert images.shape == (2, 28, 28, 1) and 0 <= images.min() and images.max() <= 1
     with pytest.raises(ValueError, match="The prior models 12 codes but the VQ-VAE has 16"):
-        pixelcnn.generate(small_prior(), VQVAE("keras-example", num_embeddings=16, embedding_dim=4), 2)
+        sampling.generate(small_prior(), VQVAE("keras-example", num_embeddings=16, embedding_dim=4), 2)
 
 
 @pytest.mark.parametrize("architecture, num_classes", [("keras-example", None), ("gated", 10)])
@@ -362,7 +364,7 @@ def test_fix_label_folds_a_label_into_an_unconditional_prior():
                                    ops.convert_to_numpy(prior((codes, np.full(6, label, "int32")))), atol=1e-5)
     other = ops.convert_to_numpy(prior((codes, np.full(6, 5, "int32"))))
     assert np.abs(ops.convert_to_numpy(pixelcnn.fix_label(prior, 0)(codes)) - other).max() > 0.1
-    np.testing.assert_array_equal(pixelcnn.sample(fixed, 4, seed=1), pixelcnn.sample(prior, 4, labels=5, seed=1))
+    np.testing.assert_array_equal(sampling.sample(fixed, 4, seed=1), sampling.sample(prior, 4, labels=5, seed=1))
     with pytest.raises(ValueError, match="needs a conditional prior"):
         pixelcnn.fix_label(fixed, 0)
     with pytest.raises(ValueError, match=r"Labels must lie in \[0, 9\)"):

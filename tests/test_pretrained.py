@@ -7,8 +7,8 @@ import pytest
 
 from vqvae_lessons import judge, metrics, pretrained
 from vqvae_lessons.judge import Judge
-from vqvae_lessons.pixelcnn import PixelCNN
 from vqvae_lessons.pretrained import PretrainedError
+from vqvae_lessons.priors.pixelcnn import PixelCNN
 from vqvae_lessons.vae import VAE
 from vqvae_lessons.vqvae import VQVAE
 

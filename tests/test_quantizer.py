@@ -4,7 +4,7 @@ import pytest
 import tensorflow as tf
 from keras import ops
 
-from vqvae_lessons.quantizer import (
+from vqvae_lessons.quantizers import (
     VectorQuantizer,
     VectorQuantizerEMA,
     batch_perplexity,

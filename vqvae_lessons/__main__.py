@@ -226,7 +226,7 @@ def cmd_sample(args):
 
     import numpy as np
 
-    from . import pixelcnn
+    from .priors import sampling
 
     info = pretrained.card_of(args.pretrained, args.weights)
     if info["model"] != "prior":
@@ -238,7 +238,7 @@ def cmd_sample(args):
         raise ValueError(f"--label must be a digit from 0 to {prior.num_classes - 1}, got {labels}.")
     start = time.perf_counter()
     with contextlib.redirect_stdout(sys.stderr):  # the progress bar on stderr: stdout is for the JSON result
-        images = pixelcnn.generate(prior, vqvae, args.n, labels=labels, temperature=args.temperature,
+        images = sampling.generate(prior, vqvae, args.n, labels=labels, temperature=args.temperature,
                                    seed=args.seed, batch_size=args.batch_size, progress=True)[..., 0]
     seconds = time.perf_counter() - start
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -24,8 +24,8 @@ import keras
 import numpy as np
 from keras import layers, ops
 
+from .checks import check_images, in_batches
 from .data import load_mnist
-from .vqvae import check_images, in_batches
 
 NUM_CLASSES = 10
 

@@ -114,7 +114,7 @@ def evaluate_vae(model, images, batch_size=1000, seed=0):
 
 
 def evaluate_prior(prior, codes, labels=None, train_codes=None, batch_size=1000):
-    """Test-set negative log-likelihood of a :class:`~vqvae_lessons.pixelcnn.PixelCNN` on
+    """Test-set negative log-likelihood of a :class:`~vqvae_lessons.priors.pixelcnn.PixelCNN` on
     maps of codes ``(N, H, W)`` (with their class labels for a conditional prior).
 
     Returns a dict: ``test_nll_nats_per_code``, ``test_nll_bits_per_code`` and

@@ -103,7 +103,7 @@ def load(name=None, weights_path=None):
 def build_model(kind, config):
     """An untrained model of ``kind`` ("vqvae", "vae", "prior" or "judge") built from a card's ``config``."""
     from .judge import Judge
-    from .pixelcnn import PixelCNN
+    from .priors.pixelcnn import PixelCNN
     from .vae import VAE
     from .vqvae import VQVAE
 
@@ -221,7 +221,7 @@ def render_card(info):
     optional = "".join(f"\n| {name} | {value} |" for name, value in optional if value)
     codes = ""
     if "vqvae" in info:
-        codes = f"It models the codes of the VQ-VAE `{info['vqvae']}`: sample with both (`pixelcnn.generate`)."
+        codes = f"It models the codes of the VQ-VAE `{info['vqvae']}`: sample with both (`sampling.generate`)."
     return f"""# Model card: {info['name']}
 
 {info['description']}

@@ -11,9 +11,10 @@ import keras
 import numpy as np
 
 from .data import load_mnist, random_shift, shift_moves
-from .pixelcnn import PixelCNN, fix_label
+from .priors.pixelcnn import PixelCNN, fix_label
+from .quantizers import CodebookMaintenance
 from .vae import VAE
-from .vqvae import VQVAE, CodebookMaintenance
+from .vqvae import VQVAE
 
 
 class EpochTimer(keras.callbacks.Callback):
@@ -107,7 +108,7 @@ def train_prior(vqvae, architecture="gated", conditional=False, channels=None, n
                 batch_size=128, learning_rate=1e-3, seed=0, train_size=None, data=None, validate=True,
                 verbose="auto", lr_schedule="constant", dropout=0.0, augment=0.0, condition_on_moves=False,
                 codes=None):
-    """Train a :class:`~vqvae_lessons.pixelcnn.PixelCNN` prior on the codes ``vqvae`` gives
+    """Train a :class:`~vqvae_lessons.priors.pixelcnn.PixelCNN` prior on the codes ``vqvae`` gives
     MNIST's training images (with their digit labels when ``conditional``); return
     ``(prior, record)`` as :func:`train_vqvae` does. The loss, and ``val_loss`` on the
     test images' codes, are negative log-likelihoods in nats per code. ``lr_schedule``
@@ -116,7 +117,7 @@ def train_prior(vqvae, architecture="gated", conditional=False, channels=None, n
     ``condition_on_moves`` (with ``augment``, unconditional gated priors): tell the prior
     which move made each map, as a label (0 for unmoved maps), so that it learns from the
     moved digits without learning to draw them, and return the prior of unmoved maps
-    (:func:`~vqvae_lessons.pixelcnn.fix_label`): distribution augmentation (Jun et al., 2020).
+    (:func:`~vqvae_lessons.priors.pixelcnn.fix_label`): distribution augmentation (Jun et al., 2020).
     ``codes``: the training images' maps ``(N, H, W)``, when the caller has already encoded them.
     """
     if not 0 <= augment <= 1:

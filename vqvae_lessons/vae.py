@@ -15,7 +15,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from .vqvae import IMAGE_SHAPE, check_images, in_batches
+from .checks import IMAGE_SHAPE, check_images, in_batches
 
 __all__ = ["VAE", "Sampling", "reparameterize", "gaussian_kl"]
 

@@ -21,15 +21,13 @@ and ``perplexity``. ``encode(images) -> indices`` ``(N, 7, 7)`` and
 from __future__ import annotations
 
 import keras
-import numpy as np
 from keras import layers, ops
 
-from .quantizer import VectorQuantizer, VectorQuantizerEMA
+from .checks import CODE_GRID, IMAGE_SHAPE, check_images, check_indices, in_batches
+from .quantizers import VectorQuantizer, VectorQuantizerEMA
 
 ARCHITECTURES = ("keras-example", "residual")
 QUANTIZERS = {"loss": VectorQuantizer, "ema": VectorQuantizerEMA}
-IMAGE_SHAPE = (28, 28, 1)
-CODE_GRID = (7, 7)
 
 
 def build_encoder(architecture, embedding_dim):
@@ -161,81 +159,3 @@ class VQVAE(keras.Model):
         return {**super().get_config(), "architecture": self.architecture, "num_embeddings": self.num_embeddings,
                 "embedding_dim": self.embedding_dim, "quantizer": self.quantizer_kind, "beta": self.beta,
                 "decay": self.decay, "data_variance": self.data_variance}
-
-
-class CodebookMaintenance(keras.callbacks.Callback):
-    """Keep the codebook alive while a :class:`VQVAE` trains.
-
-    At the start of training, optionally sets the codebook to k-means centroids of
-    encoder outputs. Every ``every`` training batches, encodes ``sample_size``
-    random training images and moves each code that none of their vectors picks
-    onto one of those vectors (a dead-code restart). ``history`` records
-    ``(step, codes restarted)``.
-    """
-
-    def __init__(self, images, every=200, sample_size=1024, kmeans_init=True, restart_dead_codes=True,
-                 min_count=1, seed=0):
-        super().__init__()
-        self.images, self.every, self.sample_size = images, int(every), int(sample_size)
-        self.kmeans_init, self.restart, self.min_count = kmeans_init, restart_dead_codes, min_count
-        self.rng = np.random.default_rng(seed)
-        self.step, self.history = 0, []
-
-    def _recent_vectors(self):
-        chosen = self.rng.choice(len(self.images), min(self.sample_size, len(self.images)), replace=False)
-        return self.model.encoder_outputs(self.images[np.sort(chosen)]).reshape(-1, self.model.embedding_dim)
-
-    def on_train_begin(self, logs=None):
-        if self.kmeans_init:
-            self.model.quantizer.initialize_kmeans(self._recent_vectors(), seed=int(self.rng.integers(2**31)))
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.step += 1
-        if self.restart and self.step % self.every == 0:
-            dead = self.model.quantizer.restart_dead_codes(self._recent_vectors(), self.min_count,
-                                                            seed=int(self.rng.integers(2**31)))
-            self.history.append((self.step, int(dead.size)))
-
-
-def in_batches(fn, array, batch_size):
-    """``fn`` applied to ``array`` in slices of ``batch_size`` rows, the results (a tensor or a
-    tuple of tensors per slice) converted to NumPy and concatenated along the first axis."""
-    parts = [fn(array[i:i + batch_size]) for i in range(0, len(array), batch_size)]
-    if parts and isinstance(parts[0], (tuple, list)):
-        return tuple(np.concatenate([ops.convert_to_numpy(part[j]) for part in parts]) for j in range(len(parts[0])))
-    return np.concatenate([ops.convert_to_numpy(part) for part in parts])
-
-
-def check_images(images):
-    """Return ``images`` as float32 ``(N, 28, 28, 1)`` in [0, 1], or raise a ValueError that says how to fix them."""
-    images = np.asarray(images)
-    if images.ndim == 3:
-        images = images[..., None]
-    if images.ndim != 4 or images.shape[1:] != IMAGE_SHAPE:
-        raise ValueError(f"Expected images of shape (N, 28, 28) or (N, 28, 28, 1), got {images.shape}.")
-    if not np.issubdtype(images.dtype, np.floating):
-        raise ValueError(
-            f"Expected float images in [0, 1], got dtype {images.dtype}: divide uint8 pixels by 255.0 "
-            "(load_mnist() does this for you)."
-        )
-    if images.size and (images.min() < -1e-6 or images.max() > 1 + 1e-6):
-        raise ValueError(
-            f"Expected pixels in [0, 1], got values from {images.min():.3g} to {images.max():.3g}. "
-            "Use load_mnist(scale='unit'); images scaled to [-0.5, 0.5] need 0.5 added."
-        )
-    return images.astype("float32", copy=False)
-
-
-def check_indices(indices, num_embeddings):
-    """Return ``indices`` as int32 ``(N, 7, 7)`` in ``[0, num_embeddings)``, or raise a ValueError."""
-    indices = np.asarray(indices)
-    if indices.ndim != 3 or indices.shape[1:] != CODE_GRID:
-        raise ValueError(f"Expected code indices of shape (N, 7, 7), got {indices.shape}.")
-    if not np.issubdtype(indices.dtype, np.integer):
-        raise ValueError(f"Expected integer code indices, got dtype {indices.dtype}: use indices.astype('int32').")
-    if indices.size and (indices.min() < 0 or indices.max() >= num_embeddings):
-        raise ValueError(
-            f"Code indices must lie in [0, {num_embeddings}) for a codebook of {num_embeddings} codes, "
-            f"got values from {indices.min()} to {indices.max()}."
-        )
-    return indices.astype("int32", copy=False)

@@ -14,7 +14,7 @@ Both return, for inputs ``x`` of shape ``(..., D)``, a dict with ``quantized``
 gradient with respect to ``x`` is the identity), ``indices`` (``x.shape[:-1]``),
 the losses, and the batch's ``perplexity`` and ``usage``. Codebook maintenance
 (k-means initialisation, restarting dead codes) runs outside ``call``, eagerly,
-from :class:`vqvae_lessons.vqvae.CodebookMaintenance` or by hand.
+from :class:`CodebookMaintenance` (a Keras callback) or by hand.
 
 Only ``keras.ops`` is used, so both layers run on every Keras 3 backend.
 """
@@ -33,6 +33,7 @@ __all__ = [
     "straight_through",
     "vq_losses",
     "batch_perplexity",
+    "CodebookMaintenance",
 ]
 
 
@@ -306,3 +307,37 @@ class VectorQuantizerEMA(_Quantizer):
 
     def get_config(self):
         return {**super().get_config(), "decay": self.decay, "epsilon": self.epsilon}
+
+
+class CodebookMaintenance(keras.callbacks.Callback):
+    """Keep the codebook alive while a :class:`VQVAE` trains.
+
+    At the start of training, optionally sets the codebook to k-means centroids of
+    encoder outputs. Every ``every`` training batches, encodes ``sample_size``
+    random training images and moves each code that none of their vectors picks
+    onto one of those vectors (a dead-code restart). ``history`` records
+    ``(step, codes restarted)``.
+    """
+
+    def __init__(self, images, every=200, sample_size=1024, kmeans_init=True, restart_dead_codes=True,
+                 min_count=1, seed=0):
+        super().__init__()
+        self.images, self.every, self.sample_size = images, int(every), int(sample_size)
+        self.kmeans_init, self.restart, self.min_count = kmeans_init, restart_dead_codes, min_count
+        self.rng = np.random.default_rng(seed)
+        self.step, self.history = 0, []
+
+    def _recent_vectors(self):
+        chosen = self.rng.choice(len(self.images), min(self.sample_size, len(self.images)), replace=False)
+        return self.model.encoder_outputs(self.images[np.sort(chosen)]).reshape(-1, self.model.embedding_dim)
+
+    def on_train_begin(self, logs=None):
+        if self.kmeans_init:
+            self.model.quantizer.initialize_kmeans(self._recent_vectors(), seed=int(self.rng.integers(2**31)))
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.step += 1
+        if self.restart and self.step % self.every == 0:
+            dead = self.model.quantizer.restart_dead_codes(self._recent_vectors(), self.min_count,
+                                                            seed=int(self.rng.integers(2**31)))
+            self.history.append((self.step, int(dead.size)))

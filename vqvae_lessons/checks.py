@@ -1,0 +1,57 @@
+"""Input checks shared by every model (images, code maps) and batching helpers.
+
+Each check returns its input in the form the models use, or raises a ``ValueError`` that
+names what is wrong and how to fix it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from keras import ops
+
+IMAGE_SHAPE = (28, 28, 1)
+CODE_GRID = (7, 7)
+
+
+def in_batches(fn, array, batch_size):
+    """``fn`` applied to ``array`` in slices of ``batch_size`` rows, the results (a tensor or a
+    tuple of tensors per slice) converted to NumPy and concatenated along the first axis."""
+    parts = [fn(array[i:i + batch_size]) for i in range(0, len(array), batch_size)]
+    if parts and isinstance(parts[0], (tuple, list)):
+        return tuple(np.concatenate([ops.convert_to_numpy(part[j]) for part in parts]) for j in range(len(parts[0])))
+    return np.concatenate([ops.convert_to_numpy(part) for part in parts])
+
+
+def check_images(images):
+    """Return ``images`` as float32 ``(N, 28, 28, 1)`` in [0, 1], or raise a ValueError that says how to fix them."""
+    images = np.asarray(images)
+    if images.ndim == 3:
+        images = images[..., None]
+    if images.ndim != 4 or images.shape[1:] != IMAGE_SHAPE:
+        raise ValueError(f"Expected images of shape (N, 28, 28) or (N, 28, 28, 1), got {images.shape}.")
+    if not np.issubdtype(images.dtype, np.floating):
+        raise ValueError(
+            f"Expected float images in [0, 1], got dtype {images.dtype}: divide uint8 pixels by 255.0 "
+            "(load_mnist() does this for you)."
+        )
+    if images.size and (images.min() < -1e-6 or images.max() > 1 + 1e-6):
+        raise ValueError(
+            f"Expected pixels in [0, 1], got values from {images.min():.3g} to {images.max():.3g}. "
+            "Use load_mnist(scale='unit'); images scaled to [-0.5, 0.5] need 0.5 added."
+        )
+    return images.astype("float32", copy=False)
+
+
+def check_indices(indices, num_embeddings):
+    """Return ``indices`` as int32 ``(N, 7, 7)`` in ``[0, num_embeddings)``, or raise a ValueError."""
+    indices = np.asarray(indices)
+    if indices.ndim != 3 or indices.shape[1:] != CODE_GRID:
+        raise ValueError(f"Expected code indices of shape (N, 7, 7), got {indices.shape}.")
+    if not np.issubdtype(indices.dtype, np.integer):
+        raise ValueError(f"Expected integer code indices, got dtype {indices.dtype}: use indices.astype('int32').")
+    if indices.size and (indices.min() < 0 or indices.max() >= num_embeddings):
+        raise ValueError(
+            f"Code indices must lie in [0, {num_embeddings}) for a codebook of {num_embeddings} codes, "
+            f"got values from {indices.min()} to {indices.max()}."
+        )
+    return indices.astype("int32", copy=False)
