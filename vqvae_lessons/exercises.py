@@ -32,9 +32,10 @@ import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import keras
 import numpy as np
 from keras import ops
+
+from .gradients import gradients
 
 __all__ = ["check", "hint", "solution", "names"]
 
@@ -192,39 +193,10 @@ def _gradients(fn, inputs, extra_args, scalarize):
     maps its result to a list of scalar tensors. Returns, for each scalar, the list of its
     gradients with respect to each of ``inputs`` as float64 NumPy arrays (zeros where the
     backend says there is no gradient, e.g. TensorFlow's None)."""
-    backend = keras.backend.backend()
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        tensors = [tf.constant(a) for a in inputs]
-        with tf.GradientTape(persistent=True) as tape:
-            for tensor in tensors:
-                tape.watch(tensor)
-            scalars = scalarize(_call(fn, *tensors, *extra_args))
-        raw = [[tape.gradient(s, tensor) for tensor in tensors] for s in scalars]
-    elif backend == "jax":
-        import jax
-
-        tensors = [jax.numpy.asarray(a) for a in inputs]
-        count = len(scalarize(_call(fn, *tensors, *extra_args)))
-
-        def scalar(index, *diff):
-            return scalarize(_call(fn, *diff, *extra_args))[index]
-
-        argnums = tuple(range(len(tensors)))
-        raw = [list(jax.grad(lambda *d, i=i: scalar(i, *d), argnums=argnums)(*tensors)) for i in range(count)]
-    elif backend == "torch":
-        import torch
-
-        tensors = [ops.convert_to_tensor(a).detach().requires_grad_(True) for a in inputs]
-        scalars = scalarize(_call(fn, *tensors, *extra_args))
-        raw = [list(torch.autograd.grad(s, tensors, retain_graph=True, allow_unused=True))
-               if isinstance(s, torch.Tensor) and s.requires_grad else [None] * len(tensors) for s in scalars]
-    else:
-        raise _NotAttempted(f"gradients can't be checked with the {backend!r} Keras backend: set the environment "
-                            "variable KERAS_BACKEND to tensorflow, jax or torch before importing keras.")
-    return [[np.zeros(np.shape(a)) if g is None else np.asarray(ops.convert_to_numpy(g), "float64")
-             for g, a in zip(row, inputs, strict=True)] for row in raw]
+    try:
+        return gradients(lambda *tensors: list(scalarize(_call(fn, *tensors, *extra_args))), inputs)
+    except RuntimeError as error:  # a backend that can't differentiate
+        raise _NotAttempted(str(error)) from error
 
 
 def _same_observation(got, want):

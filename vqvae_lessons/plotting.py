@@ -3,7 +3,8 @@
 Every function returns a :class:`matplotlib.figure.Figure` built without
 pyplot's global state, so a notebook cell that ends with the call shows the
 figure exactly once, and ``fig.savefig(path)`` works in a script. Every figure
-has a title and labelled axes.
+has a title and labelled axes. In a notebook, ``%matplotlib inline`` (the lessons'
+first cell runs it; Colab's default) makes a cell that ends with a figure draw it.
 """
 
 from __future__ import annotations
@@ -15,22 +16,6 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from . import metrics
-
-
-def _show_figures_in_notebooks():
-    """In Jupyter or Colab with the usual inline backend, register the display of Figure
-    objects (what ``%matplotlib inline`` does), so a cell ending with a figure draws it."""
-    try:
-        import matplotlib
-        from IPython import get_ipython
-    except ImportError:
-        return
-    shell = get_ipython()
-    if shell is not None and "inline" in matplotlib.get_backend():
-        shell.enable_matplotlib("inline")
-
-
-_show_figures_in_notebooks()
 
 
 def _grid(n, ncols, cell=1.3, extra_height=0.5):
