@@ -1,12 +1,32 @@
 """Shared fixtures: a small synthetic MNIST (so most tests need no data file) and,
-when VQVAE_LESSONS_MNIST names the real file, the real one."""
+when VQVAE_LESSONS_MNIST names the real file, the real one; and the markers that let a
+contributor run the fast unit tests alone (``pytest -m "not slow"``, see pyproject.toml)."""
 
 import os
 
 import numpy as np
 import pytest
 
-from vqvae_lessons.data import MNIST, MNIST_ENV, load_mnist
+import vqvae_lessons
+
+vqvae_lessons.quiet()
+
+from vqvae_lessons.data import MNIST, MNIST_ENV, load_mnist  # noqa: E402
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark what is not a fast unit test: the notebooks, the browser test, tests that need the
+    real MNIST (all three are also ``slow``)."""
+    for item in items:
+        kinds = set()
+        if item.path.suffix == ".ipynb":
+            kinds.add("notebook")
+        elif item.path.name == "test_site.py":
+            kinds.add("browser")
+        if "real_mnist" in getattr(item, "fixturenames", ()):
+            kinds.add("mnist")
+        for kind in kinds | ({"slow"} if kinds else set()):
+            item.add_marker(kind)
 
 
 def synthetic_arrays(n_train=256, n_test=64, seed=0):

@@ -13,6 +13,8 @@ import pytest
 
 from vqvae_lessons.data import MNIST_ENV
 
+pytestmark = pytest.mark.slow  # trains on every installed backend in subprocesses
+
 
 def run_on(backend, npz, tmp_path):
     out = tmp_path / backend
