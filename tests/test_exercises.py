@@ -6,7 +6,7 @@ import pytest
 from keras import ops
 
 from vqvae_lessons import exercises, metrics, quantizers, vae
-from vqvae_lessons.exercises import check, hint, names, solution
+from vqvae_lessons.exercises import check, core, hint, names, solution, solution_markdown
 
 sg = ops.stop_gradient
 
@@ -107,11 +107,84 @@ def test_solution_and_hint(capsys, name):
 
 def test_notebook_display_is_an_html_box(monkeypatch):
     shown = []
-    monkeypatch.setattr(exercises, "_notebook_display", lambda: lambda obj, raw: shown.append(obj))
+    monkeypatch.setattr(core, "_notebook_display", lambda: lambda obj, raw: shown.append(obj))
     assert check("causal_mask", exercises.causal_mask) is True
     assert check("causal_mask", lambda k, t: np.ones((k, k))) is False
     assert shown[0]["text/plain"] == "Correct" and "<div" in shown[0]["text/html"]
     assert shown[1]["text/plain"].startswith("Incorrect:") and "#b71c1c" in shown[1]["text/html"]
+
+
+# -- hints in levels, the checker's own failures, the solution as Markdown ---------------------------
+def source_lines(name):
+    """The lines of the reference's source (what solution shows) a hint must not give away."""
+    return [line.strip() for line in exercises.solution_source(name).splitlines()
+            if len(line.strip()) >= 12]
+
+
+@pytest.mark.parametrize("name", names())
+def test_hints_come_in_levels_and_the_first_gives_no_code(capsys, name):
+    hints = exercises._EXERCISES[name].hints
+    assert len(hints) >= 2 and len(set(hints)) == len(hints)
+    for line in source_lines(name):
+        assert line not in hints[0], f"hint 1 of {name} contains the reference's line {line!r}"
+    for level, text in enumerate(hints, start=1):
+        assert hint(name, level) == text
+        assert f"Hint {level} of {len(hints) + 1}: {text}" in capsys.readouterr().out
+    for level in (len(hints) + 1, len(hints) + 5):  # the last level points to the solution
+        assert f"solution({name!r})" in hint(name, level)
+        assert capsys.readouterr().out.startswith(f"Hint {len(hints) + 1} of {len(hints) + 1}:")
+
+
+@pytest.mark.parametrize("level", [0, -1, 1.5, "2", None, True])
+def test_a_bad_hint_level_gets_a_message_not_an_error(capsys, level):
+    message = hint("vq_losses", level)
+    assert isinstance(message, str) and "hint levels are whole numbers from 1 to 3" in message
+    assert message in capsys.readouterr().out
+    assert hint("no_such_exercise", level) is None
+    assert "The exercises are" in capsys.readouterr().out
+
+
+def test_a_checker_that_fails_is_not_blamed_on_the_learner(capsys, monkeypatch):
+    def broken_checker(fn):
+        raise IndexError("index 7 is out of bounds")
+
+    exercise = exercises._EXERCISES["codebook_usage"]
+    monkeypatch.setitem(exercises._EXERCISES, "codebook_usage", core.Exercise(
+        exercise.reference, broken_checker, exercise.hints, exercise.error_hint, exercise.mistakes, exercise.lesson))
+    result, out = verdict(capsys, "codebook_usage", exercise.reference)
+    assert result is None, out
+    assert out.startswith("Not checked: the checker failed (a bug in vqvae_lessons, not in your code): IndexError: "
+                          "index 7 is out of bounds; please report it"), out
+    assert "Incorrect" not in out
+
+
+@pytest.mark.parametrize("name", names())
+def test_solution_markdown_is_a_collapsed_block_of_the_reference(capsys, name):
+    markdown = solution_markdown(name)
+    assert markdown.startswith(f"<details>\n<summary>Solution: {name} (click to open)</summary>")
+    assert markdown.rstrip().endswith("</details>") and "```python\n" in markdown
+    assert exercises.solution_source(name) in markdown
+    assert solution(name) in markdown  # the same source solution() shows
+    assert solution_markdown("nope") is None
+
+
+def test_references_are_the_packages_own_functions():
+    from vqvae_lessons.priors import masked
+
+    reference = {name: exercise.reference for name, exercise in exercises._EXERCISES.items()}
+    assert reference["reparameterize"] is vae.reparameterize
+    assert reference["pairwise_sq_distances"] is quantizers.pairwise_sq_distances
+    assert reference["nearest_code"] is quantizers.nearest_code
+    assert reference["straight_through"] is quantizers.straight_through
+    assert reference["vq_losses"] is quantizers.vq_losses
+    assert reference["causal_mask"] is masked.causal_mask is exercises.causal_mask
+    # the one-line adapters show the package function they call
+    for name, package_function in [("kl_divergence", vae.gaussian_kl), ("codebook_perplexity", metrics.perplexity),
+                                   ("rate_bits_per_image", metrics.bits_per_image),
+                                   ("codebook_usage", metrics.codes_used)]:
+        assert package_function in exercises._EXERCISES[name].sources
+        assert f"def {package_function.__name__}(" in exercises.solution_source(name)
+    assert exercises.solution_source("nope") is None
 
 
 # -- reparameterize ------------------------------------------------------------------------------

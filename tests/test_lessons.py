@@ -1,0 +1,127 @@
+"""The lessons' exercise conventions, checked on the notebooks themselves.
+
+* Every lesson has at least two checked exercises and imports ``hint``; an exercise cell is a
+  stub (``raise NotImplementedError``) that ends with ``check("name", name)``; its cell's
+  metadata names it (``{"vqvae_lessons": {"exercise": "name"}}``).
+* Right after each exercise comes its solution, collapsed (a Markdown ``<details>`` block made
+  by ``exercises.solution_markdown(name)`` from the package's one source), so a top-to-bottom
+  run never prints it; no code cell calls ``solution(...)``.
+* No code cell above an exercise holds its answer.
+* Each lesson asks a few "predict, then run" questions, each answered by the next cell.
+* A lesson runs to the end with every exercise filled in by its reference solution (nbval runs
+  it with the stubs), and every checker then says "correct" (slow: executes every lesson).
+"""
+
+import json
+import os
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from vqvae_lessons import exercises
+
+BOOK = Path(__file__).resolve().parent.parent / "book"
+LESSONS = sorted(BOOK.glob("0*.ipynb"))
+PREDICT = "**Predict, then run.**"
+
+
+def cells(path):
+    return json.loads(path.read_text())["cells"]
+
+
+def source(cell):
+    return "".join(cell["source"])
+
+
+def exercise_cells(path):
+    """``[(index, name)]`` of the lesson's exercise cells, in order."""
+    return [(i, cell["metadata"]["vqvae_lessons"]["exercise"]) for i, cell in enumerate(cells(path))
+            if "exercise" in cell.get("metadata", {}).get("vqvae_lessons", {})]
+
+
+def answer_lines(name):
+    """The distinctive lines of an exercise's reference solution: code, not its signature,
+    docstring, comments or short lines such as ``return x``."""
+    lines = []
+    for line in exercises.solution_source(name).splitlines():
+        line = line.split("#")[0].strip()
+        if len(line) >= 20 and not line.startswith(("def ", '"""', "'''", "return None")):
+            lines.append(line)
+    return lines
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=lambda p: p.stem)
+def test_every_lesson_has_checked_exercises_and_imports_hint(lesson):
+    found = exercise_cells(lesson)
+    assert len(found) >= 2, f"{lesson.name} has {len(found)} checked exercises; each lesson needs at least two"
+    assert all(name in exercises.names() for _, name in found)
+    code = "\n".join(source(c) for c in cells(lesson) if c["cell_type"] == "code")
+    assert re.search(r"from vqvae_lessons\.exercises import [^\n]*\bhint\b", code), f"{lesson.name} must import hint"
+    for index, name in found:
+        text = source(cells(lesson)[index])
+        assert "raise NotImplementedError" in text and f'check("{name}", {name})' in text, (lesson.name, name)
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=lambda p: p.stem)
+def test_each_exercise_says_how_to_get_hints_and_is_followed_by_its_collapsed_solution(lesson):
+    all_cells = cells(lesson)
+    for index, name in exercise_cells(lesson):
+        statement = source(all_cells[index - 1])
+        assert all_cells[index - 1]["cell_type"] == "markdown" and f'hint("{name}")' in statement, (lesson.name, name)
+        following = all_cells[index + 1]
+        assert following["cell_type"] == "markdown", f"{lesson.name}: {name}'s solution must follow it"
+        assert source(following).strip() == exercises.solution_markdown(name).strip(), (
+            f"{lesson.name}: the collapsed solution of {name} differs from the package's; paste "
+            f"exercises.solution_markdown({name!r}) into that cell")
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=lambda p: p.stem)
+def test_no_cell_prints_a_solution_and_no_answer_stands_above_its_exercise(lesson):
+    all_cells = cells(lesson)
+    for cell in all_cells:
+        if cell["cell_type"] == "code":
+            assert not re.search(r"\bsolution\(", source(cell)), f"{lesson.name}: a code cell calls solution()"
+    for index, name in exercise_cells(lesson):
+        above = "\n".join(source(c) for c in all_cells[:index] if c["cell_type"] == "code")
+        shown = [line for line in answer_lines(name) if line in above]
+        assert not shown, f"{lesson.name}: the answer to {name} stands in a cell above it: {shown}"
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=lambda p: p.stem)
+def test_predict_then_run_questions_are_answered_by_the_next_cell(lesson):
+    all_cells = cells(lesson)
+    questions = [i for i, c in enumerate(all_cells) if c["cell_type"] == "markdown" and PREDICT in source(c)]
+    assert len(questions) >= 2, f"{lesson.name} asks {len(questions)} 'predict, then run' questions; ask a few"
+    for i in questions:
+        assert i + 1 < len(all_cells) and all_cells[i + 1]["cell_type"] == "code", lesson.name
+
+
+def filled_in(lesson):
+    """The lesson with every exercise's stub replaced by its reference solution."""
+    notebook = nbformat.read(lesson, as_version=4)
+    for index, name in exercise_cells(lesson):
+        notebook.cells[index].source = f'{exercises.solution_source(name)}\n\ncheck("{name}", {name})\n'
+    return notebook
+
+
+@pytest.mark.slow
+@pytest.mark.notebook
+@pytest.mark.parametrize("lesson", LESSONS, ids=lambda p: p.stem)
+def test_lesson_runs_with_every_exercise_filled_in_and_every_checker_agrees(lesson, tmp_path):
+    from nbclient import NotebookClient
+
+    if not os.environ.get("VQVAE_LESSONS_MNIST"):
+        pytest.skip("the lessons need the real MNIST: set VQVAE_LESSONS_MNIST")
+    notebook = filled_in(lesson)
+    NotebookClient(notebook, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(BOOK)}}).execute()
+    for index, name in exercise_cells(lesson):
+        results = [o for o in notebook.cells[index].outputs if o.get("output_type") == "execute_result"]
+        assert results and results[-1]["data"]["text/plain"] == "True", (
+            f"{lesson.name}: check({name!r}) did not accept the reference solution: {notebook.cells[index].outputs}")
+    reference = [line for _, name in exercise_cells(lesson) for line in answer_lines(name)]
+    for cell in notebook.cells:
+        outputs = json.dumps(cell.get("outputs", []))
+        assert not [line for line in reference if json.dumps(line)[1:-1] in outputs], (
+            f"{lesson.name}: an output shows a reference solution")

@@ -1,0 +1,400 @@
+"""The machinery every exercise shares: verdicts and how they are shown, calling the
+learner's function and comparing its results, gradient checks, and the registry behind
+:func:`check`, :func:`hint`, :func:`solution` and :func:`solution_markdown`.
+
+This module imports no lesson: each lesson module (``lesson1`` ... ``lesson5``) calls
+:func:`register` for its exercises, and the package's ``__init__`` imports the lessons.
+"""
+
+from __future__ import annotations
+
+import difflib
+import html
+import inspect
+import numbers
+import textwrap
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from keras import ops
+
+from ..gradients import gradients
+
+__all__ = ["Exercise", "check", "hint", "names", "register", "solution", "solution_markdown", "solution_source"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Verdicts and how they are shown
+# ---------------------------------------------------------------------------------------------
+class _Incorrect(Exception):
+    """The learner's function gives a wrong result; the message says what differs."""
+
+
+class _LearnerError(_Incorrect):
+    """The learner's function raised; :func:`check` adds the exercise's hint for errors."""
+
+
+class _NotAttempted(Exception):
+    """The learner has not written the function yet; the message says what to do."""
+
+
+_COLOURS = {  # label: (text and border, background)
+    "Correct": ("#1b5e20", "#e8f5e9"),
+    "Incorrect": ("#b71c1c", "#ffebee"),
+    "Not attempted": ("#8a5300", "#fff8e1"),
+    "Not checked": ("#37474f", "#eceff1"),
+}
+
+
+def _notebook_display():
+    """IPython's ``display`` when running inside IPython (Jupyter, Colab), else None."""
+    try:
+        from IPython import get_ipython
+        from IPython.display import display
+    except ImportError:
+        return None
+    return display if get_ipython() is not None else None
+
+
+def _report(label, message=""):
+    """Show a verdict: a small coloured box in a notebook, one line of text elsewhere."""
+    text = f"{label}: {message}" if message else label
+    display = _notebook_display()
+    if display is None:
+        print(text)
+        return
+    colour, background = _COLOURS[label]
+    detail = f": {html.escape(message)}" if message else ""
+    box = (f'<div style="border-left: 4px solid {colour}; background: {background}; padding: 6px 10px; '
+           f'margin: 4px 0; font-family: sans-serif;"><b style="color: {colour};">{label}</b>{detail}</div>')
+    display({"text/plain": text, "text/html": box}, raw=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Calling the learner's function, converting and comparing results
+# ---------------------------------------------------------------------------------------------
+def _short(text, limit=300):
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[:limit] + " ..."
+
+
+def _call(fn, *args):
+    """Call the learner's function (on copies of NumPy inputs, so it can't change ours) and
+    turn what it raises or a missing result into a verdict."""
+    args = [a.copy() if isinstance(a, np.ndarray) else a for a in args]
+    try:
+        result = fn(*args)
+    except NotImplementedError:
+        raise _NotAttempted("your function raises NotImplementedError: replace "
+                            "`raise NotImplementedError` with your code and return the result.") from None
+    except Exception as error:
+        raise _LearnerError(f"your function raised {type(error).__name__}: {_short(error)}") from None
+    if result is None or result is Ellipsis:
+        raise _NotAttempted(f"your function returned {result!r}: write your code and `return` the result.")
+    return result
+
+
+def _to_array(value):
+    """A NumPy array of the learner's result (NumPy array, backend tensor, list or number)."""
+    if hasattr(value, "detach"):  # a torch tensor that requires grad
+        value = value.detach()
+    try:
+        array = np.asarray(ops.convert_to_numpy(value))
+    except Exception:
+        try:
+            array = np.asarray(value)
+        except Exception:
+            array = None
+    if array is None or array.dtype.kind not in "biuf":
+        raise _Incorrect(f"your function returned a {type(value).__name__}, not an array of numbers.")
+    return array
+
+
+def _numpy(value):
+    """A NumPy array of a reference's result (the package's references return backend tensors)."""
+    return np.asarray(ops.convert_to_numpy(value))
+
+
+def _close(got, want, equal_nan=False):
+    """Same shape and the same values up to float32 round-off."""
+    got, want = np.asarray(got, "float64"), np.asarray(want, "float64")
+    if got.shape != want.shape:
+        return False
+    finite = np.abs(want[np.isfinite(want)])
+    scale = max(1.0, float(finite.max())) if finite.size else 1.0
+    return bool(np.allclose(got, want, rtol=1e-4, atol=1e-5 * scale, equal_nan=equal_nan))
+
+
+def _nonzero(gradient):
+    return bool(np.max(np.abs(gradient), initial=0.0) > 1e-6)
+
+
+def _known_mistake(got, args, mistakes):
+    """The hint of the first mistaken implementation whose result on ``args`` equals ``got``."""
+    for mistake, mistake_hint in mistakes:
+        with np.errstate(all="ignore"):
+            if _close(got, _to_array(mistake(*args)), equal_nan=True):
+                return mistake_hint
+    return None
+
+
+_KINDS = {  # dtype kinds each kind of result may have, and what to say otherwise
+    "float": ("f", "expected floating-point numbers, got dtype {dtype}"),
+    "index": ("iu", "expected integer indices, got dtype {dtype}"),
+    "mask": ("biuf", "expected an array of 0 and 1, got dtype {dtype}"),
+    "number": ("iuf", "expected a number, got dtype {dtype}"),
+}
+
+
+def _compare(got, want, args, mistakes, *, where, symbols, kind="float"):
+    """Raise :class:`_Incorrect` with the most specific hint unless ``got`` equals ``want``.
+
+    In order: a known mistake, the shape (``symbols`` names the axes, e.g. ``"(N, K)"``),
+    the dtype, NaN, and finally the first value that differs."""
+    kinds, dtype_message = _KINDS[kind]
+    if got.dtype.kind in kinds and _close(got, want):
+        return
+    mistake_hint = _known_mistake(got, args, mistakes)
+    if mistake_hint:
+        raise _Incorrect(where + mistake_hint)
+    if got.shape != want.shape:
+        if want.shape == ():
+            raise _Incorrect(f"{where}expected a single number, got an array of shape {got.shape}.")
+        message = f"{where}expected shape {symbols} = {want.shape}, got {got.shape}"
+        if got.ndim == 2 and got.shape == want.shape[::-1]:
+            message += ": did you transpose?"
+        raise _Incorrect(message + ".")
+    if got.dtype.kind not in kinds:
+        raise _Incorrect(where + dtype_message.format(dtype=got.dtype) + ".")
+    if np.isnan(got.astype("float64")).any():
+        raise _Incorrect(f"{where}your result contains NaN: a square root or log of a negative number, or 0 * log(0)?")
+    if want.shape == ():
+        raise _Incorrect(f"{where}expected {float(want):.6g}, got {float(got):.6g}.")
+    index = np.unravel_index(np.argmax(~np.isclose(got, want, rtol=1e-4, atol=1e-5)), want.shape)
+    raise _Incorrect(f"{where}the values differ: at index {tuple(int(i) for i in index)} expected "
+                     f"{float(want[index]):.6g}, got {float(got[index]):.6g}.")
+
+
+def _check_number(fn, cases, reference, mistakes, where):
+    """Check a learner's function that returns one number, on each case ``args`` of ``cases``;
+    ``where(*args)`` says which case it was."""
+    for args in cases:
+        got = _to_array(_call(fn, *args))
+        got = got.reshape(()) if got.size == 1 else got
+        _compare(got, _numpy(reference(*args)), args, mistakes, where=where(*args), symbols="()", kind="number")
+
+
+def _indices_case(indices, num_codes):
+    return f"With indices of shape {indices.shape} and num_codes = {num_codes}: "
+
+
+# ---------------------------------------------------------------------------------------------
+# Gradient checks (with the active Keras backend)
+# ---------------------------------------------------------------------------------------------
+def _gradients(fn, inputs, extra_args, scalarize):
+    """Differentiate the learner's function with the active Keras backend.
+
+    Calls ``fn(*inputs, *extra_args)`` with ``inputs`` as backend tensors; ``scalarize``
+    maps its result to a list of scalar tensors. Returns, for each scalar, the list of its
+    gradients with respect to each of ``inputs`` as float64 NumPy arrays (zeros where the
+    backend says there is no gradient, e.g. TensorFlow's None)."""
+    try:
+        return gradients(lambda *tensors: list(scalarize(_call(fn, *tensors, *extra_args))), inputs)
+    except RuntimeError as error:  # a backend that can't differentiate
+        raise _NotAttempted(str(error)) from error
+
+
+def _same_observation(got, want):
+    """Two dicts of named arrays (values and gradients) agree."""
+    return all(_close(got[key], want[key], equal_nan=True) for key in want)
+
+
+def _check_by_observation(fn, cases, observe, reference, mistakes, diagnose):
+    """The loop the gradient-checked exercises share: for each ``(where, args)`` case, observe
+    the learner's function and the reference (values and gradients); when they differ, name
+    the known mistake that matches, or else say what differs (``diagnose(got, want, *args)``)."""
+    for where, args in cases:
+        try:
+            got = observe(fn, *args)
+        except _Incorrect as verdict:
+            raise type(verdict)(where + str(verdict)) from None
+        want = observe(reference, *args)
+        if _same_observation(got, want):
+            continue
+        for mistake, mistake_hint in mistakes:
+            if _same_observation(got, observe(mistake, *args)):
+                raise _Incorrect(where + mistake_hint)
+        raise _Incorrect(where + diagnose(got, want, *args))
+
+
+# ---------------------------------------------------------------------------------------------
+# The registry
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Exercise:
+    """An exercise: its reference solution, its checker, its hints in levels (the first a
+    nudge with no solution code, then stronger ones), a hint for when the learner's function
+    raises, its table of known mistakes ``[(mistaken_fn, hint), ...]``, the lesson it
+    belongs to, and the functions whose source :func:`solution` shows (the reference, then
+    the package's functions it calls, where it is a one-line adapter)."""
+
+    reference: Callable
+    checker: Callable
+    hints: tuple
+    error_hint: str
+    mistakes: list
+    lesson: int
+    sources: tuple = ()
+
+    @property
+    def hint(self):
+        """The first hint."""
+        return self.hints[0]
+
+
+_EXERCISES: dict[str, Exercise] = {}
+
+
+def register(name, *, reference, checker, hints, error_hint, mistakes, lesson, shows=()):
+    """Add exercise ``name`` to the registry (a lesson module calls this once per exercise).
+
+    ``hints`` is the text of at least two hint levels, one paragraph each (paragraphs are
+    separated by a blank line, their lines joined), the first with no solution code.
+    ``shows`` names the package functions a one-line adapter ``reference`` calls, for
+    :func:`solution`."""
+    hints = [" ".join(paragraph.split()) for paragraph in textwrap.dedent(hints).strip().split("\n\n")]
+    if name in _EXERCISES:
+        raise ValueError(f"An exercise called {name!r} is already registered.")
+    if len(hints) < 2:
+        raise ValueError(f"Exercise {name!r} needs at least two hint levels, got {len(hints)}.")
+    _EXERCISES[name] = Exercise(reference, checker, tuple(hints), error_hint, mistakes, lesson,
+                                (reference, *shows))
+    return _EXERCISES[name]
+
+
+def names():
+    """The names of the exercises, in the order of the lessons."""
+    return list(_EXERCISES)
+
+
+def _lookup(name):
+    """The exercise called ``name``, or None after saying which names exist."""
+    exercise = _EXERCISES.get(name) if isinstance(name, str) else None
+    if exercise is None:
+        close = difflib.get_close_matches(str(name), names(), n=1)
+        maybe = f" Did you mean {close[0]!r}?" if close else ""
+        _report("Not attempted", f"there is no exercise called {name!r}.{maybe} The exercises are: "
+                                 f"{', '.join(names())}.")
+    return exercise
+
+
+# ---------------------------------------------------------------------------------------------
+# The learner's entry points
+# ---------------------------------------------------------------------------------------------
+def check(name, fn):
+    """Check the learner's function ``fn`` for exercise ``name``, show the verdict and
+    return True (correct), False (incorrect) or None (not attempted, or not checked because
+    the checker itself failed). Never raises."""
+    exercise = _lookup(name)
+    if exercise is None:
+        return None
+    if fn is None or fn is Ellipsis:
+        _report("Not attempted", f"write your function, then pass it itself: check({name!r}, {name}).")
+        return None
+    if not callable(fn):
+        _report("Incorrect", f"check needs your function itself, not a {type(fn).__name__}: "
+                             f"check({name!r}, {name}), without parentheses after {name}.")
+        return False
+    try:
+        with np.errstate(all="ignore"):
+            exercise.checker(fn)
+    except _NotAttempted as verdict:
+        _report("Not attempted", str(verdict))
+        return None
+    except _LearnerError as verdict:
+        _report("Incorrect", f"{verdict}. {exercise.error_hint}")
+        return False
+    except _Incorrect as verdict:
+        _report("Incorrect", str(verdict))
+        return False
+    except Exception as error:  # what the learner's function raises is a _LearnerError: this is ours
+        _report("Not checked", f"the checker failed (a bug in vqvae_lessons, not in your code): "
+                               f"{type(error).__name__}: {_short(error)}; please report it.")
+        return None
+    _report("Correct")
+    return True
+
+
+def hint(name, level=1):
+    """Show, and return, hint number ``level`` for exercise ``name``.
+
+    Level 1 is a nudge with no solution code, level 2 a stronger hint; the level after the
+    last hint (and any beyond it) points to :func:`solution`. A level that is not a whole
+    number from 1 up gets a message saying which levels exist. Never raises."""
+    exercise = _lookup(name)
+    if exercise is None:
+        return None
+    last = len(exercise.hints) + 1
+    if not isinstance(level, numbers.Integral) or isinstance(level, bool) or level < 1:
+        message = (f"hint levels are whole numbers from 1 to {last}: hint({name!r}) for a first nudge, "
+                   f"hint({name!r}, 2) for a stronger hint; got {level!r}.")
+        print(message)
+        return message
+    if level >= last:
+        text = (f"that was every hint for {name!r}. Write what you can and check it with check({name!r}, "
+                f"{name}); to see a reference solution, call solution({name!r}).")
+        print(f"Hint {last} of {last}: {text}")
+        return text
+    text = exercise.hints[level - 1]
+    more = f"A stronger hint: hint({name!r}, {level + 1})" if level + 1 < last else f"Still stuck? solution({name!r})"
+    print(f"Hint {level} of {last}: {text}\n({more}.)")
+    return text
+
+
+def _source(exercise):
+    """The source of the reference solution, then of the package functions it calls."""
+    parts = []
+    for fn in exercise.sources:
+        source = textwrap.dedent(inspect.getsource(fn)).strip()
+        if not fn.__module__.startswith(__package__):  # the package's own function: say where it lives
+            source = f"# {fn.__module__}.{fn.__qualname__}\n{source}"
+        parts.append(source)
+    return "\n\n\n".join(parts) + "\n"
+
+
+def solution_source(name):
+    """The source code of the reference solution of exercise ``name`` as a string, without
+    showing it (what :func:`solution` shows); None, after saying which exercises exist, for
+    an unknown name."""
+    exercise = _lookup(name)
+    return None if exercise is None else _source(exercise)
+
+
+def solution(name):
+    """Show the source code of the reference solution of exercise ``name``.
+
+    In a notebook it is displayed as highlighted code (and None is returned, so the
+    cell shows it once); elsewhere it is printed and returned as a string."""
+    source = solution_source(name)
+    if source is None:
+        return None
+    display = _notebook_display()
+    if display is None:
+        print(source)
+    else:
+        from IPython.display import Code
+
+        display(Code(source, language="python"))
+        return None
+    return source
+
+
+def solution_markdown(name):
+    """The Markdown of a collapsed ``<details>`` block holding the reference solution of
+    exercise ``name`` (the same source :func:`solution` shows), for a notebook to embed.
+    Returns None, after saying which exercises exist, for an unknown name."""
+    source = solution_source(name)
+    if source is None:
+        return None
+    return f"<details>\n<summary>Solution: {name} (click to open)</summary>\n\n```python\n{source}```\n\n</details>\n"

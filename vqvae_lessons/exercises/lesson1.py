@@ -1,0 +1,150 @@
+"""Lesson 1's exercises (autoencoders and the VAE): ``reparameterize`` and ``kl_divergence``.
+
+Both references are the package's own functions, :func:`vqvae_lessons.vae.reparameterize`
+and :func:`vqvae_lessons.vae.gaussian_kl` (``keras.ops``, so they return backend tensors).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import vae
+from . import core
+from .core import _call, _close, _compare, _Incorrect, _numpy, _to_array
+
+reparameterize = vae.reparameterize
+
+
+def kl_divergence(mean, log_var):
+    """KL(N(mean, exp(log_var)) || N(0, I)), summed over the last axis: ``(N, L)`` to ``(N,)``."""
+    return vae.gaussian_kl(mean, log_var)
+
+
+# ---------------------------------------------------------------------------------------------
+# reparameterize
+# ---------------------------------------------------------------------------------------------
+_REPARAMETERIZE_MISTAKES = [
+    (lambda mean, log_var, eps: mean + np.exp(log_var) * eps,
+     "you used the variance exp(log_var) where the standard deviation belongs: scale eps by exp(log_var / 2)."),
+    (lambda mean, log_var, eps: mean + np.exp(log_var) / 2 * eps,
+     "exp(log_var) / 2 is half the variance, not the standard deviation: the halving goes inside the "
+     "exponential, exp(log_var / 2)."),
+    (lambda mean, log_var, eps: mean + np.sqrt(log_var) * eps,
+     "sqrt(log_var) is not the standard deviation: log_var is the log of the variance, so the standard deviation "
+     "is exp(log_var / 2)."),
+    (lambda mean, log_var, eps: mean + log_var * eps,
+     "you used the log-variance log_var itself as the standard deviation: exponentiate, exp(log_var / 2)."),
+    (lambda mean, log_var, eps: mean + log_var / 2 * eps,
+     "log_var / 2 is the log of the standard deviation: the standard deviation is exp(log_var / 2)."),
+    (lambda mean, log_var, eps: mean + np.exp(-log_var / 2) * eps,
+     "exp(-log_var / 2) is one over the standard deviation: drop the minus sign."),
+    (lambda mean, log_var, eps: mean - np.exp(log_var / 2) * eps,
+     "you subtracted the noise term: z = mean + exp(log_var / 2) * eps, with a plus."),
+    (lambda mean, log_var, eps: mean + np.exp(log_var / 2),
+     "you forgot eps: the noise exp(log_var / 2) * eps is what makes z a random sample."),
+    (lambda mean, log_var, eps: mean + eps,
+     "you forgot to scale eps by the standard deviation exp(log_var / 2)."),
+    (lambda mean, log_var, eps: np.exp(log_var / 2) * eps,
+     "you forgot to add the mean: z = mean + exp(log_var / 2) * eps."),
+]
+
+
+def _reparameterize_cases():
+    rng = np.random.default_rng(10)
+    for shape in [(5, 3), (2, 7), (1, 2)]:
+        yield tuple(rng.normal(size=shape).astype("float32") for _ in range(3))
+
+
+def _check_reparameterize(fn):
+    for mean, log_var, eps in _reparameterize_cases():
+        where = f"With mean, log_var and eps of shape {mean.shape}: "
+        got, want = _to_array(_call(fn, mean, log_var, eps)), _numpy(reparameterize(mean, log_var, eps))
+        if got.shape == want.shape and not _close(got, want):
+            if not _close(_to_array(_call(fn, mean, log_var, eps)), got, equal_nan=True):
+                raise _Incorrect(where + "your function gives a different result each time it is called: use the "
+                                 "eps you are given instead of drawing new noise.")
+        _compare(got, want, (mean, log_var, eps), _REPARAMETERIZE_MISTAKES, where=where, symbols="(N, L)")
+
+
+core.register(
+    "reparameterize", reference=reparameterize, checker=_check_reparameterize, lesson=1,
+    hints="""
+        z must be a sample of a normal distribution with the given mean and variance, made from the standard
+        normal noise eps you are given: shift the noise by the mean and scale it by the standard deviation.
+        log_var is the logarithm of the variance, so first work out how to get a standard deviation from it.
+
+        The variance is exp(log_var) and the standard deviation is its square root; since
+        sqrt(exp(a)) = exp(a / 2), np.exp (or keras.ops.exp) of half the log-variance gives it. Everything is
+        elementwise on (N, L) arrays: no sums, and no new random numbers (use eps).
+        """,
+    error_hint="mean, log_var and eps are NumPy arrays of shape (N, L); the result is elementwise.",
+    mistakes=_REPARAMETERIZE_MISTAKES)
+
+
+# ---------------------------------------------------------------------------------------------
+# kl_divergence
+# ---------------------------------------------------------------------------------------------
+def _kl_terms(mean, log_var):
+    return 1 + log_var - mean**2 - np.exp(log_var)
+
+
+_KL_DIVERGENCE_MISTAKES = [
+    (lambda mean, log_var: 0.5 * np.sum(_kl_terms(mean, log_var), axis=-1),
+     "wrong sign: a KL divergence is never negative; it is -0.5 * sum(1 + log_var - mean**2 - exp(log_var))."),
+    (lambda mean, log_var: -0.5 * np.mean(_kl_terms(mean, log_var), axis=-1),
+     "you averaged over the latent dimensions: the KL of independent dimensions is their sum (sum over axis=-1)."),
+    (lambda mean, log_var: -0.5 * np.sum(_kl_terms(mean, log_var), axis=0),
+     "you summed over axis 0, the batch, and got one value per latent dimension (L,): sum over the last axis "
+     "for one value per example (N,)."),
+    (lambda mean, log_var: -0.5 * np.sum(_kl_terms(mean, log_var)),
+     "you summed over all axes and got a single number: sum over the last axis only (axis=-1), for one value "
+     "per example (N,)."),
+    (lambda mean, log_var: np.mean(-0.5 * np.sum(_kl_terms(mean, log_var), axis=-1)),
+     "you returned the batch mean: return one value per example, shape (N,) (the loss averages them later)."),
+    (lambda mean, log_var: -np.sum(_kl_terms(mean, log_var), axis=-1),
+     "your values are twice the KL: you are missing the factor 0.5."),
+    (lambda mean, log_var: -0.5 * np.sum(1 - mean**2, axis=-1),
+     "your log_var and exp(log_var) terms cancel: you used the variance where the log-variance belongs (or the "
+     "reverse). The formula has both: log_var, the log-variance, and exp(log_var), the variance."),
+    (lambda mean, log_var: -0.5 * np.sum(1 + np.log(log_var) - mean**2 - log_var, axis=-1),
+     "you treated log_var as the variance (log(log_var), and log_var where exp(log_var) belongs): it is already "
+     "the log-variance; the variance is exp(log_var)."),
+    (lambda mean, log_var: -0.5 * np.sum(1 + log_var - mean**2 - np.exp(log_var / 2), axis=-1),
+     "exp(log_var / 2) is the standard deviation: the formula needs the variance exp(log_var)."),
+    (lambda mean, log_var: -0.5 * np.sum(1 + log_var - mean**2 - np.exp(log_var) ** 2, axis=-1),
+     "you squared the variance: exp(log_var) already is sigma**2."),
+    (lambda mean, log_var: -0.5 * np.sum(1 + log_var - mean - np.exp(log_var), axis=-1),
+     "the mean must be squared: -0.5 * sum(1 + log_var - mean**2 - exp(log_var))."),
+    (lambda mean, log_var: -0.5 * np.sum(1 + log_var + mean**2 - np.exp(log_var), axis=-1),
+     "the sign of mean**2 is wrong: -0.5 * sum(1 + log_var - mean**2 - exp(log_var))."),
+    (lambda mean, log_var: -0.5 * np.sum(log_var - mean**2 - np.exp(log_var), axis=-1),
+     "you forgot the 1 inside the sum: -0.5 * sum(1 + log_var - mean**2 - exp(log_var))."),
+]
+
+
+def _kl_divergence_cases():
+    rng = np.random.default_rng(20)
+    for shape in [(5, 3), (4, 7), (1, 2)]:
+        yield rng.normal(size=shape).astype("float32"), rng.normal(size=shape).astype("float32")
+
+
+def _check_kl_divergence(fn):
+    for mean, log_var in _kl_divergence_cases():
+        where = f"With mean and log_var of shape (N, L) = {mean.shape}: "
+        _compare(_to_array(_call(fn, mean, log_var)), _numpy(kl_divergence(mean, log_var)), (mean, log_var),
+                 _KL_DIVERGENCE_MISTAKES, where=where, symbols="(N,)")
+
+
+core.register(
+    "kl_divergence", reference=kl_divergence, checker=_check_kl_divergence, lesson=1, shows=(vae.gaussian_kl,),
+    hints="""
+        The KL divergence between two Gaussians has a closed form. Because the latent dimensions are
+        independent, it is a sum of one term per dimension, and each term needs only that dimension's mean,
+        log-variance and variance. Work out which axis holds the dimensions: you want one number per example.
+
+        Per dimension, KL(N(mu, sigma^2) || N(0, 1)) = -0.5 * (1 + log(sigma^2) - mu^2 - sigma^2). Here
+        log(sigma^2) is log_var itself and sigma^2 is np.exp(log_var). Add the terms up with np.sum over the
+        last axis, so that the result has shape (N,).
+        """,
+    error_hint="mean and log_var are NumPy arrays of shape (N, L); return one value per row: sum over axis=-1.",
+    mistakes=_KL_DIVERGENCE_MISTAKES)

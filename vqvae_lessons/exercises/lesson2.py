@@ -1,0 +1,317 @@
+"""Lesson 2's exercises (vector quantization): ``pairwise_sq_distances``, ``nearest_code``,
+``straight_through`` and ``vq_losses``.
+
+The references are the package's own functions in :mod:`vqvae_lessons.quantizers`; the
+last two are checked by their gradients too, with the active Keras backend.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from keras import ops
+
+from .. import quantizers
+from . import core
+from .core import (
+    _call,
+    _check_by_observation,
+    _close,
+    _compare,
+    _gradients,
+    _Incorrect,
+    _nonzero,
+    _to_array,
+)
+
+pairwise_sq_distances = quantizers.pairwise_sq_distances
+nearest_code = quantizers.nearest_code
+straight_through = quantizers.straight_through
+vq_losses = quantizers.vq_losses
+
+
+# ---------------------------------------------------------------------------------------------
+# pairwise_sq_distances and nearest_code
+# ---------------------------------------------------------------------------------------------
+def _brute_force_sq_distances(x, codebook):
+    return np.sum((x[:, None, :] - codebook[None, :, :]) ** 2, axis=-1)
+
+
+_PAIRWISE_SQ_DISTANCES_MISTAKES = [
+    (lambda x, c: np.sum(x**2, 1, keepdims=True) + np.sum(c**2, 1) - x @ c.T,
+     "the cross term is -2 x.e: you are missing the factor 2 (|x - e|^2 = |x|^2 + |e|^2 - 2 x.e)."),
+    (lambda x, c: np.sum(x**2, 1, keepdims=True) + np.sum(c**2, 1) + 2 * x @ c.T,
+     "the cross term has the wrong sign: |x - e|^2 = |x|^2 + |e|^2 - 2 x.e."),
+    (lambda x, c: _brute_force_sq_distances(x, c).T,
+     "your result is transposed: row n, column k holds the distance from x[n] to codebook[k], shape (N, K)."),
+    (lambda x, c: np.sqrt(_brute_force_sq_distances(x, c)),
+     "you took the square root: the exercise wants the squared distances |x - e|^2, without sqrt."),
+    (lambda x, c: np.sum(x**2, 1, keepdims=True) - 2 * x @ c.T,
+     "you forgot the codes' squared norms |e|^2 (sum of codebook**2 over axis 1, added as a row)."),
+    (lambda x, c: np.sum(c**2, 1) - 2 * x @ c.T,
+     "you forgot the vectors' squared norms |x|^2: the argmin would not change, but these are not the distances."),
+    (lambda x, c: np.sum((x[:, None, :] - c[None, :, :]) ** 2, axis=1),
+     "you summed over axis 1, the codes, of the (N, K, D) differences: sum over the last axis, the D components."),
+    (lambda x, c: np.mean((x[:, None, :] - c[None, :, :]) ** 2, axis=-1),
+     "you averaged the squared differences over the D components: sum them."),
+    (lambda x, c: np.sum(np.abs(x[:, None, :] - c[None, :, :]), axis=-1),
+     "absolute differences give the L1 (Manhattan) distance: square the differences instead."),
+    (lambda x, c: np.sum(x[:, None, :] - c[None, :, :], axis=-1) ** 2,
+     "you squared the sum of the differences: sum the squared differences instead."),
+    (lambda x, c: np.sum(x[:, None, :] - c[None, :, :], axis=-1),
+     "you summed the differences without squaring them."),
+]
+
+
+def _distance_cases(seed):
+    rng = np.random.default_rng(seed)
+    for n, k, d in [(5, 8, 3), (7, 4, 2), (1, 3, 6)]:
+        x = rng.normal(size=(n, d)).astype("float32")
+        # codes of different lengths, so that "largest dot product" differs from "nearest"
+        codebook = (rng.normal(size=(k, d)) * rng.uniform(0.3, 2.0, size=(k, 1))).astype("float32")
+        yield x, codebook
+
+
+def _distance_case(x, codebook):
+    return f"With x of shape (N, D) = {x.shape} and codebook of shape (K, D) = {codebook.shape}: "
+
+
+def _check_pairwise_sq_distances(fn):
+    for x, codebook in _distance_cases(30):
+        _compare(_to_array(_call(fn, x, codebook)), _brute_force_sq_distances(x, codebook), (x, codebook),
+                 _PAIRWISE_SQ_DISTANCES_MISTAKES, where=_distance_case(x, codebook), symbols="(N, K)")
+
+
+core.register(
+    "pairwise_sq_distances", reference=pairwise_sq_distances, checker=_check_pairwise_sq_distances, lesson=2,
+    hints="""
+        Expand the square: the squared distance between two vectors splits into the squared length of each plus
+        a cross term made of their dot product. The dot products of every row of x with every row of the
+        codebook are one matrix product, so you never need to build an (N, K, D) array of differences.
+
+        |x - e|^2 = |x|^2 + |e|^2 - 2 x.e. The squared norms of x must form a column (N, 1) (np.sum with
+        keepdims=True), those of the codebook a row (K,), and all the dot products x.e come from one matrix
+        product of x with the transposed codebook, (N, D) @ (D, K); broadcasting then gives (N, K).
+        """,
+    error_hint="x is (N, D) and codebook (K, D): keep the squared norms of x as a column (keepdims=True) so they "
+               "broadcast against the codebook's (K,), or broadcast x[:, None, :] - codebook[None, :, :].",
+    mistakes=_PAIRWISE_SQ_DISTANCES_MISTAKES)
+
+
+_NEAREST_CODE_MISTAKES = [
+    (lambda x, c: np.argmax(_brute_force_sq_distances(x, c), axis=1),
+     "argmax picks the farthest code: use argmin."),
+    (lambda x, c: np.argmin(_brute_force_sq_distances(x, c), axis=0),
+     "argmin over axis 0 finds, for each code, its nearest vector (K values): take it over axis 1, the codes, "
+     "for one index per vector (N,)."),
+    (lambda x, c: np.min(_brute_force_sq_distances(x, c), axis=1),
+     "you returned the smallest distances; the exercise wants their positions: argmin, not min."),
+    (lambda x, c: c[np.argmin(_brute_force_sq_distances(x, c), axis=1)],
+     "you returned the code vectors codebook[indices], shape (N, D): return the indices, shape (N,)."),
+    (lambda x, c: np.argmax(x @ c.T, axis=1),
+     "the largest dot product x.e is the nearest code only if all codes have the same length (without the |e|^2 "
+     "term long codes win): use the full squared distance."),
+]
+
+
+def _check_nearest_code(fn):
+    for x, codebook in _distance_cases(40):
+        got, distances = _to_array(_call(fn, x, codebook)), _brute_force_sq_distances(x, codebook)
+        if got.shape == (len(x),) and got.dtype.kind in "iu" and np.all((got >= 0) & (got < len(codebook))):
+            picked = distances[np.arange(len(x)), got]
+            if np.all(picked <= distances.min(axis=1) + 1e-4 * max(1.0, distances.max())):
+                continue  # a nearest code (ties may go either way)
+        _compare(got, np.argmin(distances, axis=1), (x, codebook), _NEAREST_CODE_MISTAKES,
+                 where=_distance_case(x, codebook), symbols="(N,)", kind="index")
+
+
+core.register(
+    "nearest_code", reference=nearest_code, checker=_check_nearest_code, lesson=2,
+    shows=(quantizers.pairwise_sq_distances,),
+    hints="""
+        The nearest code is the one at the smallest squared distance, and you already know how to compute all
+        the distances at once. The exercise wants the position of that code in the codebook: neither its
+        distance nor its vector.
+
+        Compute the (N, K) matrix of squared distances (your pairwise_sq_distances, or a broadcast difference),
+        then find, in each row, the position of its smallest entry: np.argmin along the axis of the codes gives
+        integer indices of shape (N,).
+        """,
+    error_hint="x is (N, D) and codebook (K, D); return integer indices of shape (N,).",
+    mistakes=_NEAREST_CODE_MISTAKES)
+
+
+# ---------------------------------------------------------------------------------------------
+# straight_through (gradients, checked with the Keras backend)
+# ---------------------------------------------------------------------------------------------
+_ST_NO_GRADIENT = ("the gradient with respect to x is zero (None in TensorFlow), so the encoder would learn nothing: "
+                   "{how}. Write x + stop_gradient(q - x): its value is q, and the gradient goes to x.")
+_STRAIGHT_THROUGH_MISTAKES = [
+    (lambda x, q: q, _ST_NO_GRADIENT.format(how="returning q (or x + (q - x), where the x's cancel) sends the "
+                                                "gradient to q instead")),
+    (lambda x, q: ops.stop_gradient(q), _ST_NO_GRADIENT.format(how="stop_gradient(q) (or arithmetic in NumPy, "
+                                                                   "which has no gradients) has no gradient at all")),
+    (lambda x, q: x, "the value is x: it must be q (the quantized vectors), e.g. x + stop_gradient(q - x)."),
+    (lambda x, q: ops.stop_gradient(x) + (q - x),
+     "the gradient with respect to x is minus the identity: the - x must be inside stop_gradient, "
+     "x + stop_gradient(q - x)."),
+    (lambda x, q: x + q - ops.stop_gradient(x),
+     "the gradient also flows into q: in a VQ-VAE only the codebook loss moves the codes, so put all of q - x "
+     "inside stop_gradient: x + stop_gradient(q - x)."),
+    (lambda x, q: x - ops.stop_gradient(q - x), "the value is 2x - q: the sign before stop_gradient must be +."),
+]
+
+
+def _observe_straight_through(fn, x, q, w):
+    """Value of ``fn(x, q)`` and the gradients of ``sum(w * fn(x, q))`` with respect to x and q."""
+    value = _to_array(_call(fn, ops.convert_to_tensor(x), ops.convert_to_tensor(q)))
+    if value.shape != q.shape:
+        raise _Incorrect(f"expected a result of the shape of x and q, {q.shape}, got {value.shape}.")
+    [(grad_x, grad_q)] = _gradients(fn, [x, q], [], lambda y: [ops.sum(ops.multiply(ops.convert_to_tensor(w), y))])
+    return {"value": value, "grad_x": grad_x, "grad_q": grad_q}
+
+
+def _straight_through_diagnosis(got, want, x):
+    """What differs, for mistakes not in the table."""
+    if not _close(got["value"], want["value"]):
+        if _close(got["value"], x):
+            return _STRAIGHT_THROUGH_MISTAKES[2][1]
+        return "the value differs from q: the result must have exactly the value of q."
+    if not _nonzero(got["grad_x"]):
+        return _ST_NO_GRADIENT.format(how="no path from x to your result carries a gradient")
+    if not _close(got["grad_x"], want["grad_x"]):
+        return ("the gradient with respect to x is not the identity (the gradient of sum(w * result) should be w): "
+                "write x + stop_gradient(q - x).")
+    return _STRAIGHT_THROUGH_MISTAKES[4][1]  # the only difference left: a gradient into q
+
+
+def _check_straight_through(fn):
+    rng = np.random.default_rng(50)
+    cases = [(f"With x and q of shape {shape}: ", tuple(rng.normal(size=shape).astype("float32") for _ in range(3)))
+             for shape in [(4, 3), (2, 5, 3)]]
+    _check_by_observation(fn, cases, _observe_straight_through, straight_through, _STRAIGHT_THROUGH_MISTAKES,
+                          lambda got, want, x, q, w: _straight_through_diagnosis(got, want, x))
+
+
+core.register(
+    "straight_through", reference=straight_through, checker=_check_straight_through, lesson=2,
+    hints="""
+        You need a result whose value is q, but whose gradient flows back to x as if your function were the
+        identity. Think of x plus a correction: a term whose value makes up the difference, but through which no
+        gradient passes.
+
+        keras.ops.stop_gradient(t) has the value of t and passes no gradient. Add to x a correction that brings
+        the value to q, wrapped in stop_gradient so that no gradient goes through it (nor into q). Use
+        keras.ops, not NumPy: your function receives backend tensors.
+        """,
+    error_hint="Your function receives backend tensors, not NumPy arrays: use keras.ops (e.g. "
+               "keras.ops.stop_gradient).",
+    mistakes=_STRAIGHT_THROUGH_MISTAKES)
+
+
+# ---------------------------------------------------------------------------------------------
+# vq_losses (gradients, checked with the Keras backend)
+# ---------------------------------------------------------------------------------------------
+def _mse(a, b):
+    return ops.mean(ops.square(a - b))
+
+
+_sg = ops.stop_gradient
+_VQ_LOSSES_MISTAKES = [
+    (lambda x, q, beta: (beta * _mse(x, _sg(q)), _mse(q, _sg(x))),
+     "you swapped the two losses: return (codebook_loss, commitment_loss), the codebook loss "
+     "mean((q - sg(x))**2) first."),
+    (lambda x, q, beta: (_mse(q, _sg(x)), _mse(x, _sg(q))),
+     "you forgot beta: commitment_loss = beta * mean((x - sg(q))**2)."),
+    (lambda x, q, beta: (beta * _mse(q, _sg(x)), _mse(x, _sg(q))),
+     "beta is on the wrong loss: it weights the commitment loss, beta * mean((x - sg(q))**2), not the codebook loss."),
+    (lambda x, q, beta: (beta * _mse(q, _sg(x)), beta * _mse(x, _sg(q))),
+     "beta weights only the commitment loss: the codebook loss is mean((q - sg(x))**2), without beta."),
+    (lambda x, q, beta: (_mse(q, x), beta * _mse(x, _sg(q))),
+     "the codebook loss is missing its stop_gradient: mean((q - x)**2) also pulls the encoder output x; "
+     "write mean((q - stop_gradient(x))**2)."),
+    (lambda x, q, beta: (_mse(q, _sg(x)), beta * _mse(x, q)),
+     "the commitment loss is missing its stop_gradient: beta * mean((x - q)**2) also moves the codes q; "
+     "write beta * mean((x - stop_gradient(q))**2)."),
+    (lambda x, q, beta: (_mse(q, x), beta * _mse(x, q)),
+     "both losses are missing their stop_gradient: the codebook loss must not move x (stop_gradient(x)), the "
+     "commitment loss must not move q (stop_gradient(q))."),
+    (lambda x, q, beta: (_mse(_sg(q), x), beta * _mse(_sg(x), q)),
+     "the stop_gradients are on the wrong tensors: the codebook loss moves only the codes (stop_gradient(x)), the "
+     "commitment loss moves only the encoder output (stop_gradient(q))."),
+    (lambda x, q, beta: (ops.sum(ops.square(q - _sg(x))), beta * ops.sum(ops.square(x - _sg(q)))),
+     "you summed the squared differences: both losses are means over all elements."),
+    (lambda x, q, beta: (ops.mean(ops.sum(ops.square(q - _sg(x)), axis=-1)),
+                         beta * ops.mean(ops.sum(ops.square(x - _sg(q)), axis=-1))),
+     "you summed over the last axis before averaging: both losses are means over all elements."),
+]
+
+
+def _two_losses(result):
+    """The learner's ``(codebook_loss, commitment_loss)``, or a verdict saying what came back instead."""
+    if isinstance(result, (tuple, list)) and len(result) == 2:
+        return list(result)
+    shape = _to_array(result).shape
+    if shape == (2,):
+        return [result[0], result[1]]
+    raise _Incorrect(f"expected a pair (codebook_loss, commitment_loss), got a {type(result).__name__}"
+                     + (f" of length {len(result)}" if isinstance(result, (tuple, list)) else f" of shape {shape}")
+                     + ": return the two losses separately, as a tuple.")
+
+
+def _observe_vq_losses(fn, x, q, beta):
+    """Both losses and the gradient of each with respect to x and q."""
+    values = [_to_array(v) for v in _two_losses(_call(fn, ops.convert_to_tensor(x), ops.convert_to_tensor(q), beta))]
+    for label, value in zip(("codebook_loss", "commitment_loss"), values, strict=True):
+        if value.size != 1:
+            raise _Incorrect(f"{label} should be a single number (a mean over all elements), got shape {value.shape}.")
+    (cb_x, cb_q), (cm_x, cm_q) = _gradients(fn, [x, q], [beta], lambda out: [ops.sum(v) for v in _two_losses(out)])
+    return {"codebook_loss": values[0].reshape(()), "commitment_loss": values[1].reshape(()),
+            "codebook/x": cb_x, "codebook/q": cb_q, "commitment/x": cm_x, "commitment/q": cm_q}
+
+
+def _vq_losses_diagnosis(got, want):
+    """What differs, for mistakes not in the table."""
+    if not (_close(got["codebook_loss"], want["codebook_loss"])
+            and _close(got["commitment_loss"], want["commitment_loss"])):
+        return (f"the values differ: expected codebook_loss = mean((q - x)**2) = {float(want['codebook_loss']):.6g} "
+                f"and commitment_loss = beta * mean((x - q)**2) = {float(want['commitment_loss']):.6g}, got "
+                f"{float(got['codebook_loss']):.6g} and {float(got['commitment_loss']):.6g}.")
+    problems = []
+    if _nonzero(got["codebook/x"]):
+        problems.append("the codebook loss has a gradient with respect to x (write mean((q - stop_gradient(x))**2))")
+    if not _nonzero(got["codebook/q"]):
+        problems.append("the codebook loss has no gradient with respect to q, so the codes would never move")
+    if _nonzero(got["commitment/q"]):
+        problems.append("the commitment loss has a gradient with respect to q (write beta * mean((x - "
+                        "stop_gradient(q))**2))")
+    if not _nonzero(got["commitment/x"]):
+        problems.append("the commitment loss has no gradient with respect to x, so the encoder would not commit")
+    if not problems:
+        problems.append("the values are right but the gradients differ from those of mean((q - sg(x))**2) and "
+                        "beta * mean((x - sg(q))**2)")
+    return "; ".join(problems) + "."
+
+
+def _check_vq_losses(fn):
+    rng = np.random.default_rng(60)
+    cases = [(f"With x and q of shape {shape} and beta = {beta}: ",
+              (*(rng.normal(size=shape).astype("float32") for _ in range(2)), beta))
+             for shape, beta in [((6, 4), 0.25), ((3, 5, 2), 0.7)]]
+    _check_by_observation(fn, cases, _observe_vq_losses, vq_losses, _VQ_LOSSES_MISTAKES,
+                          lambda got, want, *args: _vq_losses_diagnosis(got, want))
+
+
+core.register(
+    "vq_losses", reference=vq_losses, checker=_check_vq_losses, lesson=2,
+    hints="""
+        Both losses are a mean squared difference between x and q, and they differ only by beta in value. What
+        sets them apart is what each may move: the codebook loss must move only the codes q, the commitment loss
+        only the encoder's output x. A stop-gradient on a tensor keeps a loss from moving it.
+
+        Put keras.ops.stop_gradient around the tensor a loss must not move: x in the codebook loss, q in the
+        commitment loss. Each loss is a keras.ops.mean of a keras.ops.square of a difference, and only the
+        commitment loss is weighted by beta. Return the pair in the order (codebook_loss, commitment_loss).
+        """,
+    error_hint="Your function receives backend tensors, not NumPy arrays: use keras.ops (mean, square, stop_gradient) "
+               "and return a tuple (codebook_loss, commitment_loss).",
+    mistakes=_VQ_LOSSES_MISTAKES)

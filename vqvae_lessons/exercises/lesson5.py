@@ -1,0 +1,274 @@
+"""Lesson 5's exercises (the PixelCNN prior): ``causal_mask`` and ``sample_codes``.
+
+The reference of ``causal_mask`` is the package's own
+:func:`vqvae_lessons.priors.masked.causal_mask`; ``sample_codes`` is the plain sampling
+loop (the package's :func:`vqvae_lessons.priors.sampling.sample` does the same, faster).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from keras import ops
+
+from ..priors import masked
+from . import core
+from .core import _call, _compare, _Incorrect, _to_array
+
+causal_mask = masked.causal_mask
+
+
+def sample_codes(logits_fn, shape, rng):
+    """Sample a map of codes ``shape = (N, H, W)`` from an autoregressive model, one position
+    at a time in raster order: ``logits_fn(codes)`` gives logits ``(N, H, W, K)``, and the
+    logits at position (i, j) depend only on the codes before it."""
+    n, h, w = shape
+    codes = np.zeros(shape, dtype="int64")
+    for i in range(h):
+        for j in range(w):
+            logits = np.asarray(ops.convert_to_numpy(logits_fn(codes)), dtype="float64")
+            probs = _softmax(logits[:, i, j, :])  # (N, K)
+            for example in range(n):
+                codes[example, i, j] = rng.choice(probs.shape[-1], p=probs[example])
+    return codes
+
+
+# ---------------------------------------------------------------------------------------------
+# causal_mask
+# ---------------------------------------------------------------------------------------------
+def _with_centre_row(kernel_size, mask_type, value, left=True):
+    """The correct mask with the centre row's left (or right) part set to ``value``."""
+    mask, centre = causal_mask(kernel_size, mask_type), kernel_size // 2
+    if left:
+        mask[centre, :centre] = value
+    else:
+        mask[centre, centre + 1:] = value
+    return mask
+
+
+def _without_rows_above(kernel_size, mask_type):
+    mask = causal_mask(kernel_size, mask_type)
+    mask[: kernel_size // 2] = 0
+    return mask
+
+
+_CAUSAL_MASK_MISTAKES = [
+    (lambda k, t: causal_mask(k, "B" if t == "A" else "A"),
+     "the centre is the wrong way round: type 'A' masks the centre (in the first layer a pixel must not see "
+     "itself), type 'B' keeps it."),
+    (lambda k, t: _with_centre_row(k, t, 1, left=False),
+     "positions right of the centre in the centre row come after it in raster order: keep only those left of it."),
+    (lambda k, t: np.tril(np.ones((k, k)), -1 if t == "A" else 0),
+     "np.tril keeps positions below the centre row, which come later in raster order: the visible positions are "
+     "all the rows above the centre, and in the centre row those left of the centre."),
+    (lambda k, t: causal_mask(k, t).T,
+     "your mask is transposed: the visible positions are the rows above the centre (not the columns left of it) "
+     "and, in the centre row, the positions left of the centre."),
+    (lambda k, t: causal_mask(k, t)[::-1, ::-1],
+     "your mask is flipped: it keeps the positions after the centre in raster order (below, and right of it) "
+     "instead of those before it."),
+    (lambda k, t: 1 - causal_mask(k, t),
+     "your mask is inverted: 1 marks the positions the convolution may see (those before the centre), 0 the rest."),
+    (lambda k, t: _with_centre_row(k, t, 0),
+     "you forgot the positions left of the centre in the centre row: they come before it in raster order (1)."),
+    (_without_rows_above,
+     "you forgot the rows above the centre: they all come before it in raster order (1)."),
+]
+
+
+def _check_causal_mask(fn):
+    for kernel_size, mask_type in [(5, "A"), (3, "B"), (7, "B"), (7, "A"), (1, "A"), (1, "B")]:
+        where = f"With kernel_size = {kernel_size} and mask_type = {mask_type!r}: "
+        got, want = _to_array(_call(fn, kernel_size, mask_type)), causal_mask(kernel_size, mask_type)
+        if got.dtype.kind in "iuf" and got.shape == want.shape and not np.all((got == 0) | (got == 1)):
+            raise _Incorrect(f"{where}a mask holds only 0 and 1, got values {np.unique(got)[:6]}.")
+        _compare(got, want, (kernel_size, mask_type), _CAUSAL_MASK_MISTAKES, where=where, symbols="(k, k)",
+                 kind="mask")
+
+
+core.register(
+    "causal_mask", reference=causal_mask, checker=_check_causal_mask, lesson=5,
+    hints="""
+        A PixelCNN generates pixels in raster order: row by row, and left to right within a row. The mask marks
+        with 1 the kernel positions the convolution may look at, those that come before the centre in that
+        order, and with 0 the others. The two types differ only at the centre itself: in the first layer a pixel
+        must not see its own value.
+
+        Start from np.zeros((kernel_size, kernel_size)) and let c = kernel_size // 2 be the centre's row and
+        column. With slices, set to 1 every position of the rows before row c, and in row c the positions before
+        column c. Type 'A' leaves the centre (c, c) at 0, type 'B' sets it to 1.
+        """,
+    error_hint="kernel_size is an odd int k and mask_type the string 'A' or 'B'; return a (k, k) array of 0 and 1.",
+    mistakes=_CAUSAL_MASK_MISTAKES)
+
+
+# ---------------------------------------------------------------------------------------------
+# sample_codes
+# ---------------------------------------------------------------------------------------------
+def _softmax(logits):
+    exp = np.exp(logits - np.max(logits, axis=-1, keepdims=True))
+    return exp / np.sum(exp, axis=-1, keepdims=True)
+
+
+class _LogitsFn:
+    """A ``logits_fn`` for the checks: checks the codes it is given and counts its calls."""
+
+    def __init__(self, shape, num_codes):
+        self.shape, self.num_codes, self.calls = tuple(shape), num_codes, 0
+
+    def __call__(self, codes):
+        self.calls += 1
+        codes = np.asarray(ops.convert_to_numpy(codes))
+        if codes.shape != self.shape:
+            raise ValueError(f"logits_fn takes the whole map of codes (N, H, W) = {self.shape}, "
+                             f"got an array of shape {codes.shape}")
+        return self.logits(codes.astype("int64")).astype("float32")
+
+
+class _PeakedLogits(_LogitsFn):
+    """Almost all probability on one code per position, a code that depends on all the codes
+    before it in raster order (and on the example): sampling is deterministic, and it only
+    reproduces the expected map if every position sees the codes sampled before it."""
+
+    def logits(self, codes):
+        n, h, w = self.shape
+        weighted = codes.reshape(n, h * w) * np.arange(1, h * w + 1)
+        before = np.cumsum(weighted, axis=1) - weighted  # depends on the positions before p only
+        peak = (before + 2 * np.arange(h * w) + 3 * np.arange(n)[:, None]) % self.num_codes
+        return 30.0 * np.eye(self.num_codes)[peak].reshape(n, h, w, self.num_codes)
+
+
+class _FixedLogits(_LogitsFn):
+    """The same logits ``(K,)`` at every position, whatever the codes."""
+
+    def __init__(self, shape, logits):
+        super().__init__(shape, len(logits))
+        self.fixed = np.asarray(logits, dtype="float64")
+
+    def logits(self, codes):
+        return np.broadcast_to(self.fixed, (*self.shape, self.num_codes)).copy()
+
+
+def _sampler(*, one_call=False, feedback=True, columns_first=False, per_example=True, greedy=False, own_rng=False):
+    """A sampling loop with one known mistake switched on (the mistakes table of sample_codes)."""
+
+    def sample(logits_fn, shape, rng):
+        n, h, w = shape
+        codes, zeros = np.zeros(shape, dtype="int64"), np.zeros(shape, dtype="int64")
+        rng = np.random.default_rng() if own_rng else rng
+        order = [(i, j) for j in range(w) for i in range(h)] if columns_first else np.ndindex(h, w)
+        logits = np.asarray(logits_fn(zeros)) if one_call else None
+        for i, j in order:
+            if not one_call:
+                logits = np.asarray(logits_fn(codes if feedback else zeros))
+            probs = _softmax(logits[:, i, j, :].astype("float64"))
+            if greedy:
+                codes[:, i, j] = np.argmax(probs, axis=-1)
+            elif per_example:
+                codes[:, i, j] = [rng.choice(len(p), p=p) for p in probs]
+            else:
+                codes[:, i, j] = rng.choice(probs.shape[-1], p=probs[0])
+        return codes
+
+    return sample
+
+
+_SAMPLE_ONE_CALL = ("you called logits_fn once and sampled every position from that one call: each position must see "
+                    "the codes sampled before it, so call logits_fn inside the loop, once per position.")
+_SAMPLE_NO_FEEDBACK = ("logits_fn never saw the codes you sampled: write each sampled code into the array you pass "
+                       "to logits_fn before computing the next position.")
+_SAMPLE_GREEDY = ("draw each code at random with probabilities softmax(logits) (rng.choice(K, p=probs)), don't take "
+                  "the argmax.")
+_SAMPLE_OWN_RNG = ("the same seed gave different codes: draw with the rng you are given (rng.choice, rng.random), not "
+                   "np.random, a new default_rng() or keras.random.")
+_SAMPLE_CODES_MISTAKES = [
+    (_sampler(one_call=True), _SAMPLE_ONE_CALL),
+    (_sampler(feedback=False), _SAMPLE_NO_FEEDBACK),
+    (_sampler(columns_first=True),
+     "you went down the columns: raster order is row by row, left to right within each row (for i in rows: "
+     "for j in columns)."),
+    (_sampler(per_example=False),
+     "every example in the batch got the same code: draw one code per example, from its own probabilities "
+     "probs[n]."),
+    (_sampler(greedy=True), _SAMPLE_GREEDY),
+    (_sampler(own_rng=True), _SAMPLE_OWN_RNG),
+]
+
+
+def _sampled(fn, logits_fn, seed, where):
+    """The learner's codes for ``logits_fn``, checked for shape, dtype and range."""
+    shape, k = logits_fn.shape, logits_fn.num_codes
+    got = _to_array(_call(fn, logits_fn, shape, np.random.default_rng(seed)))
+    if got.shape != shape:
+        looks_like_logits = got.shape == (*shape, k)
+        extra = ": those look like logits or probabilities, return the sampled codes" if looks_like_logits else ""
+        raise _Incorrect(f"{where}expected codes of shape (N, H, W) = {shape}, got {got.shape}{extra}.")
+    if got.dtype.kind not in "iu":
+        raise _Incorrect(f"{where}codes are integer indices, got dtype {got.dtype}: start from "
+                         "np.zeros(shape, dtype=int).")
+    if got.size and (got.min() < 0 or got.max() >= k):
+        raise _Incorrect(f"{where}codes must lie in [0, K) = [0, {k}), got {got.min()} to {got.max()}.")
+    return got
+
+
+def _check_sample_codes(fn):
+    # 1. Deterministic: the correct loop reproduces one exact map.
+    for shape, k, seed in [((2, 3, 4), 5, 0), ((3, 2, 5), 7, 1), ((1, 4, 4), 3, 2)]:
+        where = f"With shape = {shape}, K = {k} and a logits_fn that all but fixes each code given those before it: "
+        logits_fn = _PeakedLogits(shape, k)
+        got = _sampled(fn, logits_fn, seed, where)
+        want = sample_codes(_PeakedLogits(shape, k), shape, np.random.default_rng(seed))
+        if np.array_equal(got, want):
+            continue
+        if np.array_equal(got, _PeakedLogits(shape, k)(np.zeros(shape)).argmax(-1)):  # what zeros alone give
+            raise _Incorrect(where + (_SAMPLE_ONE_CALL if logits_fn.calls == 1 else _SAMPLE_NO_FEEDBACK))
+        for mistake, mistake_hint in _SAMPLE_CODES_MISTAKES:
+            if np.array_equal(got, mistake(_PeakedLogits(shape, k), shape, np.random.default_rng(seed))):
+                raise _Incorrect(where + mistake_hint)
+        positions = shape[1] * shape[2]
+        if logits_fn.calls < positions:
+            raise _Incorrect(f"{where}logits_fn was called {logits_fn.calls} times for {positions} positions: call "
+                             "it once per position, after writing the codes before it.")
+        flat_got, flat_want = got.reshape(shape[0], -1), want.reshape(shape[0], -1)
+        wrong = np.argwhere(flat_got != flat_want)  # (example, raster position) pairs
+        example, position = wrong[np.argmin(wrong[:, 1])]
+        i, j = divmod(int(position), shape[2])
+        raise _Incorrect(f"{where}at position (i, j) = ({i}, {j}) of example {example}, logits_fn put almost all the "
+                         f"probability on code {flat_want[example, position]}, but you sampled "
+                         f"{flat_got[example, position]}. Take the logits at [:, i, j, :], apply a softmax over the "
+                         "last axis and draw with those probabilities, visiting positions row by row.")
+    # 2. Statistical: with equal logits the codes spread out; with skewed ones they follow the softmax.
+    shape = (8, 8, 8)
+    where = f"With shape = {shape} and the same logits at every position: "
+    flat = _sampled(fn, _FixedLogits(shape, np.zeros(4)), 3, where)
+    shares = np.bincount(flat.ravel(), minlength=4) / flat.size
+    if shares.min() < 0.12 or shares.max() > 0.4:
+        raise _Incorrect(f"{where}the logits are equal for the 4 codes, but your codes' shares are "
+                         f"{np.round(shares, 2).tolist()}, not about 0.25 each: {_SAMPLE_GREEDY}")
+    if not np.array_equal(flat, _sampled(fn, _FixedLogits(shape, np.zeros(4)), 3, where)):
+        raise _Incorrect(where + _SAMPLE_OWN_RNG)
+    probs = np.array([0.5, 0.3, 0.2, 1e-18])
+    skewed = _sampled(fn, _FixedLogits(shape, np.log(probs)), 4, where)
+    shares = np.bincount(skewed.ravel(), minlength=4) / skewed.size
+    if np.max(np.abs(shares - probs)) > 0.1:
+        raise _Incorrect(f"{where}with logits log([0.5, 0.3, 0.2, 0]) the codes' shares should be close to those "
+                         f"probabilities, got {np.round(shares, 2).tolist()}: draw with probabilities "
+                         "softmax(logits) over the last axis.")
+
+
+core.register(
+    "sample_codes", reference=sample_codes, checker=_check_sample_codes, lesson=5, shows=(_softmax,),
+    hints="""
+        Sample one position at a time in raster order (row by row, left to right), starting from a map of zeros.
+        Before each position, ask the model for its logits given the codes sampled so far, so that each new code
+        depends on those before it; then draw that position's code at random from the model's probabilities,
+        with the rng you are given.
+
+        Loop over the rows i and, inside, the columns j. Call logits_fn on the whole (N, H, W) map of codes,
+        take the logits at [:, i, j, :] and turn them into probabilities with a softmax over the last axis; then
+        draw each example's code with rng.choice and that example's row of probabilities, and write it into the
+        map before the next position. Start from np.zeros(shape, dtype=int).
+        """,
+    error_hint="logits_fn takes the whole (N, H, W) array of codes and returns logits (N, H, W, K); rng.choice(K, "
+               "p=...) needs one row of probabilities that sum to 1: a softmax of the logits at one position for "
+               "one example.",
+    mistakes=_SAMPLE_CODES_MISTAKES)
