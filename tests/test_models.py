@@ -132,6 +132,8 @@ def test_reparameterize_and_kl_match_numpy():
     (np.zeros((2, 28, 28), "uint8"), "divide uint8 pixels by 255.0"),
     (np.zeros((2, 32, 32, 1), "float32"), r"got \(2, 32, 32, 1\)"),
     (np.full((2, 28, 28, 1), -0.5, "float32"), "need 0.5 added"),
+    (np.where(np.eye(28)[None, :, :, None] > 0, np.nan, 0.5).astype("float32"), "28 pixels are NaN"),
+    (np.zeros((0, 28, 28, 1), "float32"), "empty array"),
 ])
 def test_bad_images_say_how_to_fix_them(images, message):
     model = VQVAE("keras-example", 16, 4, "loss")
@@ -146,6 +148,7 @@ def test_bad_images_say_how_to_fix_them(images, message):
     (np.zeros((2, 7, 7), "float32"), "astype"),
     (np.full((2, 7, 7), 16), r"must lie in \[0, 16\)"),
     (np.full((2, 7, 7), -1), r"must lie in \[0, 16\)"),
+    (np.zeros((0, 7, 7), "int32"), "empty array"),
 ])
 def test_bad_indices_say_what_is_wrong(indices, message):
     with pytest.raises(ValueError, match=message):

@@ -16,6 +16,8 @@ CODE_GRID = (7, 7)
 def in_batches(fn, array, batch_size):
     """``fn`` applied to ``array`` in slices of ``batch_size`` rows, the results (a tensor or a
     tuple of tensors per slice) converted to NumPy and concatenated along the first axis."""
+    if len(array) == 0:
+        raise ValueError("Got an empty array (0 rows): give at least one image or map of codes.")
     parts = [fn(array[i:i + batch_size]) for i in range(0, len(array), batch_size)]
     if parts and isinstance(parts[0], (tuple, list)):
         return tuple(np.concatenate([ops.convert_to_numpy(part[j]) for part in parts]) for j in range(len(parts[0])))
@@ -34,6 +36,9 @@ def check_images(images):
             f"Expected float images in [0, 1], got dtype {images.dtype}: divide uint8 pixels by 255.0 "
             "(load_mnist() does this for you)."
         )
+    if np.isnan(images).any():
+        raise ValueError(f"{int(np.isnan(images).sum())} pixels are NaN: find where they come from (a division "
+                         "by zero?) or replace them, e.g. np.nan_to_num(images); pixels must be numbers in [0, 1].")
     if images.size and (images.min() < -1e-6 or images.max() > 1 + 1e-6):
         raise ValueError(
             f"Expected pixels in [0, 1], got values from {images.min():.3g} to {images.max():.3g}. "
