@@ -8,13 +8,16 @@
   run never prints it; no code cell calls ``solution(...)``.
 * No code cell above an exercise holds its answer.
 * Each lesson asks a few "predict, then run" questions, each answered by the next cell.
-* A lesson runs to the end with every exercise filled in by its reference solution (nbval runs
-  it with the stubs), and every checker then says "correct" (slow: executes every lesson).
+* No cell after an exercise uses what the learner wrote, and every exercise filled in by its
+  reference solution passes its check in the lesson's kernel; nbval runs the lessons with the stubs.
 """
 
+import ast
+import io
 import json
 import os
 import re
+import tokenize
 from pathlib import Path
 
 import nbformat
@@ -98,30 +101,67 @@ def test_predict_then_run_questions_are_answered_by_the_next_cell(lesson):
         assert i + 1 < len(all_cells) and all_cells[i + 1]["cell_type"] == "code", lesson.name
 
 
-def filled_in(lesson):
-    """The lesson with every exercise's stub replaced by its reference solution."""
-    notebook = nbformat.read(lesson, as_version=4)
+def bare_names(code):
+    """The names a cell's code uses as themselves (``f(...)``, ``x = f``), not as attributes (``module.f``)."""
+    code = "\n".join("" if line.lstrip().startswith(("%", "!", "from ", "import ")) else line
+                     for line in code.splitlines())  # magics, and imports (module paths are not uses)
+    tokens = list(tokenize.generate_tokens(io.StringIO(code).readline))
+    return {tok.string for previous, tok in zip([None, *tokens[:-1]], tokens, strict=True)
+            if tok.type == tokenize.NAME and not (previous and previous.string == ".")}
+
+
+def defined_by_solution(name):
+    """The top-level names a reference solution defines when it is pasted into a notebook."""
+    return {node.name for node in ast.parse(exercises.solution_source(name)).body
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef))}
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=lambda p: p.stem)
+def test_no_later_cell_uses_what_the_learner_wrote(lesson):
+    """Every cell after an exercise uses the package's version: none uses the exercise's name (or a name
+    its pasted solution defines) by itself, so the rest of the lesson runs the same whether the learner
+    left the stub, wrote a wrong answer, or pasted the solution."""
+    all_cells = cells(lesson)
     for index, name in exercise_cells(lesson):
-        notebook.cells[index].source = f'{exercises.solution_source(name)}\n\ncheck("{name}", {name})\n'
-    return notebook
+        names = defined_by_solution(name) | {name}
+        for later in range(index + 1, len(all_cells)):
+            cell = all_cells[later]
+            if cell["cell_type"] != "code" or "exercise" in cell.get("metadata", {}).get("vqvae_lessons", {}):
+                continue
+            used = names & bare_names(source(cell))
+            assert not used, f"{lesson.name}, cell {later}: uses {sorted(used)} after the exercise {name}"
+
+
+def setup_cells(notebook):
+    """The lesson's set-up: every code cell up to the one that imports the exercises' checkers."""
+    for index, cell in enumerate(notebook.cells):
+        if cell.cell_type == "code" and "from vqvae_lessons.exercises import" in cell.source:
+            return [c for c in notebook.cells[:index + 1] if c.cell_type == "code"]
+    raise AssertionError("no cell imports from vqvae_lessons.exercises")
 
 
 @pytest.mark.slow
 @pytest.mark.notebook
 @pytest.mark.parametrize("lesson", LESSONS, ids=lambda p: p.stem)
-def test_lesson_runs_with_every_exercise_filled_in_and_every_checker_agrees(lesson, tmp_path):
+def test_every_exercise_filled_in_by_its_reference_passes_its_check_in_the_lesson(lesson):
+    """The lesson's set-up, then each exercise cell with its stub replaced by the reference solution,
+    in one kernel: every checker must say "correct" and no output may show a solution. With nbval's
+    run of the stubs and the test above (no later cell uses what an exercise cell defines), this is
+    the run of the whole lesson with every exercise filled in, at a fraction of its cost."""
     from nbclient import NotebookClient
 
     if not os.environ.get("VQVAE_LESSONS_MNIST"):
-        pytest.skip("the lessons need the real MNIST: set VQVAE_LESSONS_MNIST")
-    notebook = filled_in(lesson)
-    NotebookClient(notebook, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(BOOK)}}).execute()
-    for index, name in exercise_cells(lesson):
-        results = [o for o in notebook.cells[index].outputs if o.get("output_type") == "execute_result"]
+        pytest.skip("the lessons' set-up loads the real MNIST: set VQVAE_LESSONS_MNIST")
+    notebook = nbformat.read(lesson, as_version=4)
+    filled = {}
+    for _, name in exercise_cells(lesson):
+        filled[name] = nbformat.v4.new_code_cell(f'{exercises.solution_source(name)}\n\ncheck("{name}", {name})\n')
+    run = nbformat.v4.new_notebook(cells=[*setup_cells(notebook), *filled.values()], metadata=notebook.metadata)
+    NotebookClient(run, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(BOOK)}}).execute()
+    for name, cell in filled.items():
+        results = [o for o in cell.outputs if o.get("output_type") == "execute_result"]
         assert results and results[-1]["data"]["text/plain"] == "True", (
-            f"{lesson.name}: check({name!r}) did not accept the reference solution: {notebook.cells[index].outputs}")
-    reference = [line for _, name in exercise_cells(lesson) for line in answer_lines(name)]
-    for cell in notebook.cells:
-        outputs = json.dumps(cell.get("outputs", []))
-        assert not [line for line in reference if json.dumps(line)[1:-1] in outputs], (
-            f"{lesson.name}: an output shows a reference solution")
+            f"{lesson.name}: check({name!r}) did not accept the reference solution: {cell.outputs}")
+    reference = [line for name in filled for line in answer_lines(name)]
+    outputs = json.dumps([cell.get("outputs", []) for cell in run.cells])
+    assert not [line for line in reference if json.dumps(line)[1:-1] in outputs], "an output shows a solution"

@@ -27,9 +27,9 @@ def quiet():
     TensorFlow writes start-up messages from C++ when it is imported, which no log level
     silences, and warns that the sampler's compiled steps were traced several times (on
     purpose: one step per case). ``quiet()`` imports Keras (and, on the TensorFlow backend,
-    TensorFlow) with the standard error stream sent to ``/dev/null``, lowers TensorFlow's
-    C++ log level, and filters that warning out of TensorFlow's logger. On the JAX and
-    PyTorch backends it only imports Keras. Calling it again does nothing more. Returns
+    TensorFlow, and lets it look for devices) with the standard error stream sent to
+    ``/dev/null``, lowers TensorFlow's C++ log level, and filters that warning out of
+    TensorFlow's logger. On the JAX and PyTorch backends it only imports Keras. Calling it again does nothing more. Returns
     the name of the Keras backend in use.
     """
     first_import = "keras" not in sys.modules
@@ -40,7 +40,10 @@ def quiet():
 
         backend = keras.config.backend()
         if backend == "tensorflow":
-            import tensorflow  # noqa: F401
+            import tensorflow
+
+            if first_import:  # device discovery (CUDA's cuInit on a machine without a GPU) logs from C++ too
+                tensorflow.config.list_physical_devices()
     if backend == "tensorflow":
         logger = logging.getLogger("tensorflow")
         if not any(isinstance(f, _QuietRetracing) for f in logger.filters):
