@@ -40,6 +40,14 @@ def test_missing_file_names_the_variable_and_the_fix(monkeypatch, tmp_path):
     assert f"{MNIST_ENV}={missing}" in str(error.value) and "x_train uint8 (60000, 28, 28)" in str(error.value)
 
 
+def test_a_folder_instead_of_the_file_says_so_and_names_the_npz_inside(monkeypatch, tmp_path):
+    (tmp_path / "mnist.npz").write_bytes(b"")
+    monkeypatch.setenv(MNIST_ENV, str(tmp_path))
+    with pytest.raises(MNISTDataError, match="is a folder, not a file") as error:
+        load_mnist()
+    assert "mnist.npz" in str(error.value) and "does not exist" not in str(error.value)
+
+
 def _write(tmp_path, **arrays):
     path = tmp_path / "bad.npz"
     np.savez(path, **arrays)

@@ -91,6 +91,10 @@ def load_mnist(scale: str = "unit", path: str | os.PathLike | None = None) -> MN
 
 def _read_npz(path: str) -> dict[str, np.ndarray]:
     where = f"{MNIST_ENV}={path}" if os.environ.get(MNIST_ENV) == path else path
+    if os.path.isdir(path):
+        inside = ", ".join(sorted(name for name in os.listdir(path) if name.endswith(".npz"))) or "no .npz file"
+        raise MNISTDataError(f"MNIST path {where} is a folder, not a file (it holds {inside}): name the .npz "
+                             f"itself, e.g. {os.path.join(path, 'mnist.npz')}. {_FIX}")
     if not os.path.isfile(path):
         raise MNISTDataError(f"MNIST file not found: {where} does not exist. {_FIX}")
     try:

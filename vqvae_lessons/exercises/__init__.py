@@ -23,7 +23,7 @@ the learner.
 
 The package is split the way the lessons are: :mod:`.core` holds what every exercise
 shares (verdicts, comparisons, gradient checks, the registry and the functions above)
-and imports no lesson; each of :mod:`.lesson1` ... :mod:`.lesson5` holds its lesson's
+and imports no lesson; each of :mod:`.lesson1` ... :mod:`.lesson6` holds its lesson's
 exercises (reference, checker, hints and table of known mistakes) and registers them
 with the core. Where the package has the function already, the reference *is* the
 package's function (e.g. :func:`vqvae_lessons.vae.reparameterize`), so it is written
@@ -32,10 +32,9 @@ solution's source as a string, and :func:`solution_markdown` as a collapsed
 ``<details>`` block for a notebook.
 """
 
-# Importing the lessons registers their exercises, in the order of the lessons; their
-# references stay reachable as before (a lesson times ``exercises.sample_codes``), and so
-# does the registry (``_EXERCISES``, ``Exercise``, ``register``), for tests and new lessons.
-from . import lesson1, lesson2, lesson3, lesson4, lesson5  # noqa: F401
+# Importing the lessons registers their exercises, in the order of the lessons; the registry
+# (``_EXERCISES``, ``Exercise``, ``register``) stays reachable for tests and new lessons.
+from . import lesson1, lesson2, lesson3, lesson4, lesson5, lesson6  # noqa: F401
 from .core import (  # noqa: F401
     _EXERCISES,
     Exercise,
@@ -47,10 +46,12 @@ from .core import (  # noqa: F401
     solution_markdown,
     solution_source,
 )
-from .lesson1 import kl_divergence, reparameterize  # noqa: F401
-from .lesson2 import nearest_code, pairwise_sq_distances, straight_through, vq_losses  # noqa: F401
-from .lesson3 import codebook_perplexity  # noqa: F401
-from .lesson4 import codebook_usage, rate_bits_per_image  # noqa: F401
-from .lesson5 import causal_mask, sample_codes  # noqa: F401
 
 __all__ = ["check", "hint", "names", "solution", "solution_markdown", "solution_source"]
+
+
+def __getattr__(name):
+    """Every exercise's reference, by the exercise's name: ``exercises.sample_codes`` (a lesson times it)."""
+    if name in _EXERCISES:
+        return _EXERCISES[name].reference
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}; the exercises are {names()}")
