@@ -28,9 +28,9 @@ def assert_incorrect(capsys, name, fn, *phrases):
 
 # -- what every exercise shares ------------------------------------------------------------------
 def test_names_lists_every_exercise():
-    assert names() == ["reparameterize", "kl_divergence", "pairwise_sq_distances", "nearest_code",
-                       "straight_through", "vq_losses", "codebook_perplexity", "rate_bits_per_image", "codebook_usage",
-                       "causal_mask", "sample_codes"]
+    assert names() == ["reparameterize", "kl_divergence", "vae_loss", "pairwise_sq_distances", "nearest_code",
+                       "straight_through", "vq_losses", "ema_update", "vqvae_forward", "codebook_perplexity", "rate_distortion_knee", "dead_codes",
+                       "causal_mask", "nll_bits_per_image", "sample_codes", "frechet_distance", "inception_score"]
 
 
 @pytest.mark.parametrize("name", names())
@@ -148,10 +148,10 @@ def test_a_checker_that_fails_is_not_blamed_on_the_learner(capsys, monkeypatch):
     def broken_checker(fn):
         raise IndexError("index 7 is out of bounds")
 
-    exercise = exercises._EXERCISES["codebook_usage"]
-    monkeypatch.setitem(exercises._EXERCISES, "codebook_usage", core.Exercise(
+    exercise = exercises._EXERCISES["dead_codes"]
+    monkeypatch.setitem(exercises._EXERCISES, "dead_codes", core.Exercise(
         exercise.reference, broken_checker, exercise.hints, exercise.error_hint, exercise.mistakes, exercise.lesson))
-    result, out = verdict(capsys, "codebook_usage", exercise.reference)
+    result, out = verdict(capsys, "dead_codes", exercise.reference)
     assert result is None, out
     assert out.startswith("Not checked: the checker failed (a bug in vqvae_lessons, not in your code): IndexError: "
                           "index 7 is out of bounds; please report it"), out
@@ -180,8 +180,7 @@ def test_references_are_the_packages_own_functions():
     assert reference["causal_mask"] is masked.causal_mask is exercises.causal_mask
     # the one-line adapters show the package function they call
     for name, package_function in [("kl_divergence", vae.gaussian_kl), ("codebook_perplexity", metrics.perplexity),
-                                   ("rate_bits_per_image", metrics.bits_per_image),
-                                   ("codebook_usage", metrics.codes_used)]:
+                                   ("dead_codes", metrics.code_counts)]:
         assert package_function in exercises._EXERCISES[name].sources
         assert f"def {package_function.__name__}(" in exercises.solution_source(name)
     assert exercises.solution_source("nope") is None
@@ -443,43 +442,3 @@ def test_sample_codes_mistakes(capsys):
         return np.asarray(logits_fn(np.zeros(shape[1:], dtype=int))).argmax(-1)
 
     assert_incorrect(capsys, name, wrong_input, "logits_fn takes the whole map")
-
-
-# -- rate_bits_per_image (lesson 4) --------------------------------------------------------------
-def test_rate_bits_per_image_alternatives(capsys):
-    assert check("rate_bits_per_image", lambda g, k: g[0] * g[1] * np.log2(k)) is True  # 2-D grids only, fine
-    assert check("rate_bits_per_image", lambda g, k: np.prod(g) * np.log(k) / np.log(2)) is True
-    assert check("rate_bits_per_image", lambda g, k: metrics.bits_per_image(k, g)) is True
-    assert check("rate_bits_per_image", lambda g, k: np.array([np.prod(g) * np.log2(k)])) is True  # shape (1,)
-
-
-def test_rate_bits_per_image_mistakes(capsys):
-    name = "rate_bits_per_image"
-    assert_incorrect(capsys, name, lambda g, k: np.prod(g) * np.log(k), "natural log", "nats")
-    assert_incorrect(capsys, name, lambda g, k: np.log2(k), "one code per cell")
-    assert_incorrect(capsys, name, lambda g, k: (g[0] + g[1]) * np.log2(k), "product")
-    assert_incorrect(capsys, name, lambda g, k: np.prod(g) * k, "log2(K) bits, not K")
-    assert_incorrect(capsys, name, lambda g, k: np.prod(g) * int(np.ceil(np.log2(k))), "rounded log2(K) up",
-                     "num_codes = 100")
-    assert_incorrect(capsys, name, lambda g, k: np.prod(g) * np.log2(k - 1), "log2(K - 1)")
-    # an unknown mistake still says what was expected
-    out = assert_incorrect(capsys, name, lambda g, k: np.prod(g) * np.log2(k) + 1, "expected 343, got 344")
-    assert "grid_shape = (7, 7)" in out
-
-
-# -- codebook_usage (lesson 4) -------------------------------------------------------------------
-def test_codebook_usage_alternatives(capsys):
-    assert check("codebook_usage", lambda i, k: len(np.unique(i)) / k) is True
-    assert check("codebook_usage", lambda i, k: metrics.codes_used(i, k) / k) is True
-    assert check("codebook_usage", lambda i, k: np.mean(np.bincount(i.ravel(), minlength=k) > 0)) is True
-
-
-def test_codebook_usage_mistakes(capsys):
-    name = "codebook_usage"
-    assert_incorrect(capsys, name, lambda i, k: len(np.unique(i)), "number of codes used", "divided by num_codes")
-    assert_incorrect(capsys, name, lambda i, k: len(np.unique(i)) / i.size, "divided by the number of indices")
-    assert_incorrect(capsys, name, lambda i, k: (i.max() + 1) / k, "0 to max(indices)")
-    assert_incorrect(capsys, name, lambda i, k: np.mean([len(np.unique(row)) / k for row in i]), "per row")
-    assert_incorrect(capsys, name, lambda i, k: 1 - len(np.unique(i)) / k, "unused (dead) codes")
-    assert_incorrect(capsys, name, lambda i, k: metrics.perplexity(i, k) / k, "perplexity")
-    assert_incorrect(capsys, name, lambda i, k: len(np.unique(i)) // k, "expected 0.3125, got 0")

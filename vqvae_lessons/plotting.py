@@ -275,3 +275,361 @@ def ablations(rows, title="What each codebook setting does (K and D fixed)"):
     right.set_title("Codebook use", fontsize=10)
     fig.suptitle(title)
     return fig
+
+
+def image_rows(rows, n=10, title="Images, one row per label"):
+    """One row of ``n`` images per ``label: images (N, 28, 28, 1)`` of ``rows``, the label on the left."""
+    fig = Figure(figsize=(1.2 * n, 1.3 * len(rows) + 0.6), layout="constrained")
+    axes = np.atleast_2d(fig.subplots(len(rows), n))
+    for row, (label, images) in enumerate(rows.items()):
+        for col in range(n):
+            axes[row, col].imshow(images[col, ..., 0], cmap="gray_r", vmin=0, vmax=1)
+            axes[row, col].set_xticks([])
+            axes[row, col].set_yticks([])
+        axes[row, 0].set_ylabel(str(label).replace("codes ", "codes\n"), fontsize=8)
+    fig.suptitle(title)
+    return fig
+
+
+def raster_order(height=7, width=7, shown=25):
+    """A grid of positions numbered c_1 ... c_{H W} in raster order: blue before position ``shown``, red
+    ``shown`` itself, grey after it."""
+    order = np.arange(1, height * width + 1).reshape(height, width)
+    status = np.where(order < shown, 0, np.where(order == shown, 1, 2))
+    colours = np.array([[0.62, 0.79, 0.88], [0.84, 0.15, 0.16], [0.96, 0.96, 0.96]])
+    fig = Figure(figsize=(4.6, 4.6), layout="constrained")
+    ax = fig.subplots()
+    ax.imshow(colours[status])
+    for (i, j), t in np.ndenumerate(order):
+        ax.text(j, i, f"$c_{{{t}}}$", ha="center", va="center", fontsize=9, color="white" if t == shown else "black")
+    ax.set_xticks(np.arange(width))
+    ax.set_yticks(np.arange(height))
+    ax.set_xlabel("column")
+    ax.set_ylabel("row")
+    ax.set_title(f"$p(c_{{{shown}}} \\mid c_1, \\dots, c_{{{shown - 1}}})$: blue = the codes it may see,\n"
+                 "red = the code it predicts, grey = codes it must not see", fontsize=10)
+    return fig
+
+
+def masks(entries, title="Causal masks (1 = visible, 0 = hidden; red frame: the centre)"):
+    """Masks side by side, ``entries`` a list of ``(mask (kh, kw), panel title)``: dark = visible (1), white =
+    hidden (0), the centre framed in red."""
+    from matplotlib.patches import Rectangle
+
+    fig = Figure(figsize=(12, 3.4), layout="constrained")
+    axes = fig.subplots(1, len(entries), width_ratios=[max(3.6, m.shape[1]) for m, _ in entries])
+    for ax, (mask, panel) in zip(np.atleast_1d(axes), entries, strict=True):
+        kh, kw = mask.shape
+        ax.imshow(mask, cmap="Blues", vmin=0, vmax=1.4)
+        ax.add_patch(Rectangle((kw // 2 - 0.5, kh // 2 - 0.5), 1, 1, fill=False, edgecolor="tab:red", linewidth=2.5))
+        for (i, j), value in np.ndenumerate(mask):
+            ax.text(j, i, f"{value:.0f}", ha="center", va="center", fontsize=8, color="white" if value else "grey")
+        ax.set_xticks(np.arange(kw), np.arange(kw) - kw // 2)
+        ax.set_yticks(np.arange(kh), np.arange(kh) - kh // 2)
+        ax.set_xlabel("column offset")
+        ax.set_ylabel("row offset")
+        ax.set_title(panel, fontsize=10)
+    fig.suptitle(title)
+    return fig
+
+
+def influence_maps(panels, position, title="Which codes the prediction at a position depends on"):
+    """Gradient maps of one position side by side, ``panels`` = ``{panel title: (H, W) |gradient|}``: colour =
+    log10 |gradient| where it is > 0; hatched = zero at or after ``position``; red = zero before it (blind)."""
+    from matplotlib.patches import Rectangle
+
+    fig = Figure(figsize=(5.4 * len(panels), 4.4), layout="constrained")
+    for ax, (panel, influence) in zip(np.atleast_1d(fig.subplots(1, len(panels))), panels.items(), strict=True):
+        height, width = influence.shape
+        at_or_after = np.arange(height * width).reshape(height, width) >= position[0] * width + position[1]
+        ax.imshow(np.where(at_or_after, 0.9, 1.0), cmap="gray", vmin=0, vmax=1)
+        shown = np.ma.masked_where(influence == 0, np.log10(np.where(influence > 0, influence, 1.0)))
+        image = ax.imshow(shown, cmap="viridis")
+        for i, j in zip(*np.nonzero(influence == 0), strict=True):
+            if not at_or_after[i, j]:
+                ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, facecolor="tab:red", edgecolor="white"))
+                ax.text(j, i, "blind", ha="center", va="center", fontsize=7, color="white")
+            else:
+                ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, hatch="//", edgecolor="0.7", linewidth=0))
+                ax.text(j, i, "0", ha="center", va="center", fontsize=8, color="0.4")
+        ax.add_patch(Rectangle((position[1] - 0.5, position[0] - 0.5), 1, 1, fill=False, edgecolor="black",
+                               linewidth=2.5))
+        ax.set_xticks(np.arange(width))
+        ax.set_yticks(np.arange(height))
+        ax.set_xlabel("column")
+        ax.set_ylabel("row")
+        ax.set_title(panel, fontsize=10)
+        fig.colorbar(image, ax=ax, label="log10 |gradient|", shrink=0.85)
+    fig.suptitle(title)
+    return fig
+
+
+def blind_counts(counts, title="How many earlier codes each position's prediction never sees"):
+    """A grid of counts ``(H, W)`` (blind earlier positions of each position), each written in its cell."""
+    fig = Figure(figsize=(5.0, 4.4), layout="constrained")
+    ax = fig.subplots()
+    image = ax.imshow(counts, cmap="Reds", vmin=0)
+    for (i, j), n in np.ndenumerate(counts):
+        ax.text(j, i, str(n), ha="center", va="center", fontsize=9, color="white" if n > counts.max() / 2 else "black")
+    fig.colorbar(image, ax=ax, label="blind earlier positions")
+    ax.set_xticks(np.arange(counts.shape[1]))
+    ax.set_yticks(np.arange(counts.shape[0]))
+    ax.set_xlabel("column")
+    ax.set_ylabel("row")
+    ax.set_title(title, fontsize=10)
+    return fig
+
+
+def _bare(ax, image):
+    """Show a grey 28x28 image on ``ax`` with no ticks."""
+    ax.imshow(np.asarray(image).reshape(28, 28), cmap="gray_r", vmin=0, vmax=1)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _cover_rows_not_given(ax, rows_kept):
+    """Grey out the pixel rows below the first ``rows_kept`` code rows (4 pixels each) and mark the edge."""
+    from matplotlib.patches import Rectangle
+
+    ax.add_patch(Rectangle((-0.5, 4 * rows_kept - 0.5), 28, 28 - 4 * rows_kept, color="0.85"))
+    ax.text(13.5, 14 + 2 * rows_kept, "?", ha="center", va="center", fontsize=14, color="0.4")
+    ax.axhline(4 * rows_kept - 0.5, color="tab:red", linewidth=1)
+
+
+def conditional_grid(images, labels, verdicts, per_class=10,
+                     title="A class-conditional prior: row d asks for digit d (red: the judge reads another digit)"):
+    """Row ``d``: the first ``per_class`` of ``images`` (N, 28, 28[, 1]) asked to be digit ``d``
+    (``labels``), framed in red with the judge's reading where ``verdicts`` differ."""
+    from matplotlib.patches import Rectangle
+
+    labels, verdicts = np.asarray(labels), np.asarray(verdicts)
+    fig = Figure(figsize=(0.72 * per_class, 8.0), layout="constrained")
+    axes = fig.subplots(10, per_class)
+    for d in range(10):
+        for column, i in enumerate(np.flatnonzero(labels == d)[:per_class]):
+            ax = axes[d, column]
+            _bare(ax, images[i])
+            if verdicts[i] != d:
+                ax.add_patch(Rectangle((0, 0), 27, 27, fill=False, edgecolor="tab:red", linewidth=2))
+                ax.set_title(f"read as {verdicts[i]}", fontsize=7, color="tab:red", pad=1)
+        axes[d, 0].set_ylabel(f"asked: {d}", fontsize=9)
+    fig.suptitle(title)
+    return fig
+
+
+def completions(originals, kept_decoded, completed, verdicts, rows_kept,
+                title="Completing maps whose top code rows are given (titles: the judge's verdict)"):
+    """One row per digit: the digit (``originals`` (P, 28, 28[, 1])), its kept top code rows
+    decoded (``kept_decoded``), and its completions ``completed`` (P, S, 28, 28), each titled with
+    the judge's ``verdicts`` (P, S)."""
+    completed = np.asarray(completed)
+    count, samples = completed.shape[:2]
+    fig = Figure(figsize=(1.2 * (samples + 2), 1.35 * count + 0.6), layout="constrained")
+    axes = fig.subplots(count, samples + 2, squeeze=False)
+    for row in range(count):
+        _bare(axes[row, 0], originals[row])
+        _bare(axes[row, 1], kept_decoded[row])
+        _cover_rows_not_given(axes[row, 1], rows_kept)
+        for k in range(samples):
+            _bare(axes[row, k + 2], completed[row, k])
+            axes[row, k + 2].axhline(4 * rows_kept - 0.5, color="tab:red", linewidth=0.8)
+            axes[row, k + 2].set_title(f"a {verdicts[row][k]}?", fontsize=8, pad=2)
+    axes[0, 0].set_title("test digit", fontsize=9)
+    axes[0, 1].set_title(f"top {rows_kept} code rows\nkept (decoded)", fontsize=9)
+    fig.suptitle(title)
+    return fig
+
+
+def completions_as_asked(kept, completed, asked, verdicts, rows_kept,
+                         title="The same top rows completed as each digit (red titles: the judge reads another)"):
+    """One row per kept top (``kept`` (P, 28, 28[, 1])): its completions ``completed`` (P * 10, ...)
+    asked to be digit ``asked`` (P * 10,), titled with the judge's ``verdicts``."""
+    fig = Figure(figsize=(12, 1.35 * len(kept) + 0.6), layout="constrained")
+    axes = fig.subplots(len(kept), 11, squeeze=False)
+    for row in range(len(kept)):
+        _bare(axes[row, 0], kept[row])
+        _cover_rows_not_given(axes[row, 0], rows_kept)
+        axes[row, 0].set_title("kept top", fontsize=9)
+        for d in range(10):
+            i = row * 10 + d
+            _bare(axes[row, d + 1], completed[i])
+            axes[row, d + 1].axhline(4 * rows_kept - 0.5, color="tab:red", linewidth=0.8)
+            colour = "black" if verdicts[i] == asked[i] else "tab:red"
+            axes[row, d + 1].set_title(f"asked {asked[i]}, read {verdicts[i]}", fontsize=8, color=colour, pad=2)
+    fig.suptitle(title)
+    return fig
+
+
+def class_histograms(results, title="How many of each set's images the judge assigns to each digit"):
+    """One bar chart per entry of ``results`` ({label: a dict with ``class_histogram`` and ``n``,
+    as ``judge.judge_images`` returns}), with the uniform count marked."""
+    fig = Figure(figsize=(3 * len(results), 3.2), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(results), sharey=True))
+    for ax, (label, r) in zip(axes, results.items(), strict=True):
+        ax.bar(np.arange(10), r["class_histogram"], color="tab:blue")
+        ax.axhline(r["n"] / 10, color="tab:red", linestyle="--", linewidth=1, label="uniform")
+        ax.set_xticks(np.arange(10))
+        ax.set_xlabel("digit, as the judge reads it")
+        ax.set_title(label, fontsize=10)
+    axes[0].set_ylabel("images")
+    axes[0].legend(fontsize=8)
+    fig.suptitle(title)
+    return fig
+
+
+def least_confident(images, probabilities, n=8,
+                    title="The samples the judge is least sure of (title: its best guess and its probability)"):
+    """One row per entry of ``images`` ({label: (N, 28, 28[, 1])}): the ``n`` images whose top class
+    probability in ``probabilities`` ({label: (N, 10)}) is lowest."""
+    fig = Figure(figsize=(1.25 * n, 1.5 * len(images) + 0.4), layout="constrained")
+    axes = fig.subplots(len(images), n, squeeze=False)
+    for row, label in enumerate(images):
+        probs = np.asarray(probabilities[label])
+        confidence = probs.max(axis=1)
+        for column, i in enumerate(np.argsort(confidence)[:n]):
+            _bare(axes[row, column], images[label][i])
+            axes[row, column].set_title(f"{probs[i].argmax()}? {confidence[i]:.0%}", fontsize=8, pad=2)
+        axes[row, 0].set_ylabel(label, fontsize=9)
+    fig.suptitle(title)
+    return fig
+
+
+def interpolation_strip(continuous, quantized, codes, t, show,
+                        title="Along a straight line in the encoder's space (red: codes changed since the "
+                              "previous image)"):
+    """Two rows at the steps ``show``: ``continuous`` (decoded z_e(t), no quantizer) and ``quantized``
+    (decoded codes of z_e(t)), with the 4x4 patches whose code in ``codes`` (steps, 7, 7) changed framed."""
+    from matplotlib.patches import Rectangle
+
+    fig = Figure(figsize=(12, 3.4), layout="constrained")
+    axes = fig.subplots(2, len(show))
+    for column, step in enumerate(show):
+        _bare(axes[0, column], continuous[step])
+        _bare(axes[1, column], quantized[step])
+        if column:
+            for r, c in zip(*np.nonzero(codes[step] != codes[show[column - 1]]), strict=True):
+                axes[1, column].add_patch(Rectangle((4 * c - 0.5, 4 * r - 0.5), 4, 4, fill=False,
+                                                    edgecolor="tab:red", linewidth=0.8))
+        axes[0, column].set_title(f"t = {t[step]:.1f}", fontsize=9)
+    axes[0, 0].set_ylabel("decoded z_e(t)\n(no quantizer)", fontsize=8)
+    axes[1, 0].set_ylabel("decoded codes\nof z_e(t)", fontsize=8)
+    fig.suptitle(title)
+    return fig
+
+
+def interpolation_curves(t, changed_from_a, changed_from_b, path_bits, typical_bits, names=("a", "b"),
+                         title="Along the interpolation: code switches and the prior's verdict"):
+    """Left: how many of the 49 codes differ from each end along ``t``; right: the prior's
+    -log2 p(codes) along the path (``path_bits``) against the 5-95% range of ``typical_bits``."""
+    fig = Figure(figsize=(11, 3.4), layout="constrained")
+    left, right = fig.subplots(1, 2)
+    xlabel = f"t (0: the {names[0]}, 1: the {names[1]})"
+    left.step(t, changed_from_a, where="mid", label=f"codes different from the {names[0]}'s map")
+    left.step(t, changed_from_b, where="mid", label=f"codes different from the {names[1]}'s map")
+    left.set_xlabel(xlabel)
+    left.set_ylabel("positions (of 49)")
+    left.set_title("Codes switch a few positions at a time")
+    left.legend(fontsize=8)
+    right.plot(t, path_bits, color="tab:purple")
+    right.axhspan(*np.percentile(typical_bits, [5, 95]), color="tab:gray", alpha=0.3,
+                  label=f"5-95% range of {len(typical_bits):,} test digits")
+    right.set_xlabel(xlabel)
+    right.set_ylabel("-log2 p(codes) under the prior (bits)")
+    right.set_title("How unlikely the prior finds each map")
+    right.legend(fontsize=8)
+    fig.suptitle(title)
+    return fig
+
+
+def tile_images(images, ncols):
+    """Tile images ``(N, H, W)`` into one ``(rows * H, ncols * W)`` array, ``ncols`` a row (zeros pad the last)."""
+    n, height, width = images.shape
+    nrows = -(-n // ncols)
+    padded = np.zeros((nrows * ncols, height, width), images.dtype)
+    padded[:n] = images
+    return padded.reshape(nrows, ncols, height, width).transpose(0, 2, 1, 3).reshape(nrows * height, ncols * width)
+
+
+def edited_code_maps(rows, pairs, seam=4,
+                     title="Decoding edited code maps: the red line is where code row 4 begins"):
+    """Lesson 3: three rows of decoded images ``(N, 28, 28, 1)`` (digit A, digit B, A's top with B's
+    bottom) for ``pairs`` ``[(a, b), ...]``, with a red line where code row ``seam`` begins."""
+    fig = Figure(figsize=(1.6 * len(pairs), 5.4), layout="constrained")
+    axes = fig.subplots(3, len(pairs), squeeze=False)
+    for row, (images, name) in enumerate(zip(rows, ["digit A", "digit B", "A's top, B's bottom"], strict=True)):
+        for col, (a, b) in enumerate(pairs):
+            ax = axes[row, col]
+            ax.imshow(images[col, ..., 0], cmap="gray_r", vmin=0, vmax=1)
+            ax.axhline(4 * seam - 0.5, color="tab:red", linewidth=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_title([f"a {a}", f"a {b}", f"{a} over {b}"][row], fontsize=9)
+        axes[row, 0].set_ylabel(name, fontsize=9)
+    fig.suptitle(title)
+    return fig
+
+
+def code_change(original_image, change, row, col, title=None):
+    """Lesson 3: a decoded image ``(28, 28)`` and the mean absolute change ``change`` ``(K, 28, 28)``
+    of its pixels when the code at ``(row, col)`` is replaced by each code; red squares: its 4x4 pixels."""
+    from matplotlib.patches import Rectangle
+
+    fig = Figure(figsize=(7.5, 3.4), layout="constrained")
+    left, right = fig.subplots(1, 2)
+    left.imshow(original_image, cmap="gray_r", vmin=0, vmax=1)
+    reach = right.imshow(change.mean(0), cmap="magma")
+    fig.colorbar(reach, ax=right, label="mean |change| of the pixel")
+    for ax, name in [(left, "decoded original"), (right, f"where it changes, averaged\nover the {len(change)} codes")]:
+        ax.add_patch(Rectangle((4 * col - 0.5, 4 * row - 0.5), 4, 4, fill=False, edgecolor="tab:red", linewidth=1.5))
+        ax.set_title(name, fontsize=10)
+        ax.set_xlabel("pixel column")
+    left.set_ylabel("pixel row")
+    fig.suptitle(title or f"Changing the code at position ({row}, {col}) (red square: its 4x4 pixels)")
+    return fig
+
+
+def code_variants(variant_images, own_code, row, col, ncols=16):
+    """Lesson 3: a 16x16 window around the 4x4 pixels of position ``(row, col)`` of each decoded
+    variant ``(K, 28, 28)`` (variant k has code k there), the encoder's own code ``own_code`` in blue."""
+    from matplotlib.patches import Rectangle
+
+    k_codes = len(variant_images)
+    top, left = max(0, 4 * row - 6), max(0, 4 * col - 6)
+    crops = variant_images[:, top:top + 16, left:left + 16]
+    size, nrows = crops.shape[1], -(-k_codes // ncols)
+    fig = Figure(figsize=(12, 0.8 * nrows + 0.2), layout="constrained")
+    ax = fig.subplots()
+    ax.imshow(tile_images(crops, ncols), cmap="gray_r", vmin=0, vmax=1)
+    for k in range(k_codes):
+        own = k == own_code
+        ax.add_patch(Rectangle(((k % ncols) * size + 4 * col - left - 0.5, (k // ncols) * size + 4 * row - top - 0.5),
+                               4, 4, fill=False, edgecolor="tab:blue" if own else "tab:red",
+                               linewidth=2 if own else 0.6))
+    for edge in range(1, ncols):
+        ax.axvline(edge * size - 0.5, color="white", linewidth=3)
+    for edge in range(1, nrows):
+        ax.axhline(edge * size - 0.5, color="white", linewidth=3)
+    ax.set_xticks(np.arange(ncols) * size + size / 2 - 0.5, np.arange(ncols), fontsize=7)
+    ax.set_yticks(np.arange(nrows) * size + size / 2 - 0.5, np.arange(nrows) * ncols, fontsize=7)
+    ax.set_xlabel("code index = row label + column label")
+    ax.set_title(f"Pixels {top}-{top + size - 1} x {left}-{left + size - 1} decoded with code 0, 1, ..., "
+                 f"{k_codes - 1} at position ({row}, {col})\n(red square: that code's pixels; blue: the encoder's "
+                 f"own code, {own_code})", fontsize=10)
+    return fig
+
+
+def single_code_images(filled, order, ncols=16,
+                       title="The decoded image of a 7x7 map filled with one code (red: its index), most used first"):
+    """Lesson 3: images ``(K, 28, 28)``, image i decoded from a map filled with code ``order[i]``."""
+    nrows = -(-len(filled) // ncols)
+    fig = Figure(figsize=(12, 0.8 * nrows), layout="constrained")
+    ax = fig.subplots()
+    ax.imshow(tile_images(filled, ncols), cmap="gray_r", vmin=0, vmax=1)
+    for i, k in enumerate(order):
+        ax.text((i % ncols) * 28 + 1, (i // ncols) * 28 + 1, str(k), color="tab:red", fontsize=6, va="top")
+    ax.set_xticks([])
+    ax.set_yticks(np.arange(nrows) * 28 + 13.5, [f"{ncols * r + 1}-{ncols * r + ncols}" for r in range(nrows)],
+                  fontsize=7)
+    ax.set_ylabel("rank by test-set usage")
+    ax.set_title(title)
+    return fig

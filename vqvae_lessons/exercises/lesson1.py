@@ -1,16 +1,20 @@
-"""Lesson 1's exercises (autoencoders and the VAE): ``reparameterize`` and ``kl_divergence``.
+"""Lesson 1's exercises (autoencoders and the VAE): ``reparameterize``, ``kl_divergence`` and
+``vae_loss``.
 
-Both references are the package's own functions, :func:`vqvae_lessons.vae.reparameterize`
+The first two references are the package's own functions, :func:`vqvae_lessons.vae.reparameterize`
 and :func:`vqvae_lessons.vae.gaussian_kl` (``keras.ops``, so they return backend tensors).
+``vae_loss`` is the negative ELBO that :meth:`vqvae_lessons.vae.VAE.compute_loss` computes inline
+(the package has no separate function for it), written here with the same ``keras.ops`` calls.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from keras import ops
 
 from .. import vae
 from . import core
-from .core import _call, _close, _compare, _Incorrect, _numpy, _to_array
+from .core import _call, _check_number, _close, _compare, _Incorrect, _numpy, _to_array
 
 reparameterize = vae.reparameterize
 
@@ -18,6 +22,17 @@ reparameterize = vae.reparameterize
 def kl_divergence(mean, log_var):
     """KL(N(mean, exp(log_var)) || N(0, I)), summed over the last axis: ``(N, L)`` to ``(N,)``."""
     return vae.gaussian_kl(mean, log_var)
+
+
+def vae_loss(images, logits, mean, log_var):
+    """The negative ELBO in nats per image, as ``VAE.compute_loss`` computes it: binary
+    cross-entropy of ``images`` ``(N, H, W, C)`` against the decoder's ``logits`` (same shape),
+    summed over the pixels, plus the KL of ``(mean, log_var)`` ``(N, L)``, both averaged over
+    the batch. Returns a scalar."""
+    per_pixel = ops.binary_crossentropy(images, logits, from_logits=True)
+    reconstruction = ops.mean(ops.sum(per_pixel, axis=(1, 2, 3)))
+    kl = ops.mean(vae.gaussian_kl(mean, log_var))
+    return reconstruction + kl
 
 
 # ---------------------------------------------------------------------------------------------
@@ -148,3 +163,110 @@ core.register(
         """,
     error_hint="mean and log_var are NumPy arrays of shape (N, L); return one value per row: sum over axis=-1.",
     mistakes=_KL_DIVERGENCE_MISTAKES)
+
+
+# ---------------------------------------------------------------------------------------------
+# vae_loss
+# ---------------------------------------------------------------------------------------------
+def _sigmoid(logits):
+    return 1.0 / (1.0 + np.exp(-logits))
+
+
+def _bce(images, logits):
+    """Binary cross-entropy from logits, per pixel: -x log p - (1 - x) log(1 - p), p = sigmoid(logits)."""
+    return np.logaddexp(0.0, logits) - images * logits
+
+
+def _bce_of_probabilities(images, p):
+    # what keras.ops.binary_crossentropy(from_logits=False) does: clip to [1e-7, 1 - 1e-7] in float32
+    p = np.clip(np.asarray(p, "float32"), np.float32(1e-7), np.float32(1 - 1e-7))
+    return -images * np.log(p) - (1 - images) * np.log(np.float32(1) - p)
+
+
+def _per_image_kl(mean, log_var):
+    return -0.5 * np.sum(_kl_terms(mean, log_var), axis=-1)
+
+
+def _loss(per_pixel=_bce, over_pixels=np.sum, over_batch=np.mean, kl=_per_image_kl, kl_over_batch=np.mean, sign=1):
+    """A (possibly mistaken) negative ELBO: each argument names one step of the reference."""
+    def loss(images, logits, mean, log_var):
+        per_image = over_pixels(per_pixel(images, logits).reshape(len(images), -1), axis=1)
+        return over_batch(per_image) + sign * kl_over_batch(kl(mean, log_var))
+    return loss
+
+
+def _nothing(values):
+    return 0.0
+
+
+_VAE_LOSS_MISTAKES = [
+    (_loss(sign=-1),
+     "you subtracted the KL: the loss is the negative ELBO, reconstruction + KL, and the KL is never negative."),
+    (_loss(over_pixels=np.mean),
+     "you averaged the cross-entropy over the pixels: sum it over the pixels (axis=(1, 2, 3)) and average only "
+     "over the batch. A per-pixel mean is 784 times too small on MNIST and lets the KL drown the reconstruction."),
+    (_loss(kl_over_batch=_nothing),
+     "you forgot the KL term: the negative ELBO is the reconstruction term plus the KL of each posterior from "
+     "the prior, averaged over the batch."),
+    (_loss(over_batch=_nothing),
+     "you forgot the reconstruction term: add the binary cross-entropy summed over the pixels."),
+    (_loss(per_pixel=lambda images, logits: _bce(images, _sigmoid(logits))),
+     "you applied the sigmoid and then a cross-entropy that expects logits (from_logits=True), so the sigmoid "
+     "was applied twice: pass the logits themselves with from_logits=True, or the sigmoid's probabilities with "
+     "from_logits=False."),
+    (_loss(per_pixel=_bce_of_probabilities),
+     "you passed the logits to a cross-entropy that expects probabilities (from_logits=False): the decoder "
+     "outputs logits, so use from_logits=True (or apply the sigmoid first)."),
+    (_loss(kl_over_batch=np.sum),
+     "you summed the KL over the batch: average it over the images, like the reconstruction term, so that both "
+     "are nats per image."),
+    (_loss(over_batch=np.sum, kl_over_batch=np.sum),
+     "you summed over the batch: the loss is an average over the images (nats per image), so take the mean "
+     "over axis 0 of each image's reconstruction + KL."),
+    (_loss(over_batch=np.sum),
+     "you summed the reconstruction term over the batch: average it over the images, like the KL."),
+    (_loss(kl=lambda mean, log_var: _per_image_kl(mean, 2 * log_var)),
+     "you treated log_var as the log of the standard deviation: it is the log of the variance, so the "
+     "variance is exp(log_var) (not exp(2 * log_var)) and the standard deviation exp(log_var / 2)."),
+    (_loss(kl=lambda mean, log_var: 2 * _per_image_kl(mean, log_var)),
+     "your KL is twice too large: you are missing the factor 1/2 of "
+     "-0.5 * sum(1 + log_var - mean**2 - exp(log_var))."),
+    (_loss(kl=lambda mean, log_var: _per_image_kl(mean, log_var) / 2),
+     "your KL is half what it should be: the 1/2 appears once, -0.5 * sum(1 + log_var - mean**2 - exp(log_var))."),
+]
+
+
+def _vae_loss_cases():
+    rng = np.random.default_rng(30)
+    for n, side, latent in [(4, 5, 3), (3, 28, 2), (5, 6, 4)]:
+        images = rng.uniform(size=(n, side, side, 1)).astype("float32")  # grey values, as in MNIST
+        logits = rng.normal(0.0, 2.0, size=(n, side, side, 1)).astype("float32")
+        mean = rng.normal(size=(n, latent)).astype("float32")
+        log_var = rng.normal(-0.5, 0.7, size=(n, latent)).astype("float32")
+        yield images, logits, mean, log_var
+
+
+def _vae_loss_case(images, logits, mean, log_var):
+    return f"With images and logits of shape {images.shape} and mean, log_var of shape {mean.shape}: "
+
+
+def _check_vae_loss(fn):
+    _check_number(fn, _vae_loss_cases(), vae_loss, _VAE_LOSS_MISTAKES, _vae_loss_case)
+
+
+core.register(
+    "vae_loss", reference=vae_loss, checker=_check_vae_loss, lesson=1, shows=(vae.gaussian_kl,),
+    hints="""
+        The loss is the negative ELBO of one batch: a reconstruction term (how unlikely the images are under
+        the decoder's Bernoulli pixels) plus the rate (how far each posterior is from the prior). Both are
+        computed per image first, then averaged over the images. Think about which axes you sum over and which
+        you average over, and whether the decoder gives you probabilities or logits.
+
+        Per pixel, keras.ops.binary_crossentropy(images, logits, from_logits=True) is the cross-entropy; sum it
+        over the pixel axes (1, 2, 3) to get one number per image. The KL per image is the kl_divergence you
+        wrote (or vae.gaussian_kl), shape (N,). Return the batch mean of the first plus the batch mean of the
+        second: one number.
+        """,
+    error_hint="images and logits are NumPy arrays of shape (N, H, W, 1), mean and log_var of shape (N, L); "
+               "return one number.",
+    mistakes=_VAE_LOSS_MISTAKES)

@@ -1,8 +1,11 @@
 """Lesson 2's exercises (vector quantization): ``pairwise_sq_distances``, ``nearest_code``,
-``straight_through`` and ``vq_losses``.
+``straight_through``, ``vq_losses`` and ``ema_update``.
 
-The references are the package's own functions in :mod:`vqvae_lessons.quantizers`; the
-last two are checked by their gradients too, with the active Keras backend.
+The first four references are the package's own functions in :mod:`vqvae_lessons.quantizers`;
+``straight_through`` and ``vq_losses`` are checked by their gradients too, with the active
+Keras backend. ``ema_update`` is one step of
+:class:`~vqvae_lessons.quantizers.VectorQuantizerEMA`'s codebook update written in NumPy,
+without the layer's bias correction (the tests check it against the layer).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from .core import (
     _gradients,
     _Incorrect,
     _nonzero,
+    _short,
     _to_array,
 )
 
@@ -238,6 +242,12 @@ _VQ_LOSSES_MISTAKES = [
     (lambda x, q, beta: (_mse(_sg(q), x), beta * _mse(_sg(x), q)),
      "the stop_gradients are on the wrong tensors: the codebook loss moves only the codes (stop_gradient(x)), the "
      "commitment loss moves only the encoder output (stop_gradient(q))."),
+    (lambda x, q, beta: (_mse(straight_through(x, q), _sg(x)), beta * _mse(x, _sg(q))),
+     "you computed the codebook loss on the straight-through output x + stop_gradient(q - x): its value is q, but "
+     "its gradient goes to x, so the codebook gets no gradient: use q itself, mean((q - stop_gradient(x))**2)."),
+    (lambda x, q, beta: (_mse(_sg(q), _sg(x)), beta * _mse(x, _sg(q))),
+     "the codebook gets no gradient at all: your codebook loss has no gradient with respect to q, so the codes "
+     "would never move. Stop the gradient of x only: mean((q - stop_gradient(x))**2)."),
     (lambda x, q, beta: (ops.sum(ops.square(q - _sg(x))), beta * ops.sum(ops.square(x - _sg(q)))),
      "you summed the squared differences: both losses are means over all elements."),
     (lambda x, q, beta: (ops.mean(ops.sum(ops.square(q - _sg(x)), axis=-1)),
@@ -315,3 +325,122 @@ core.register(
     error_hint="Your function receives backend tensors, not NumPy arrays: use keras.ops (mean, square, stop_gradient) "
                "and return a tuple (codebook_loss, commitment_loss).",
     mistakes=_VQ_LOSSES_MISTAKES)
+
+
+# ---------------------------------------------------------------------------------------------
+# ema_update (NumPy)
+# ---------------------------------------------------------------------------------------------
+def ema_update(cluster_size, embedding_sum, z_e, indices, decay, lam):
+    """One EMA codebook step with Laplace smoothing (``VectorQuantizerEMA``'s, without its bias
+    correction): ``cluster_size`` N_k (K,), ``embedding_sum`` m_k (K, D), encoder outputs ``z_e``
+    (N, D) and their codes ``indices`` (N,) to ``(new_cluster_size, new_embedding_sum, new_codebook)``."""
+    num_codes = len(cluster_size)
+    one_hot = np.eye(num_codes)[indices]                                             # (N, K)
+    new_cluster_size = decay * cluster_size + (1 - decay) * one_hot.sum(axis=0)      # N_k
+    new_embedding_sum = decay * embedding_sum + (1 - decay) * one_hot.T @ z_e        # m_k
+    n = new_cluster_size.sum()
+    smoothed = (new_cluster_size + lam) / (n + num_codes * lam) * n                  # Laplace smoothing
+    return new_cluster_size, new_embedding_sum, new_embedding_sum / smoothed[:, None]
+
+
+def _smooth(counts, lam):
+    return (counts + lam) / (counts.sum() + len(counts) * lam) * counts.sum()
+
+
+def _ema_with(size, sums, z, idx, decay, lam, *, batch=None, mix=None, divide=None):
+    """The update with one piece replaced: ``batch(one_hot, z_e) -> (n_k, s_k)``, ``mix(old, new, decay)``,
+    ``divide(new_size, new_sum, old_size, old_sum, n_k, s_k, lam) -> codebook``."""
+    one_hot = np.eye(len(size))[idx]
+    counts, vector_sums = batch(one_hot, z) if batch else (one_hot.sum(axis=0), one_hot.T @ z)
+    mix = mix or (lambda old, new, d: d * old + (1 - d) * new)
+    new_size, new_sum = mix(size, counts, decay), mix(sums, vector_sums, decay)
+    divide = divide or (lambda ns, nm, os, om, c, s, lam: nm / _smooth(ns, lam)[:, None])
+    return new_size, new_sum, divide(new_size, new_sum, size, sums, counts, vector_sums, lam)
+
+
+def _mistake(**replaced):
+    return lambda *args: _ema_with(*args, **replaced)
+
+
+_EMA_UPDATE_MISTAKES = [
+    (_mistake(mix=lambda old, new, d: d * new + (1 - d) * old),
+     "decay is on the wrong term: the running averages keep decay of the OLD value, decay * N_k + (1 - decay) * n_k "
+     "(and the same for m_k); you wrote decay * new + (1 - decay) * old."),
+    (_mistake(mix=lambda old, new, d: d * old + new),
+     "the new batch's term needs the weight (1 - decay): decay * N_k + (1 - decay) * n_k, or the averages grow "
+     "without bound."),
+    (_mistake(divide=lambda ns, nm, os, om, c, s, lam: nm / ns[:, None]),
+     "no Laplace smoothing: dividing m_k by the raw N_k divides by zero for the codes no vector has ever picked "
+     "(NaN). Smooth the counts first: (N_k + lam) / (n + K lam) * n, with n the sum of the N_k."),
+    (_mistake(divide=lambda ns, nm, os, om, c, s, lam: nm / (ns + lam)[:, None]),
+     "your smoothing does not renormalise to the total count: (N_k + lam) alone adds K lam to the total; scale it "
+     "back, (N_k + lam) / (n + K lam) * n."),
+    (_mistake(divide=lambda ns, nm, os, om, c, s, lam: nm / ((ns + lam) / (ns.sum() + len(ns) * lam))[:, None]),
+     "you forgot the final * n: (N_k + lam) / (n + K lam) are probabilities that sum to 1; multiply by n, the total "
+     "count, so the smoothed counts keep the sum of the N_k."),
+    (_mistake(batch=lambda one_hot, z: (one_hot.sum(0), np.tile(z.mean(0), (one_hot.shape[1], 1)))),
+     "the sums s_k are not weighted by the assignment: you gave every code the mean of all vectors. s_k sums only "
+     "the vectors whose index is k (one_hot.T @ z_e)."),
+    (_mistake(divide=lambda ns, nm, os, om, c, s, lam: nm / _smooth(c, lam)[:, None]),
+     "you divided the running sums m_k by this batch's counts n_k: divide by the smoothed running counts N_k."),
+    (_mistake(divide=lambda ns, nm, os, om, c, s, lam: s / _smooth(c, lam)[:, None]),
+     "your codebook is the batch's means s_k / n_k, one Lloyd step that ignores the running averages: divide the "
+     "new m_k by the smoothed new N_k."),
+    (_mistake(divide=lambda ns, nm, os, om, c, s, lam: om / _smooth(ns, lam)[:, None]),
+     "you updated the codebook from the old sums m_k: compute the new embedding_sum first and divide that."),
+]
+
+
+def _ema_cases():
+    rng = np.random.default_rng(70)
+    for k, d, n, decay, lam, fresh in [(6, 3, 10, 0.8, 0.5, True), (5, 2, 12, 0.9, 0.3, False),
+                                       (4, 4, 7, 0.5, 1.0, False)]:
+        z_e = rng.normal(size=(n, d)).astype("float32")
+        indices = rng.integers(0, k - 1, size=n)  # code k - 1 is never picked
+        size = np.zeros(k, "float32") if fresh else rng.uniform(0.0, 3.0, size=k).astype("float32")
+        sums = np.zeros((k, d), "float32") if fresh else (size[:, None] * rng.normal(size=(k, d))).astype("float32")
+        yield size, sums, z_e, indices, decay, lam
+
+
+_EMA_OUTPUTS = (("new_cluster_size", "(K,)"), ("new_embedding_sum", "(K, D)"), ("new_codebook", "(K, D)"))
+
+
+def _three_arrays(result):
+    if not (isinstance(result, (tuple, list)) and len(result) == 3):
+        raise _Incorrect(f"expected a tuple (new_cluster_size, new_embedding_sum, new_codebook), got {_short(result)}.")
+    return [_to_array(part) for part in result]
+
+
+def _check_ema_update(fn):
+    for args in _ema_cases():
+        size, sums, z_e, indices, decay, lam = args
+        where = (f"With K = {len(size)} codes ({'a fresh, all-zero state' if not size.any() else 'a running state'}), "
+                 f"N = {len(z_e)} vectors, decay = {decay} and lam = {lam}: ")
+        got, want = _three_arrays(_call(fn, *args)), ema_update(*args)
+        if all(_close(g, w) for g, w in zip(got, want, strict=True)):
+            continue
+        for mistake, mistake_hint in _EMA_UPDATE_MISTAKES:
+            with np.errstate(all="ignore"):
+                wrong = mistake(*args)
+            if all(_close(g, w, equal_nan=True) for g, w in zip(got, wrong, strict=True)):
+                raise _Incorrect(where + mistake_hint)
+        for g, w, (label, symbols) in zip(got, want, _EMA_OUTPUTS, strict=True):
+            _compare(g, w, args, [], where=f"{where}{label}: ", symbols=symbols)
+
+
+core.register(
+    "ema_update", reference=ema_update, checker=_check_ema_update, lesson=2,
+    hints="""
+        Three steps. First count, for every code, how many vectors picked it and add up those vectors. Then
+        blend these batch statistics into the running ones, keeping most of the old value. Last, divide each
+        running sum by its running count, after smoothing the counts so that no code divides by zero and the
+        counts still add up to the same total.
+
+        A one-hot matrix of the indices, np.eye(K)[indices] of shape (N, K), gives both batch statistics: its
+        column sums are the counts n_k and its transpose times z_e the sums s_k. Then N_k = decay * N_k +
+        (1 - decay) * n_k, m_k likewise, n = sum of N_k, smoothed N_k = (N_k + lam) / (n + K lam) * n, and
+        the codebook is m_k divided by the smoothed N_k (keep a column with [:, None]).
+        """,
+    error_hint="cluster_size is (K,), embedding_sum (K, D), z_e (N, D) and indices (N,) integers; return a tuple "
+               "of three NumPy arrays (K,), (K, D), (K, D).",
+    mistakes=_EMA_UPDATE_MISTAKES)

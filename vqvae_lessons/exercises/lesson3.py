@@ -1,17 +1,228 @@
-"""Lesson 3's exercise (the VQ-VAE): ``codebook_perplexity``.
+"""Lesson 3's exercises (the VQ-VAE): ``vqvae_forward`` and ``codebook_perplexity``.
 
-The reference is the package's own :func:`vqvae_lessons.metrics.perplexity`.
+``vqvae_forward`` is the forward pass of :class:`vqvae_lessons.vqvae.VQVAE` written with the
+package's quantizer functions, checked by where its three losses send their gradients;
+``codebook_perplexity``'s reference is the package's own :func:`vqvae_lessons.metrics.perplexity`.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from keras import ops
 
-from .. import metrics
+from .. import metrics, quantizers
+from ..gradients import gradients
 from . import core
-from .core import _check_number, _indices_case
+from .core import (
+    _call,
+    _check_by_observation,
+    _check_number,
+    _close,
+    _Incorrect,
+    _indices_case,
+    _nonzero,
+    _NotAttempted,
+    _to_array,
+)
+
+# ---------------------------------------------------------------------------------------------
+# vqvae_forward (gradients with respect to the encoder's, the codebook's and the decoder's weights)
+# ---------------------------------------------------------------------------------------------
+_LOSS_NAMES = ("reconstruction_loss", "codebook_loss", "commitment_loss")
+_PARTS = ("encoder", "codebook", "decoder")
 
 
+def vqvae_forward(images, encoder, codebook, decoder, beta, data_variance=1.0):
+    """One VQ-VAE forward pass, as :class:`vqvae_lessons.vqvae.VQVAE` computes it.
+
+    ``images`` ``(N, ...)`` in [0, 1] are centred (``- 0.5``) for the encoder, whose
+    output ``z_e`` ``(N, ..., D)`` is replaced by its nearest rows of ``codebook``
+    ``(K, D)`` (a Keras variable); the decoder sees them through the straight-through
+    estimator and its output gets the 0.5 back. Returns a dict with ``reconstructions``
+    (the images' shape), ``reconstruction_loss`` = mean((x - x_hat)**2) / data_variance,
+    ``codebook_loss`` = mean((z_q - sg(z_e))**2) and ``commitment_loss`` =
+    beta * mean((z_e - sg(z_q))**2).
+    """
+    z_e = encoder(images - 0.5)
+    flat = ops.reshape(z_e, (-1, ops.shape(codebook)[-1]))
+    indices = quantizers.nearest_code(flat, codebook)
+    z_q = ops.reshape(ops.take(codebook, indices, axis=0), ops.shape(z_e))
+    reconstructions = decoder(quantizers.straight_through(z_e, z_q)) + 0.5
+    codebook_loss, commitment_loss = quantizers.vq_losses(z_e, z_q, beta)
+    reconstruction_loss = ops.mean(ops.square(images - reconstructions)) / data_variance
+    return {"reconstructions": reconstructions, "reconstruction_loss": reconstruction_loss,
+            "codebook_loss": codebook_loss, "commitment_loss": commitment_loss}
+
+
+def _forward_mistake(*, swap=False, beta_on_codebook=False, wrong_sides=False, losses_on_st=False,
+                     no_straight_through=False, frozen_codebook=False, no_variance=False, no_beta=False,
+                     no_centring=False):
+    """A mistaken forward pass: the reference with one thing done wrong."""
+    sg = ops.stop_gradient
+
+    def forward(images, encoder, codebook, decoder, beta, data_variance=1.0):
+        z_e = encoder(images if no_centring else images - 0.5)
+        flat = ops.reshape(z_e, (-1, ops.shape(codebook)[-1]))
+        indices = quantizers.nearest_code(flat, codebook)
+        z_q = ops.reshape(ops.take(sg(codebook) if frozen_codebook else codebook, indices, axis=0), ops.shape(z_e))
+        z_st = quantizers.straight_through(z_e, z_q)
+        reconstructions = decoder(z_q if no_straight_through else z_st) + (0.0 if no_centring else 0.5)
+        q = z_st if losses_on_st else z_q
+        if wrong_sides:
+            codebook_loss, commitment_loss = ops.mean(ops.square(sg(q) - z_e)), beta * ops.mean(ops.square(sg(z_e) - q))
+        else:
+            codebook_loss, commitment_loss = quantizers.vq_losses(z_e, q, 1.0 if no_beta else beta)
+        if beta_on_codebook:
+            codebook_loss, commitment_loss = beta * codebook_loss, commitment_loss / beta
+        if swap:
+            codebook_loss, commitment_loss = commitment_loss, codebook_loss
+        reconstruction_loss = ops.mean(ops.square(images - reconstructions)) / (1.0 if no_variance else data_variance)
+        return {"reconstructions": reconstructions, "reconstruction_loss": reconstruction_loss,
+                "codebook_loss": codebook_loss, "commitment_loss": commitment_loss}
+
+    return forward
+
+
+_FORWARD_MISTAKE_HINTS = {  # the flag of _forward_mistake: the hint for that mistake
+    "swap":
+        'you swapped the codebook and commitment terms: codebook_loss = mean((z_q - sg(z_e))**2) moves the codes,'
+        ' commitment_loss = beta * mean((z_e - sg(z_q))**2) moves the encoder (quantizers.vq_losses returns them '
+        'in that order).',
+    "beta_on_codebook":
+        'beta is on the codebook term: it weights the commitment loss, beta * mean((z_e - sg(z_q))**2), not the '
+        'codebook loss.',
+    "no_beta":
+        'you forgot beta: commitment_loss = beta * mean((z_e - sg(z_q))**2).',
+    "wrong_sides":
+        'the stop-gradients are on the wrong sides: the codebook loss must move only the codebook '
+        '(stop_gradient(z_e)), the commitment loss only the encoder (stop_gradient(z_q)).',
+    "losses_on_st":
+        'you computed the codebook and commitment losses on the straight-through output: its gradient goes to '
+        'z_e, so the codebook gets no gradient at all. Use the looked-up codes z_q (before straight_through) in '
+        "the losses and the straight-through output only as the decoder's input.",
+    "no_straight_through":
+        'the decoder is fed z_q without the straight-through estimator: the encoder gets no gradient from the '
+        'reconstruction loss (and the codebook gets one it should not). Decode quantizers.straight_through(z_e, '
+        'z_q).',
+    "frozen_codebook":
+        'the codebook gets no gradient: z_q must be looked up from the codebook variable with keras.ops '
+        '(ops.take), not through stop_gradient or NumPy, so that the codebook loss can move the codes.',
+    "no_variance":
+        'the reconstruction loss is not divided by data_variance: VQVAE uses mean((x - x_hat)**2) / '
+        'data_variance.',
+    "no_centring":
+        'the values differ: like VQVAE, centre the images for the encoder (images - 0.5) and add 0.5 back to the '
+        "decoder's output.",
+}
+_FORWARD_MISTAKES = [(_forward_mistake(**{flag: True}), text) for flag, text in _FORWARD_MISTAKE_HINTS.items()]
+
+
+def _tiny_parts(seed, pixels, dim, num_codes):
+    """A Dense encoder (pixels -> dim), a Dense decoder (dim -> pixels) and a (num_codes, dim) codebook."""
+    import keras
+
+    init = keras.initializers.GlorotUniform(seed=seed)
+    encoder = keras.layers.Dense(dim, kernel_initializer=init, bias_initializer="zeros")
+    decoder = keras.layers.Dense(pixels, activation="sigmoid", kernel_initializer=init)
+    encoder.build((None, pixels))
+    decoder.build((None, dim))
+    rng = np.random.default_rng(seed)
+    codebook = keras.Variable(rng.normal(scale=0.5, size=(num_codes, dim)).astype("float32"), name="codebook")
+    return encoder, codebook, decoder
+
+
+def _forward_outputs(result):
+    """The learner's result as a dict with the four names, or a verdict saying what came back."""
+    names = ("reconstructions", *_LOSS_NAMES)
+    if isinstance(result, dict):
+        missing = [name for name in names if name not in result]
+        if missing:
+            raise _Incorrect(f"your dict has no {', '.join(repr(m) for m in missing)}: return a dict with the keys "
+                             f"{', '.join(names)}.")
+        return {name: result[name] for name in names}
+    if isinstance(result, (tuple, list)) and len(result) == 4:
+        return dict(zip(names, result, strict=True))
+    raise _Incorrect(f"expected a dict with {', '.join(names)} (or a tuple of those four), got a "
+                     f"{type(result).__name__}.")
+
+
+def _observe_forward(fn, images, seed, beta, data_variance):
+    """Values of the four outputs and the gradient of each loss with respect to each part's weights."""
+    encoder, codebook, decoder = _tiny_parts(seed, images.shape[-1], 3, 6)
+    args = (encoder, codebook, decoder, beta, data_variance)
+    out = _forward_outputs(_call(fn, ops.convert_to_tensor(images), *args))
+    values = {name: _to_array(value) for name, value in out.items()}
+    if values["reconstructions"].shape != images.shape:
+        raise _Incorrect(f"reconstructions should have the images' shape {images.shape}, got "
+                         f"{values['reconstructions'].shape}.")
+    for name in _LOSS_NAMES:
+        if values[name].size != 1:
+            raise _Incorrect(f"{name} should be one number (a mean), got shape {values[name].shape}.")
+        values[name] = values[name].reshape(())
+    parts = {"encoder": encoder.trainable_variables, "codebook": [codebook], "decoder": decoder.trainable_variables}
+    variables = [v for part in _PARTS for v in parts[part]]
+    try:
+        rows = gradients(lambda x: [_forward_outputs(_call(fn, x, *args))[name] for name in _LOSS_NAMES],
+                         [images], variables)
+    except RuntimeError as error:
+        raise _NotAttempted(str(error)) from error
+    for name, row in zip(_LOSS_NAMES, rows, strict=True):
+        grads = iter(row[1:])
+        for part in _PARTS:
+            values[f"{name}/{part}"] = np.concatenate([next(grads).ravel() for _ in parts[part]])
+    return values
+
+
+def _forward_diagnosis(got, want):
+    """What differs, for mistakes not in the table: which part gets which gradient."""
+    for name in ("reconstructions", *_LOSS_NAMES):
+        if not _close(got[name], want[name]):
+            return (f"the values of {name} differ from the VQ-VAE's (expected "
+                    f"{float(np.mean(want[name])):.6g} on average, got {float(np.mean(got[name])):.6g}).")
+    problems = []
+    for name in _LOSS_NAMES:
+        for part in _PARTS:
+            flows, should = _nonzero(got[f"{name}/{part}"]), _nonzero(want[f"{name}/{part}"])
+            if flows != should:
+                problems.append(f"the {part} {'gets' if flows else 'gets no'} gradient from the {name.split('_')[0]} "
+                                f"loss")
+    if not problems:
+        problems.append("the values are right but the gradients differ from the VQ-VAE's")
+    return "; ".join(problems) + " (the reconstruction loss trains the decoder and, straight through, the encoder; "\
+        "the codebook loss only the codebook; the commitment loss only the encoder)."
+
+
+def _check_vqvae_forward(fn):
+    rng = np.random.default_rng(80)
+    cases = [(f"With images of shape {shape}, beta = {beta}, data_variance = {variance}: ",
+              (rng.uniform(size=shape).astype("float32"), seed, beta, variance))
+             for shape, seed, beta, variance in [((4, 5), 1, 0.25, 0.1), ((2, 3, 5), 2, 0.6, 0.25)]]
+    _check_by_observation(fn, cases, _observe_forward, vqvae_forward, _FORWARD_MISTAKES,
+                          lambda got, want, *args: _forward_diagnosis(got, want))
+
+
+core.register(
+    "vqvae_forward", reference=vqvae_forward, checker=_check_vqvae_forward, lesson=3,
+    shows=(quantizers.nearest_code, quantizers.straight_through, quantizers.vq_losses),
+    hints="""
+        Follow the data: centre the images, encode them, replace each encoder vector by its nearest code, decode
+        and add the 0.5 back. Each loss must reach only its own part: the reconstruction loss the decoder and,
+        through the straight-through estimator, the encoder; the codebook loss only the codebook; the commitment
+        loss only the encoder. Which tensor goes into the decoder, and which into the two codebook terms?
+
+        Flatten z_e to (-1, D) for quantizers.nearest_code(flat, codebook), look the codes up with
+        keras.ops.take(codebook, indices, axis=0) and reshape them to z_e's shape (that is z_q). The decoder gets
+        quantizers.straight_through(z_e, z_q); quantizers.vq_losses(z_e, z_q, beta) gives (codebook_loss,
+        commitment_loss) from z_q itself. reconstruction_loss = mean((images - reconstructions)**2) / data_variance.
+        """,
+    error_hint="Your function receives a backend tensor of images, Keras layers and a Keras variable: use keras.ops "
+               "and the package's quantizers functions, not NumPy, and return a dict.",
+    mistakes=_FORWARD_MISTAKES)
+
+
+# ---------------------------------------------------------------------------------------------
+# codebook_perplexity
+# ---------------------------------------------------------------------------------------------
 def codebook_perplexity(indices, num_codes):
     """exp(entropy) of the empirical distribution of the codes in ``indices`` (any shape);
     unused codes contribute 0. Equals num_codes when all codes are used equally, 1 for one code."""

@@ -1,8 +1,10 @@
-"""Lesson 4's exercises (the number and size of the codes): ``rate_bits_per_image`` and
-``codebook_usage``.
+"""Lesson 4's exercises (the number and size of the codes): ``rate_distortion_knee`` and ``dead_codes``.
 
-Both references are one-line adapters of the package's own :mod:`vqvae_lessons.metrics`:
-:func:`~vqvae_lessons.metrics.bits_per_image` and :func:`~vqvae_lessons.metrics.codes_used`.
+``rate_distortion_knee`` reads the sweep's K line: where its rate-distortion curve bends, the smallest
+rate from which on every further doubling of K gains less than a given number of decibels.
+``dead_codes`` finds the codes no image of a whole dataset uses, from code maps that arrive in batches;
+it adds up :func:`vqvae_lessons.metrics.code_counts` over the batches (a dataset-wide dead-code count
+that could live in :mod:`vqvae_lessons.metrics`).
 """
 
 from __future__ import annotations
@@ -11,133 +13,272 @@ import numpy as np
 
 from .. import metrics
 from . import core
-from .core import _check_number, _indices_case
+from .core import _call, _compare, _Incorrect, _to_array
 
 
-def rate_bits_per_image(grid_shape, num_codes):
-    """The rate of a grid of codes: each of the ``prod(grid_shape)`` cells holds one of ``num_codes``
-    codes, ``log2(num_codes)`` bits, so an image costs ``prod(grid_shape) * log2(num_codes)`` bits
-    (343 for a 7x7 grid of K = 128 codes)."""
-    return metrics.bits_per_image(num_codes, grid_shape)
+def rate_distortion_knee(rates, psnrs, min_gain_db, bits_per_doubling=49):
+    """The rate at which a K line's rate-distortion curve bends: ``rates`` (bits per image) and ``psnrs``
+    (dB) of its models, in any order; between neighbouring rates the gain per doubling of K is the PSNR
+    difference scaled to ``bits_per_doubling`` bits (49 for a 7x7 grid). Returns the smallest rate from
+    which on every step to a larger rate gains less than ``min_gain_db`` per doubling (the largest rate
+    when even the last step gains that much)."""
+    order = np.argsort(rates)
+    rates, psnrs = np.asarray(rates, "float64")[order], np.asarray(psnrs, "float64")[order]
+    gains = np.diff(psnrs) / np.diff(rates) * bits_per_doubling  # dB per doubling of K, one per step
+    knee = len(rates) - 1
+    while knee > 0 and gains[knee - 1] < min_gain_db:
+        knee -= 1
+    return float(rates[knee])
 
 
-def codebook_usage(indices, num_codes):
-    """The fraction of the ``num_codes`` codes that occur at least once in ``indices`` (any shape):
-    1.0 when every code is used, ``1 / num_codes`` when one code is."""
-    return metrics.codes_used(indices, num_codes) / num_codes
+def dead_codes(index_batches, num_codes):
+    """The codes that no image of a dataset uses: ``index_batches`` is an iterable (a generator, say) of
+    integer code maps ``(n, 7, 7)``, one batch of images each; returns the dead codes' indices ``(n_dead,)``
+    in increasing order, among ``0 ... num_codes - 1``."""
+    counts = np.zeros(num_codes, dtype="int64")
+    for batch in index_batches:  # one pass: a generator can be read only once
+        counts += metrics.code_counts(batch, num_codes)
+    return np.flatnonzero(counts == 0)
 
 
 # ---------------------------------------------------------------------------------------------
-# rate_bits_per_image
+# rate_distortion_knee
 # ---------------------------------------------------------------------------------------------
-def _cells(grid_shape):
-    return float(np.prod(grid_shape))
+def _knee_index(gains, min_gain_db):
+    knee = len(gains)
+    while knee > 0 and gains[knee - 1] < min_gain_db:
+        knee -= 1
+    return knee
 
 
-_RATE_BITS_MISTAKES = [
-    (lambda g, k: _cells(g) * np.log(k),
-     "you used the natural log, which counts nats: bits need log2 (np.log2), and 1 nat = 1 / ln 2 bits."),
-    (lambda g, k: _cells(g) * np.log10(k),
-     "you used log10, which counts decimal digits: bits need log2 (np.log2)."),
-    (lambda g, k: float(np.log2(k)),
-     "that is the rate of one code: an image has one code per cell of the grid, so multiply by the number of "
-     "cells, prod(grid_shape)."),
-    (lambda g, k: float(np.sum(g) * np.log2(k)),
-     "you added the grid's sides (7 + 7): the number of cells is their product, 7 * 7 = 49 (np.prod)."),
-    (lambda g, k: float(g[0] * np.log2(k)),
-     "you counted one row of the grid: the number of cells is the product of all its sides (np.prod(grid_shape))."),
-    (lambda g, k: _cells(g) * k,
-     "you multiplied by the number of codes: one code among K is worth log2(K) bits, not K."),
-    (lambda g, k: _cells(g) * np.ceil(np.log2(k)),
-     "you rounded log2(K) up: that is the length of a fixed-length binary code for one index, but the rate here "
-     "is the information, log2(K) bits exactly (the two agree when K is a power of 2)."),
-    (lambda g, k: float(np.log2(_cells(g) * k)),
-     "you took log2 of cells * K: the bits of the cells add up, log2(K ** cells) = cells * log2(K)."),
-    (lambda g, k: _cells(g) * np.log2(k - 1),
-     "you used log2(K - 1), from the largest index: there are K possible codes, so each holds log2(K) bits."),
+def _sorted(rates, psnrs):
+    order = np.argsort(rates)
+    return np.asarray(rates, "float64")[order], np.asarray(psnrs, "float64")[order]
+
+
+def _gains(rates, psnrs, per=49):
+    return np.diff(psnrs) / np.diff(rates) * per
+
+
+def _knee_unsorted(rates, psnrs, x):
+    rates, psnrs = np.asarray(rates, "float64"), np.asarray(psnrs, "float64")
+    return rates[_knee_index(_gains(rates, psnrs), x)]
+
+
+def _knee_first_small(rates, psnrs, x):
+    rates, psnrs = _sorted(rates, psnrs)
+    small = np.flatnonzero(_gains(rates, psnrs) < x)
+    return rates[small[0]] if small.size else rates[-1]
+
+
+def _knee_largest_gain(rates, psnrs, x):
+    rates, psnrs = _sorted(rates, psnrs)
+    return rates[np.argmax(_gains(rates, psnrs))]
+
+
+def _knee_shifted(rates, psnrs, x, shift):
+    rates, psnrs = _sorted(rates, psnrs)
+    return rates[int(np.clip(_knee_index(_gains(rates, psnrs), x) + shift, 0, len(rates) - 1))]
+
+
+def _knee_raw_differences(rates, psnrs, x):
+    rates, psnrs = _sorted(rates, psnrs)
+    return rates[_knee_index(np.diff(psnrs), x)]
+
+
+def _knee_per_bit(rates, psnrs, x):
+    rates, psnrs = _sorted(rates, psnrs)
+    return rates[_knee_index(_gains(rates, psnrs, per=1), x)]
+
+
+def _knee_psnr(rates, psnrs, x):
+    rates, psnrs = _sorted(rates, psnrs)
+    return psnrs[_knee_index(_gains(rates, psnrs), x)]
+
+
+def _knee_position(rates, psnrs, x):
+    rates, psnrs = _sorted(rates, psnrs)
+    return float(_knee_index(_gains(rates, psnrs), x))
+
+
+_KNEE_MISTAKES = [
+    (_knee_unsorted,
+     "you took the differences in the order the points came: sort the points by rate first (np.argsort(rates)), "
+     "so that each difference is one step to the next larger rate."),
+    (_knee_first_small,
+     "you returned the start of the first small step: a noisy curve can gain little once and a lot again later; "
+     "the knee is where the small gains begin for good, so every step after it must be small (walk back from the "
+     "largest rate)."),
+    (_knee_largest_gain,
+     "you returned where the largest gain starts: the knee is where the gains become small, not where one is "
+     "largest."),
+    (_knee_raw_differences,
+     "you compared raw PSNR differences: where two neighbouring rates are more than one doubling apart, divide the "
+     "difference by the number of doublings between them, (rate_b - rate_a) / bits_per_doubling."),
+    (_knee_per_bit,
+     "you compared a gain per bit with a threshold per doubling of K: multiply the dB per bit by "
+     "bits_per_doubling (49)."),
+    (lambda r, p, x: _knee_shifted(r, p, x, 1),
+     "you returned the rate at the end of the first small step of the tail: the knee is where that step starts."),
+    (lambda r, p, x: _knee_shifted(r, p, x, -1),
+     "you returned where the last large step starts: the knee is where it ends, the rate after which every step "
+     "is small."),
+    (_knee_psnr,
+     "you returned the PSNR at the knee: return its rate, in bits per image."),
+    (_knee_position,
+     "you returned the position of the knee among the sorted points: return its rate (rates sorted, at that "
+     "position)."),
 ]
 
 
-def _rate_bits_cases():
-    yield (7, 7), 128
-    yield (7, 7), 100
-    yield (4, 6), 10
-    yield (8, 8), 2
-    yield (7, 7), 512
-    yield (3, 5), 1  # a codebook of one code tells nothing: 0 bits
+def _rates(ks):
+    return 49 * np.log2(np.asarray(ks, "float64"))
 
 
-def _check_rate_bits_per_image(fn):
-    _check_number(fn, _rate_bits_cases(), rate_bits_per_image, _RATE_BITS_MISTAKES,
-                  lambda grid_shape, num_codes: f"With grid_shape = {grid_shape} and num_codes = {num_codes}: ")
+def _knee_cases():
+    # (rates, psnrs, min_gain_db): a K line from 4 to 512, shuffled, with a noisy curve (a small gain early on)
+    ks, gains = [4, 8, 16, 32, 64, 128, 256, 512], [1.0, 0.9, 1.3, 1.0, 0.75, 0.8, 0.45]
+    psnrs = 16.0 + np.concatenate([[0.0], np.cumsum(gains)])
+    order = [2, 7, 0, 5, 3, 1, 6, 4]
+    yield _rates(ks)[order], psnrs[order], 0.95
+    # a sweep that skipped K = 64: the step from 32 to 128 is two doublings
+    ks, psnrs = [8, 16, 32, 128, 256], np.array([18.0, 19.0, 19.9, 21.5, 22.0])
+    yield _rates(ks), psnrs, 0.85
+    # a curve that never bends within the sweep: the largest rate
+    yield _rates([16, 32, 64, 128]), np.array([18.0, 19.5, 21.0, 22.2]), 1.0
+    # the curve bends right away: the smallest rate
+    yield _rates([32, 64, 128, 256, 512])[::-1], np.array([23.0, 22.8, 22.5, 22.1, 21.6]), 0.6
 
 
-core.register(
-    "rate_bits_per_image", reference=rate_bits_per_image, checker=_check_rate_bits_per_image, lesson=4,
-    shows=(metrics.bits_per_image,),
-    hints="""
-        Count how many codes make up one image, and how much information one code carries when it can be any of
-        num_codes codes: a choice among K equally likely options is worth a number of bits that grows like the
-        logarithm of K. The image's rate is the total over its codes.
-
-        The grid has np.prod(grid_shape) cells, one code in each; one code among num_codes is worth
-        log2(num_codes) bits, a base-2 logarithm (np.log2 or math.log2, not np.log, which counts nats). Return
-        one number.
-        """,
-    error_hint="grid_shape is a tuple of ints such as (7, 7) and num_codes an int; return one number (np.prod and "
-               "np.log2 help).",
-    mistakes=_RATE_BITS_MISTAKES)
-
-
-# ---------------------------------------------------------------------------------------------
-# codebook_usage
-# ---------------------------------------------------------------------------------------------
-def _rows_usage(indices, num_codes):
-    rows = np.reshape(indices, (len(indices), -1)) if np.ndim(indices) > 1 else [indices]
-    return float(np.mean([codebook_usage(row, num_codes) for row in rows]))
-
-
-_CODEBOOK_USAGE_MISTAKES = [
-    (lambda i, k: float(len(np.unique(i))),
-     "you returned the number of codes used: the usage is that number divided by num_codes, a fraction."),
-    (lambda i, k: len(np.unique(i)) / np.size(i),
-     "you divided by the number of indices: the usage is the share of the codebook, codes used / num_codes."),
-    (lambda i, k: 1.0 - len(np.unique(i)) / k,
-     "you returned the share of unused (dead) codes: the usage is the share of codes used at least once."),
-    (lambda i, k: (np.max(i) + 1) / k,
-     "you assumed the codes used are 0 to max(indices): codes in between can be unused; count the distinct "
-     "values (np.unique, or the nonzero counts of np.bincount)."),
-    (_rows_usage,
-     "you averaged a usage per row: a code counts as used if it occurs anywhere, so take all indices together "
-     "(flatten them first)."),
-    (lambda i, k: metrics.perplexity(i, k) / k,
-     "you divided the perplexity by num_codes: the perplexity weights codes by how often they occur, while the "
-     "usage counts every code that occurs at least once, however rarely."),
-]
-
-
-def _codebook_usage_cases():
-    rng = np.random.default_rng(40)
-    yield rng.choice([0, 2, 3, 5, 9], size=(3, 7, 7), p=[0.5, 0.2, 0.15, 0.1, 0.05]), 16
-    yield rng.choice([1, 4, 6], size=20, p=[0.8, 0.15, 0.05]), 8
-    yield rng.integers(0, 12, size=(2, 4, 4)), 12
-    yield np.full((2, 3), 3), 4  # a single code: 1 / num_codes
-
-
-def _check_codebook_usage(fn):
-    _check_number(fn, _codebook_usage_cases(), codebook_usage, _CODEBOOK_USAGE_MISTAKES, _indices_case)
+def _check_rate_distortion_knee(fn):
+    for rates, psnrs, min_gain_db in _knee_cases():
+        got = _to_array(_call(fn, rates, psnrs, min_gain_db))
+        got = got.reshape(()) if got.size == 1 else got
+        points = [(round(float(r)), round(float(p), 2)) for r, p in zip(rates, psnrs, strict=True)]
+        where = f"With the points (rate, PSNR) {points} and min_gain_db = {min_gain_db}: "
+        _compare(got, np.asarray(rate_distortion_knee(rates, psnrs, min_gain_db)), (rates, psnrs, min_gain_db),
+                 _KNEE_MISTAKES, where=where, symbols="()", kind="number")
 
 
 core.register(
-    "codebook_usage", reference=codebook_usage, checker=_check_codebook_usage, lesson=4,
-    shows=(metrics.codes_used, metrics.code_counts),
+    "rate_distortion_knee", reference=rate_distortion_knee, checker=_check_rate_distortion_knee, lesson=4,
     hints="""
-        The usage asks which codes occur at all, not how often: count the distinct codes among all the indices,
-        and express that count as a share of the whole codebook.
+        Put the points in order of rate, then look at each step from one rate to the next: how many decibels it
+        gains for each doubling of K it spans. The knee is not the first step that gains little (noise can make
+        one step small), but the point after which every remaining step does: start from the largest rate and
+        walk back while the step before you is small.
 
-        np.unique of the flattened indices lists the codes that occur (so do the nonzero entries of np.bincount
-        with minlength=num_codes); their number, divided by num_codes, is the usage: a fraction between
-        1 / num_codes and 1.
+        Sort both arrays with order = np.argsort(rates). The gains per doubling are np.diff(psnrs) /
+        np.diff(rates) * bits_per_doubling, one per step. Start at the last index and step back while the gain
+        just below it is less than min_gain_db; return rates[that index], one number.
         """,
-    error_hint="indices is an integer NumPy array of any shape: flatten it (np.ravel) first; return one number.",
-    mistakes=_CODEBOOK_USAGE_MISTAKES)
+    error_hint="rates and psnrs are 1-D NumPy arrays of the same length (not sorted) and min_gain_db a number; "
+               "return one rate, a number.",
+    mistakes=_KNEE_MISTAKES)
+
+
+# ---------------------------------------------------------------------------------------------
+# dead_codes
+# ---------------------------------------------------------------------------------------------
+def _all_counts(batches, k):
+    return sum(np.bincount(np.ravel(b), minlength=k) for b in batches)
+
+
+def _dead_in(batch, k):
+    return np.flatnonzero(np.bincount(np.ravel(batch), minlength=k) == 0)
+
+
+def _dead_in_any_batch(batches, k):
+    return np.unique(np.concatenate([_dead_in(b, k) for b in batches]))
+
+
+def _dead_without_minlength(batches, k):
+    return np.flatnonzero(sum(np.bincount(np.ravel(b), minlength=int(max(np.max(b) for b in batches)) + 1)
+                              for b in batches) == 0)
+
+
+def _listed(mistake):
+    """A mistake that also takes the batches as a generator (as the learner's function does)."""
+    return lambda batches, k: mistake(list(batches), k)
+
+
+_DEAD_CODES_MISTAKES = [(_listed(mistake), mistake_hint) for mistake, mistake_hint in [
+    (lambda b, k: np.arange(k),
+     "every code came out dead: did you read index_batches twice? A generator runs out after one pass (a first "
+     "loop, list(...) or len(...) uses it up), so a second loop sees no batches. Loop over it once."),
+    (lambda b, k: _dead_in(b[-1], k),
+     "you kept the dead codes of the last batch only: add up the counts over all batches before you look for "
+     "zeros (a code one batch misses may be used in another)."),
+    (lambda b, k: _dead_in(b[0], k),
+     "you looked at the first batch only (a return inside the loop?): add up the counts over all batches first."),
+    (_dead_in_any_batch,
+     "you called a code dead when some batch did not use it: a code is dead only if no batch of the whole "
+     "dataset uses it, so add up the counts over all batches first."),
+    (lambda b, k: np.flatnonzero(_all_counts(b, k) <= 1),
+     "you counted codes used once as dead: a dead code is used zero times (count == 0)."),
+    (lambda b, k: np.flatnonzero(_all_counts(b, k) > 0),
+     "you returned the codes that are used: return the ones that are not (count == 0)."),
+    (lambda b, k: np.flatnonzero(_all_counts(b, k)[:-1] == 0),
+     "code num_codes - 1 is missing: the codes run from 0 to num_codes - 1 inclusive (range(num_codes))."),
+    (lambda b, k: np.flatnonzero(_all_counts(b, k)[1:] == 0) + 1,
+     "code 0 is missing: the codes run from 0 to num_codes - 1 (range(num_codes), not range(1, num_codes))."),
+    (_dead_without_minlength,
+     "the codes above the largest one used are missing: np.bincount stops at the largest value it sees; give it "
+     "minlength=num_codes (or count over range(num_codes))."),
+    (lambda b, k: float(np.count_nonzero(_all_counts(b, k) == 0)),
+     "you returned how many codes are dead: return their indices, in increasing order."),
+    (lambda b, k: _all_counts(b, k) == 0,
+     "you returned a mask of K booleans: return the indices of the dead codes (np.flatnonzero of the mask)."),
+]]
+
+
+def _dead_codes_cases():
+    rng = np.random.default_rng(44)
+
+    def batch(n, codes):
+        return rng.choice(codes, size=(n, 7, 7))
+
+    # K = 12: code 5 used once, codes 9, 10 and 11 dead; each batch misses codes another one uses
+    batches = [batch(2, [1, 2, 3]), batch(2, [1, 2, 4, 6]), batch(1, [0, 1, 7, 8])]
+    batches[0][0, 0, 0] = 5
+    yield batches, 12
+    # K = 8: code 0 and code 3 dead, code 7 used; the last batch is smaller
+    yield [batch(4, [1, 2, 7]), batch(4, [4, 5, 6]), batch(3, [2, 6])], 8
+    # K = 6: no code dead
+    yield [batch(3, [0, 1, 2]), batch(3, [3, 4, 5])], 6
+
+
+def _as_indices(value):
+    if isinstance(value, (set, frozenset)):
+        value = sorted(value)
+    array = _to_array(value)
+    if array.size == 0:
+        return array.astype("int64").reshape(array.shape)
+    return np.sort(array) if array.ndim == 1 and array.dtype.kind in "iu" else array
+
+
+def _check_dead_codes(fn):
+    for batches, num_codes in _dead_codes_cases():
+        got = _as_indices(_call(fn, (b for b in batches), num_codes))  # a generator, as a data pipeline gives it
+        where = (f"With {len(batches)} batches of shapes {[b.shape for b in batches]} (a generator) and "
+                 f"num_codes = {num_codes}: ")
+        if got.ndim > 1:
+            raise _Incorrect(f"{where}expected a 1-D array of code indices, got shape {got.shape}.")
+        _compare(got, dead_codes(iter(batches), num_codes), (batches, num_codes), _DEAD_CODES_MISTAKES,
+                 where=where, symbols="(n_dead,)", kind="index")
+
+
+core.register(
+    "dead_codes", reference=dead_codes, checker=_check_dead_codes, lesson=4, shows=(metrics.code_counts,),
+    hints="""
+        A code is dead when no image of the whole dataset uses it, so one batch cannot tell you: keep one count
+        per code, add each batch's counts to it, and look for the codes still at zero at the end. The batches
+        may come from a generator, which you can read only once; and the codes run from 0 to num_codes - 1.
+
+        Start with counts = np.zeros(num_codes, dtype=int); for each batch add np.bincount(batch.ravel(),
+        minlength=num_codes) (or metrics.code_counts(batch, num_codes)). After the loop, np.flatnonzero(counts
+        == 0) gives the dead codes' indices in increasing order.
+        """,
+    error_hint="index_batches is an iterable (a generator) of integer NumPy arrays (n, 7, 7): loop over it once "
+               "(it has no len()); return a 1-D array of code indices.",
+    mistakes=_DEAD_CODES_MISTAKES)

@@ -1,0 +1,123 @@
+"""Lesson 1: the ``vae_loss`` checker, the NumPy-against-package checks the lesson no longer
+runs itself, and the reparameterization diagram."""
+
+import numpy as np
+from keras import ops
+
+from vqvae_lessons import vae
+from vqvae_lessons.exercises import check, lesson1, solution_source
+from vqvae_lessons.gradients import gradients
+
+
+def assert_incorrect(capsys, name, fn, *phrases):
+    result = check(name, fn)
+    out = capsys.readouterr().out
+    assert result is False and out.startswith("Incorrect:"), out
+    for phrase in phrases:
+        assert phrase in out, f"{phrase!r} not in: {out}"
+
+
+def bce(x, logits):
+    return ops.binary_crossentropy(x, logits, from_logits=True)
+
+
+def kl(m, lv):
+    return -0.5 * ops.sum(1 + lv - m**2 - ops.exp(lv), axis=-1)
+
+
+def small_batch(seed=1):
+    rng = np.random.default_rng(seed)
+    mean = rng.normal(size=(4, 2)).astype("float32")
+    log_var = rng.normal(-1.0, 0.5, size=(4, 2)).astype("float32")
+    eps = rng.standard_normal((4, 2)).astype("float32")
+    return mean, log_var, eps
+
+
+# -- vae_loss ------------------------------------------------------------------------------------
+def test_vae_loss_is_what_the_package_vae_trains_on():
+    rng = np.random.default_rng(0)
+    images = rng.uniform(size=(3, 28, 28, 1)).astype("float32")
+    y_pred = {"logits": rng.normal(size=(3, 28, 28, 1)).astype("float32"),
+              "mean": rng.normal(size=(3, 2)).astype("float32"), "log_var": rng.normal(size=(3, 2)).astype("float32")}
+    package = ops.convert_to_numpy(vae.VAE(latent_dim=2).compute_loss(x=images, y_pred=y_pred))
+    ours = ops.convert_to_numpy(lesson1.vae_loss(images, y_pred["logits"], y_pred["mean"], y_pred["log_var"]))
+    np.testing.assert_allclose(ours, package, rtol=1e-6)
+    assert "def gaussian_kl(" in solution_source("vae_loss")
+
+
+def test_vae_loss_alternatives(capsys):
+    assert check("vae_loss", lesson1.vae_loss) is True
+    assert check("vae_loss", lambda x, lg, m, lv: np.mean(
+        np.sum(np.logaddexp(0, lg) - x * lg, axis=(1, 2, 3)) + 0.5 * np.sum(m**2 + np.exp(lv) - 1 - lv, axis=1)))
+    assert check("vae_loss", lambda x, lg, m, lv: ops.mean(
+        ops.sum(ops.binary_crossentropy(x, ops.sigmoid(lg)), axis=(1, 2, 3)) + vae.gaussian_kl(m, lv))) is True
+
+
+def test_vae_loss_mistakes(capsys):
+    def pixels(per_pixel):
+        return ops.sum(per_pixel, axis=(1, 2, 3))
+
+    assert_incorrect(capsys, "vae_loss", lambda x, lg, m, lv: ops.mean(pixels(bce(x, lg)) - kl(m, lv)), "subtracted")
+    assert_incorrect(capsys, "vae_loss", lambda x, lg, m, lv: ops.mean(bce(x, lg)) + ops.mean(kl(m, lv)),
+                     "averaged the cross-entropy over the pixels", "drown")
+    assert_incorrect(capsys, "vae_loss", lambda x, lg, m, lv: ops.mean(pixels(bce(x, lg))), "forgot the KL")
+    # NumPy's sigmoid: Keras on TensorFlow quietly undoes its own ops.sigmoid passed with from_logits=True
+    assert_incorrect(capsys, "vae_loss",
+                     lambda x, lg, m, lv: ops.mean(pixels(bce(x, 1 / (1 + np.exp(-lg)))) + kl(m, lv)),
+                     "sigmoid was applied twice")
+    assert_incorrect(capsys, "vae_loss",
+                     lambda x, lg, m, lv: ops.mean(pixels(ops.binary_crossentropy(x, lg)) + kl(m, lv)),
+                     "expects probabilities")
+    assert_incorrect(capsys, "vae_loss", lambda x, lg, m, lv: ops.mean(pixels(bce(x, lg))) + ops.sum(kl(m, lv)),
+                     "summed the KL over the batch")
+    assert_incorrect(capsys, "vae_loss", lambda x, lg, m, lv: ops.mean(pixels(bce(x, lg)) + kl(m, 2 * lv)),
+                     "log of the standard deviation")
+    assert_incorrect(capsys, "vae_loss", lambda x, lg, m, lv: ops.mean(pixels(bce(x, lg)) + 2 * kl(m, lv)),
+                     "twice too large")
+    assert_incorrect(capsys, "vae_loss", lambda x, lg, m, lv: pixels(bce(x, lg)) + kl(m, lv), "single number")
+
+
+def test_vae_loss_mistakes_are_told_apart():
+    """No two mistakes of the table give the same loss, and none gives the right one."""
+    for case in lesson1._vae_loss_cases():
+        values = [float(f(*case)) for f, _ in lesson1._VAE_LOSS_MISTAKES]
+        right = float(ops.convert_to_numpy(lesson1.vae_loss(*case)))
+        assert all(not np.isclose(v, right, rtol=1e-4) for v in values)
+        distinct = {round(v, 3) for v in values}
+        assert len(distinct) == len(values)
+
+
+# -- moved from the notebook: our NumPy agrees with the package ----------------------------------
+def test_numpy_reparameterize_and_kl_agree_with_the_package():
+    mean, log_var, eps = small_batch()
+    np.testing.assert_allclose(mean + np.exp(0.5 * log_var) * eps,
+                               ops.convert_to_numpy(vae.reparameterize(mean, log_var, eps)), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(0.5 * np.sum(mean**2 + np.exp(log_var) - 1.0 - log_var, axis=-1),
+                               ops.convert_to_numpy(vae.gaussian_kl(mean, log_var)), rtol=1e-5, atol=1e-6)
+
+
+def test_gradients_flow_through_the_reparameterized_sample_as_the_chain_rule_says():
+    mean, log_var, eps = small_batch()
+    grad_mean, grad_log_var, grad_eps = gradients(
+        lambda m, lv, e: ops.sum(vae.reparameterize(m, lv, e) ** 2), [mean, log_var, eps])
+    z = mean + np.exp(0.5 * log_var) * eps
+    np.testing.assert_allclose(grad_mean, 2 * z, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(grad_log_var, 2 * z * 0.5 * np.exp(0.5 * log_var) * eps, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(grad_eps, 2 * z * np.exp(0.5 * log_var), rtol=1e-5, atol=1e-6)
+
+
+# -- the diagram ---------------------------------------------------------------------------------
+def test_reparameterization_diagram_has_a_title_and_its_labels(tmp_path):
+    from vqvae_lessons.diagrams.reparameterization import reparameterization
+
+    fig = reparameterization()
+    ax = fig.axes[0]
+    assert "reparameterization" in ax.get_title()
+    texts = " | ".join(t.get_text() for t in ax.texts)
+    for label in ("encoder", "decoder", "mean μ", "log-variance", r"\varepsilon \sim", "randomness",
+                  "no gradient path into ε", r"\odot \varepsilon"):
+        assert label in texts, label
+    dashed = [p for p in ax.patches if p.get_linestyle() in ("--", "dashed")]
+    assert len(dashed) >= 4  # the gradient path
+    fig.savefig(tmp_path / "diagram.png")
+    assert (tmp_path / "diagram.png").stat().st_size > 1000
