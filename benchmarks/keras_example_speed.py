@@ -63,13 +63,14 @@ import json  # noqa: E402
 import platform  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
-import time  # noqa: E402
 
-# vqvae_lessons first: it imports TensorFlow with its start-up messages silenced.
+# vqvae_lessons first: its quiet() imports TensorFlow with its start-up messages silenced.
 # isort: off
 import vqvae_lessons  # noqa: E402
+
+vqvae_lessons.quiet()
 from vqvae_lessons.data import MNIST_ENV, load_mnist  # noqa: E402
-from vqvae_lessons.train import train_vqvae  # noqa: E402
+from vqvae_lessons.train import EpochTimer, train_vqvae  # noqa: E402  (the package's own timer, for both)
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -185,19 +186,6 @@ class VQVAETrainer(keras.models.Model):
             "reconstruction_loss": self.reconstruction_loss_tracker.result(),
             "vqvae_loss": self.vq_loss_tracker.result(),
         }
-
-
-class EpochTimer(keras.callbacks.Callback):
-    """Wall-clock seconds of each epoch (``time.perf_counter``), as the package's own timer."""
-
-    def on_train_begin(self, logs=None):
-        self.seconds = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._start = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.seconds.append(time.perf_counter() - self._start)
 
 
 def load_example_data():

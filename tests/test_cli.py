@@ -2,14 +2,14 @@
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 
 import pytest
 
-from vqvae_lessons import pretrained
+from vqvae_lessons import cli, pretrained, recipes
 from vqvae_lessons.data import MNIST_ENV, load_mnist
-from vqvae_lessons.train import train_prior_like
 
 
 def run(*args, env=None):
@@ -34,6 +34,10 @@ def test_train_then_evaluate_a_tiny_model(synthetic_npz, tmp_path):
     card = json.loads((tmp_path / "tiny.json").read_text())
     assert card["config"]["num_embeddings"] == 16 and "train vqvae --architecture keras-example" in \
         card["training"]["command"]
+    words = shlex.split(card["training"]["command"])  # rendered from the recipe: it reruns the same training
+    assert words[:3] == ["python", "-m", "vqvae_lessons"] and words[-4:] == ["--out", str(tmp_path), "--name", "tiny"]
+    assert cli.recipe_of(cli.build_parser().parse_args(words[3:])) == \
+        recipes.VQVAERecipe(architecture="keras-example", num_embeddings=16, epochs=1)
     result = run("evaluate", "vqvae", "--weights", str(tmp_path / "tiny.weights.h5"), env=env)
     assert result.returncode == 0, result.stderr
     evaluated = json.loads(result.stdout)
@@ -77,9 +81,9 @@ def test_train_a_tiny_prior_then_evaluate_sample_and_judge(synthetic_npz, tmp_pa
     assert card["training"]["augment"] == 0.5
     card_text = (tmp_path / "prior.md").read_text()
     assert "| training images moved by a pixel each epoch (fraction) | 0.5 |" in card_text
-    # train_prior_like (what the lessons' TRAIN_FROM_SCRATCH uses) repeats the card's run, every setting included
-    _, again = train_prior_like(card, pretrained.load(weights_path=str(tmp_path / "vq.weights.h5")),
-                                data=load_mnist(path=synthetic_npz), verbose=0)
+    # the card's recipe (what the lessons' TRAIN_FROM_SCRATCH trains) repeats the card's run, every setting included
+    _, again = recipes.train(recipes.from_card(card), data=load_mnist(path=synthetic_npz),
+                             vqvae=pretrained.load_vqvae(tmp_path / "vq.weights.h5"), verbose=0)
     assert again["lr_schedule"] == "cosine" and again["epochs"] == 1 and again["augment"] == 0.5
     assert again["history"]["loss"] == pytest.approx(card["history"]["loss"], rel=1e-3)
     result = run("evaluate", "prior", "--weights", str(tmp_path / "prior.weights.h5"), env=env)
@@ -111,8 +115,8 @@ def test_train_a_tiny_prior_then_evaluate_sample_and_judge(synthetic_npz, tmp_pa
     card = json.loads((tmp_path / "told.json").read_text())
     assert card["config"]["num_classes"] is None and card["training"]["condition_on_moves"] is True
     assert "| told which move made each map, sampled unmoved | True |" in (tmp_path / "told.md").read_text()
-    _, again = train_prior_like(card, pretrained.load(weights_path=str(tmp_path / "vq.weights.h5")),
-                                data=load_mnist(path=synthetic_npz), verbose=0)
+    _, again = recipes.train(recipes.from_card(card), data=load_mnist(path=synthetic_npz),
+                             vqvae=pretrained.load_vqvae(tmp_path / "vq.weights.h5"), verbose=0)
     assert again["condition_on_moves"] is True
     assert again["history"]["val_loss"] == pytest.approx(card["history"]["val_loss"], rel=1e-3)
     result = run("train", "prior", "--vqvae", str(tmp_path / "vq.weights.h5"), "--condition-on-moves",

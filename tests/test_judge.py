@@ -50,10 +50,13 @@ def test_judging_images_on_synthetic_data(tiny_mnist):
             judge.judge_images(bad, judge=untrained, data=tiny_mnist)
     with pytest.raises(ValueError, match="label must be a digit"):
         judge.judge_images(tiny_mnist.x_test[:4], label=12, judge=untrained, data=tiny_mnist)
+    with pytest.raises(ValueError, match=r"Give the judge: judge=pretrained.shipped_judge\(\)"):
+        judge.judge_images(tiny_mnist.x_test[:4], data=tiny_mnist)  # judge knows no shipped weights
 
 
 def test_the_shipped_judge_is_accurate(real_mnist):
-    model = pretrained.load("judge-mnist")
+    model = pretrained.shipped_judge()
+    assert model is pretrained.shipped_judge() and isinstance(model, judge.Judge)  # loaded once
     results = judge.evaluate_judge(model, real_mnist)
     assert results["test_accuracy"] >= 0.99
     real = judge.judge_images(real_mnist.x_train[:1000], label=real_mnist.y_train[:1000], judge=model,

@@ -1,11 +1,10 @@
 import json
-import shlex
 import shutil
 
 import numpy as np
 import pytest
 
-from vqvae_lessons import judge, metrics, pretrained
+from vqvae_lessons import judge, metrics, pretrained, recipes
 from vqvae_lessons.judge import Judge
 from vqvae_lessons.pretrained import PretrainedError
 from vqvae_lessons.priors.pixelcnn import PixelCNN
@@ -27,12 +26,11 @@ def test_the_issue_s_weights_are_shipped():
 
 @pytest.mark.parametrize("name", SHIPPED)
 def test_each_card_says_what_a_model_card_must(name):
-    info, recipe = pretrained.card(name), pretrained.RECIPES[name]
-    assert info["name"] == name and info["training"]["seed"] == 0 and info["model"] == recipe[0]
-    # the card's command is the recipe that reproduce runs, every setting of it
-    assert info["training"]["command"] == f"python -m vqvae_lessons reproduce {name}  # = train {shlex.join(recipe)}"
-    epochs = int(recipe[recipe.index("--epochs") + 1])
-    assert info["training"]["median_seconds_per_epoch"] > 0 and info["training"]["epochs"] == epochs
+    info, recipe = pretrained.card(name), recipes.RECIPES[name]
+    assert info["name"] == name and info["training"]["seed"] == 0 and info["model"] == recipe.kind
+    # the card's command is the recipe that reproduce runs, every setting of it (see test_recipes.py)
+    assert info["training"]["command"] == recipes.reproduce_command(name)
+    assert info["training"]["median_seconds_per_epoch"] > 0 and info["training"]["epochs"] == recipe.epochs
     assert {"keras", "tensorflow", "numpy", "python"} <= set(info["versions"])
     assert METRICS[info["model"]] <= set(info["metrics"])
     text = (pretrained.WEIGHTS_DIR / f"{name}.md").read_text()

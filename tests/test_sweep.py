@@ -14,7 +14,7 @@ import pytest
 from matplotlib.figure import Figure
 
 from vqvae_lessons import metrics, plotting, sweep
-from vqvae_lessons.__main__ import _parser
+from vqvae_lessons.cli import build_parser
 from vqvae_lessons.data import MNIST_ENV
 from vqvae_lessons.sweep import SweepError
 
@@ -141,7 +141,7 @@ def test_cli_runs_a_tiny_sweep_and_writes_readable_results(tiny_sweep):
     assert index["complete"] and index["settings"]["train_size"] == 64 and index["settings"]["epochs"] == 1
     words = shlex.split(index["command"])  # the recorded command reruns the same sweep
     assert words[:4] == ["python", "-m", "vqvae_lessons", "sweep"]
-    assert vars(_parser().parse_args(words[3:])) == vars(_parser().parse_args(args))
+    assert vars(build_parser().parse_args(words[3:])) == vars(build_parser().parse_args(args))
     for p in summary["points"]:
         record = sweep.point(index=index, **({"ablation": "loss"} if p["name"].endswith("loss") else
                                              {"num_embeddings": p["K"], "embedding_dim": p["D"]}))

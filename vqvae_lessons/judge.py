@@ -13,12 +13,11 @@ a classifier trained on MNIST in place of Inception:
 * :func:`class_histogram`: how many images the judge assigns to each digit.
 * the share of class-conditional samples judged to be the class asked for.
 
-:func:`judge_images` computes them all. The shipped judge is ``pretrained.load("judge-mnist")``.
+:func:`judge_images` computes them all with the judge it is given; the shipped judge is
+``pretrained.shipped_judge()`` (``pretrained.load("judge-mnist")``, loaded once).
 """
 
 from __future__ import annotations
-
-import functools
 
 import keras
 import numpy as np
@@ -110,21 +109,16 @@ def reference_features(judge, data=None):
     return judge.__dict__["_test_features"]
 
 
-@functools.cache
-def shipped_judge():
-    """The shipped judge, ``pretrained.load("judge-mnist")``, loaded once."""
-    from . import pretrained
-
-    return pretrained.load("judge-mnist")
-
-
 def judge_images(images, label=None, judge=None, data=None):
     """Judge images ``(N, 28, 28[, 1])`` in [0, 1] (N >= 2): a dict of ``n``,
     ``inception_score``, ``frechet_distance`` (to the MNIST test set, in the judge's
     features), ``class_histogram`` (list of 10 counts), ``mean_confidence`` (the mean top
     probability) and, given the class asked for (``label``: an int or ``(N,)`` ints),
-    ``label_accuracy``, the share judged to be that class."""
-    judge = judge or shipped_judge()
+    ``label_accuracy``, the share judged to be that class. ``judge``: a :class:`Judge`, such as the
+    shipped one, ``pretrained.shipped_judge()``."""
+    if judge is None:
+        raise ValueError("Give the judge: judge=pretrained.shipped_judge() (the shipped MNIST classifier, "
+                         "loaded once) or a Judge you trained (train_judge).")
     images = check_images(images)
     if len(images) < 2:
         raise ValueError(f"Judging needs at least 2 images (the Frechet distance fits a covariance), got "
@@ -148,12 +142,12 @@ def judge_images(images, label=None, judge=None, data=None):
 def train_judge(epochs=4, batch_size=128, learning_rate=1e-3, seed=0, train_size=None, data=None, validate=True,
                 verbose="auto"):
     """Train a :class:`Judge` on MNIST's training digits; return ``(judge, record)``."""
-    from .train import _fit
+    from .train import fit
 
     keras.utils.set_random_seed(seed)
     data = data or load_mnist()
     judge = Judge()
-    record = _fit(judge, data.x_train[:train_size], epochs, batch_size, learning_rate,
+    record = fit(judge, data.x_train[:train_size], epochs, batch_size, learning_rate,
                   data.x_test if validate else None, [], verbose, targets=data.y_train[:train_size].astype("int32"),
                   validation_targets=data.y_test.astype("int32"),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))

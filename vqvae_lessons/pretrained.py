@@ -5,57 +5,25 @@ that reproduces the weights, training time, library versions and test metrics)
 and ``load(name)`` returns a ready model. Each ``NAME.weights.h5`` lies in
 ``vqvae_lessons/weights/`` beside ``NAME.json`` (the card's data) and
 ``NAME.md`` (the card for people).
+
+The same functions serve weights you train: :func:`train_and_save` trains a recipe
+(:mod:`~vqvae_lessons.recipes`) and writes its weights and card into a folder,
+:func:`reproduce` does so for a shipped weight, and :func:`evaluate` measures saved
+weights on the test set again. The command line only calls them.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import json
 import platform
 from pathlib import Path
 
+from . import recipes
+from .recipes import RECIPES
+
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
-
-# Every shipped weight and the command-line arguments that train it
-# (``python -m vqvae_lessons reproduce NAME`` runs ``train`` with them).
-RECIPES = {
-    "keras-example-k128-d16": ["vqvae", "--architecture", "keras-example", "--quantizer", "loss",
-                               "--num-embeddings", "128", "--embedding-dim", "16", "--epochs", "30",
-                               "--no-kmeans-init", "--no-restart-dead-codes", "--seed", "0"],
-    "vqvae-k128-d16": ["vqvae", "--architecture", "residual", "--quantizer", "ema", "--num-embeddings", "128",
-                       "--embedding-dim", "16", "--epochs", "30", "--seed", "0"],
-    "vae-z2": ["vae", "--latent-dim", "2", "--epochs", "30", "--seed", "0"],
-    "pixelcnn-keras-example": ["prior", "--vqvae", "keras-example-k128-d16", "--architecture", "keras-example",
-                               "--epochs", "30", "--learning-rate", "3e-4", "--seed", "0"],
-    "gated-keras-example": ["prior", "--vqvae", "keras-example-k128-d16", "--architecture", "gated",
-                            "--channels", "96", "--dropout", "0.25", "--augment", "0.5", "--epochs", "20",
-                            "--lr-schedule", "cosine", "--seed", "0"],
-    "gated-vqvae": ["prior", "--vqvae", "vqvae-k128-d16", "--architecture", "gated", "--channels", "96",
-                    "--dropout", "0.2", "--augment", "0.5", "--condition-on-moves", "--epochs", "20",
-                    "--lr-schedule", "cosine", "--seed", "0"],
-    "gated-vqvae-conditional": ["prior", "--vqvae", "vqvae-k128-d16", "--architecture", "gated", "--conditional",
-                                "--dropout", "0.1", "--epochs", "24", "--lr-schedule", "cosine", "--seed", "0"],
-    "judge-mnist": ["judge", "--epochs", "4", "--seed", "0"],
-}
-
-DESCRIPTIONS = {
-    "keras-example-k128-d16": "The published Keras example's VQ-VAE, reproduced faithfully: its encoder and "
-                              "decoder, a codebook learned by the codebook loss, no codebook maintenance.",
-    "vqvae-k128-d16": "The project's default VQ-VAE at the same code budget (7x7 codes of K=128, 343 bits per "
-                      "image): a residual encoder and decoder, an EMA codebook with k-means initialisation and "
-                      "dead-code restarts.",
-    "vae-z2": "A convolutional VAE with a 2-D latent space, for lesson 1's latent map and samples.",
-    "pixelcnn-keras-example": "The published Keras example's PixelCNN prior, reproduced faithfully (7x7 type-A "
-                              "convolution, two residual blocks, two 1x1 layers; Adam 3e-4, 30 epochs), over the "
-                              "codes of keras-example-k128-d16.",
-    "gated-keras-example": "The project's gated PixelCNN (no blind spot) over the codes of keras-example-k128-d16, "
-                           "to compare with the example's prior on the same codes.",
-    "gated-vqvae": "The project's default prior: a gated PixelCNN over the codes of vqvae-k128-d16.",
-    "gated-vqvae-conditional": "A class-conditional gated PixelCNN over the codes of vqvae-k128-d16: it draws the "
-                               "digit it is asked for.",
-    "judge-mnist": "A small MNIST classifier that judges generated digits: its class probabilities give the "
-                   "inception score and class histogram, its penultimate features the Frechet distance.",
-}
 
 
 class PretrainedError(RuntimeError):
@@ -64,7 +32,7 @@ class PretrainedError(RuntimeError):
 
 def names(kind=None):
     """Names of the shipped weights (of one ``kind``: "vqvae", "vae", "prior" or "judge", if given)."""
-    return sorted(name for name in RECIPES if kind is None or RECIPES[name][0] == kind)
+    return sorted(name for name, recipe in RECIPES.items() if kind is None or recipe.kind == kind)
 
 
 def card(name):
@@ -111,6 +79,91 @@ def build_model(kind, config):
     if kind not in models:
         raise PretrainedError(f"Unknown model kind {kind!r} in a model card: expected one of {sorted(models)}.")
     return models[kind](**config)
+
+
+@functools.cache
+def shipped_judge():
+    """The shipped judge, ``load("judge-mnist")``, loaded once (for :func:`~vqvae_lessons.judge.judge_images`)."""
+    return load("judge-mnist")
+
+
+def load_vqvae(source):
+    """A VQ-VAE from shipped weights' name or a ``.weights.h5`` path (what a prior's recipe and card name)."""
+    source = str(source)
+    is_path = source.endswith(".weights.h5")
+    model = load(None if is_path else source, source if is_path else None)
+    if not hasattr(model, "quantizer"):
+        raise ValueError(f"{source} is not a VQ-VAE: give a VQ-VAE's shipped name or weights (--vqvae).")
+    return model
+
+
+def evaluate_model(model, kind, data, vqvae=None, train_codes=None):
+    """The MNIST test-set metrics of ``model``, a ``kind`` ("vqvae", "vae", "prior" or "judge"), on ``data``.
+
+    A prior is measured on the codes of ``vqvae``, with the unigram baseline of ``train_codes``
+    (default: the codes of all of ``data``'s training images). See
+    :func:`~vqvae_lessons.metrics.evaluate_vqvae`, :func:`~vqvae_lessons.metrics.evaluate_vae`,
+    :func:`~vqvae_lessons.metrics.evaluate_prior` and :func:`~vqvae_lessons.judge.evaluate_judge`.
+    """
+    from . import judge, metrics
+
+    if kind == "prior":
+        labels = data.y_test.astype("int32") if model.conditional else None
+        train_codes = vqvae.encode(data.x_train) if train_codes is None else train_codes
+        return metrics.evaluate_prior(model, vqvae.encode(data.x_test), labels, train_codes=train_codes)
+    if kind == "judge":
+        return judge.evaluate_judge(model, data)
+    evaluate_kind = metrics.evaluate_vqvae if kind == "vqvae" else metrics.evaluate_vae
+    return evaluate_kind(model, data.x_test)
+
+
+def evaluate(name=None, weights_path=None, data=None):
+    """The test-set metrics of the shipped weights ``name``, or of ``weights_path`` (weights written by
+    :func:`train_and_save`), measured again on ``data`` (default: MNIST)."""
+    from .data import load_mnist
+
+    info = card_of(name, weights_path)
+    model, data = load(name, weights_path), data or load_mnist()
+    vqvae = load_vqvae(info["vqvae"]) if info["model"] == "prior" else None
+    return evaluate_model(model, info["model"], data, vqvae)
+
+
+def train_and_save(recipe, directory="runs", name=None, data=None, command=None, verbose="auto"):
+    """Train ``recipe`` (see :mod:`~vqvae_lessons.recipes`) on ``data`` (default: MNIST), measure it on the
+    test set and write ``NAME.weights.h5`` and its card (``NAME.json``, ``NAME.md``) into ``directory``.
+
+    ``name`` defaults to ``recipe.default_name()``, ``command`` (the card's) to ``recipe.command()``. A
+    prior trains on the codes of the VQ-VAE its recipe names. Returns a summary: the name, the weights'
+    path, the test metrics and the median seconds per epoch.
+    """
+    from .data import load_mnist
+
+    data = data or load_mnist()
+    vqvae = codes = None
+    if recipe.kind == "prior":
+        vqvae = load_vqvae(recipe.vqvae)
+        codes = vqvae.encode(data.x_train[:recipe.train_size])  # encoded once: to train, and for the unigram
+    model, record = recipes.train(recipe, data, vqvae, verbose=verbose, codes=codes)
+    results = evaluate_model(model, recipe.kind, data, vqvae, train_codes=codes)
+    name = name or recipe.default_name()
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    # A fresh copy holds the model's weights without the optimizer's state (half the file or more).
+    shipped = build_model(recipe.kind, model.get_config())
+    shipped.set_weights(model.get_weights())
+    save_compact(shipped, directory / f"{name}.weights.h5")
+    extra = {"vqvae": recipe.vqvae} if recipe.kind == "prior" else {}
+    write_card(directory, name, recipe.kind, model, record, results, command or recipe.command(),
+               recipe.description, extra)
+    return {"name": name, "weights": str(directory / f"{name}.weights.h5"), **results,
+            "median_seconds_per_epoch": record["median_seconds_per_epoch"]}
+
+
+def reproduce(name, directory=WEIGHTS_DIR, data=None, verbose="auto"):
+    """Train the shipped weights ``name`` again with their recipe (``recipes.RECIPES[name]``) and write them
+    and their card into ``directory`` (default: the package's own weights folder); see :func:`train_and_save`."""
+    _card_path(name)  # an unknown name: the error lists the shipped ones
+    return train_and_save(RECIPES[name], directory, name, data, recipes.reproduce_command(name), verbose)
 
 
 def save_compact(model, path):
@@ -164,20 +217,30 @@ def _read_card(path, name):
 def _load_weights(model, path, info):
     fix = f"Restore the file (git checkout -- {path.name}, or reinstall the package) or retrain: " \
           f"{_rebuild_hint(info.get('name', str(path)))}"
+    return load_weights(model, path, fix, "its card", info.get("config"))
+
+
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+def load_weights(model, path, fix, described="its card", config=None, what="", error=PretrainedError):
+    """Load the ``.weights.h5`` at ``path`` into ``model`` and return it, or raise ``error`` saying what is
+    wrong (missing, not HDF5, not this model's: ``described`` names where ``config`` comes from) and ``fix``.
+    ``what`` follows the file's name in the message of a missing file."""
+    path = Path(path)
     if not path.is_file():
-        raise PretrainedError(f"The weights file {path} is missing. {fix}")
+        raise error(f"The weights file {path}{what} is missing. {fix}")
     with open(path, "rb") as handle:
         head = handle.read(8)
-    if head != b"\x89HDF\r\n\x1a\n":
+    if head != HDF5_SIGNATURE:
         hint = " (it looks like a Git LFS pointer)" if head.startswith(b"version") else ""
-        raise PretrainedError(f"The weights file {path} is not an HDF5 file{hint}: it is corrupt or truncated. {fix}")
+        raise error(f"The weights file {path} is not an HDF5 file{hint}: it is corrupt or truncated. {fix}")
     try:
         model.load_weights(path)
-    except Exception as error:  # h5py and Keras raise many kinds for damaged or mismatched files
-        raise PretrainedError(
-            f"The weights file {path} does not fit the model its card describes ({info.get('config')}): "
-            f"{type(error).__name__}: {error}. {fix}"
-        ) from error
+    except Exception as failure:  # h5py and Keras raise many kinds for damaged or mismatched files
+        raise error(f"The weights file {path} does not fit the model {described} describes ({config}): "
+                    f"{type(failure).__name__}: {failure}. {fix}") from failure
+    return model
 
 
 def _rebuild_hint(name):

@@ -26,7 +26,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .pretrained import PretrainedError, build_model, library_versions, machine
+from .metrics import bits_per_image
+from .pretrained import PretrainedError, build_model, library_versions, load_weights, machine
 
 SWEEP_DIR = Path(__file__).resolve().parent / "weights" / "sweep"
 INDEX = "sweep.json"
@@ -63,7 +64,6 @@ ABLATIONS = {
     "seed-1": {"label": "EMA as the sweep, another seed (run-to-run spread)", "seed": 1},
 }
 BASE_LABEL = "EMA, k-means start, restarts (the sweep's setting)"
-CODE_CELLS = 49  # a 7x7 grid of codes per image
 
 
 class SweepError(PretrainedError):
@@ -87,9 +87,10 @@ class Point:
         return rate_bits(self.num_embeddings)
 
 
-def rate_bits(num_embeddings, cells=CODE_CELLS):
-    """The rate of a ``7 x 7`` map of codes from ``K = num_embeddings``: ``cells * log2(K)`` bits per image."""
-    return cells * math.log2(num_embeddings)
+def rate_bits(num_embeddings):
+    """The rate of a ``7 x 7`` map of codes from ``K = num_embeddings``: ``49 log2(K)`` bits per image
+    (:func:`~vqvae_lessons.metrics.bits_per_image`)."""
+    return bits_per_image(num_embeddings)
 
 
 def point_name(num_embeddings, embedding_dim, ablation=None):
@@ -370,20 +371,6 @@ def load_point(num_embeddings=None, embedding_dim=None, ablation=None, index=Non
     index = index if index is not None else load_sweep()
     record = point(num_embeddings, embedding_dim, ablation, index)
     directory = Path(index.get("directory", SWEEP_DIR))
-    path = directory / record["weights"]
-    if not path.is_file():
-        raise SweepError(f"The weights file {path} of the sweep's point {record['name']!r} is missing. "
-                         f"{_fix(directory)}")
-    with open(path, "rb") as handle:
-        head = handle.read(8)
-    if head != b"\x89HDF\r\n\x1a\n":
-        hint = " (it looks like a Git LFS pointer: run git lfs pull)" if head.startswith(b"version") else ""
-        raise SweepError(f"The weights file {path} is not an HDF5 file{hint}: it is corrupt or truncated. "
-                         f"{_fix(directory)}")
     model = build_model("vqvae", record["config"])
-    try:
-        model.load_weights(path)
-    except Exception as error:  # h5py and Keras raise many kinds for damaged or mismatched files
-        raise SweepError(f"The weights file {path} does not fit the model sweep.json describes "
-                         f"({record['config']}): {type(error).__name__}: {error}. {_fix(directory)}") from error
-    return model
+    return load_weights(model, directory / record["weights"], _fix(directory), "sweep.json", record["config"],
+                        what=f" of the sweep's point {record['name']!r}", error=SweepError)

@@ -1,5 +1,7 @@
-"""Training recipes: one function per model, used by the command line, the
-shipped weights and the lessons, so that all of them train the same way."""
+"""Training functions: one per model, used by the command line, the shipped weights
+and the lessons, so that all of them train the same way. :func:`fit` is the loop they
+share (the judge's too); :mod:`~vqvae_lessons.recipes` holds the settings each shipped
+model trained with, and :func:`~vqvae_lessons.recipes.train` trains one of them."""
 
 from __future__ import annotations
 
@@ -34,8 +36,13 @@ class EpochTimer(keras.callbacks.Callback):
         self.seconds.append((self._train_end or time.perf_counter()) - self._start)
 
 
-def _fit(model, images, epochs, batch_size, learning_rate, validation_images, callbacks, verbose, targets=None,
-         validation_targets=None, loss=None, lr_schedule="constant", steps_per_epoch=None):
+def fit(model, images, epochs, batch_size, learning_rate, validation_images, callbacks, verbose, targets=None,
+        validation_targets=None, loss=None, lr_schedule="constant", steps_per_epoch=None):
+    """Compile ``model`` with Adam (``lr_schedule`` "constant", or "cosine" down to 0 over the run) and
+    ``loss``, fit it and time each epoch; return the record: the settings, the seconds per epoch (their
+    median and total) and the Keras history. ``images`` (and ``targets``) as ``keras.Model.fit`` takes
+    them; ``steps_per_epoch``: they hold every epoch's batches one after another, already shuffled.
+    ``verbose="auto"``: a progress bar in a terminal, a line an epoch elsewhere."""
     if epochs < 1 or batch_size < 1 or learning_rate <= 0:
         raise ValueError(f"Need epochs >= 1, batch_size >= 1 and learning_rate > 0; got {epochs}, {batch_size}, "
                          f"{learning_rate}.")
@@ -85,7 +92,7 @@ def train_vqvae(architecture="residual", num_embeddings=128, embedding_dim=16, q
     maintenance = CodebookMaintenance(images, kmeans_init=kmeans_init, restart_dead_codes=restart_dead_codes,
                                       seed=seed)
     callbacks = [maintenance] if (kmeans_init or restart_dead_codes) else []
-    record = _fit(model, images, epochs, batch_size, learning_rate, data.x_test if validate else None,
+    record = fit(model, images, epochs, batch_size, learning_rate, data.x_test if validate else None,
                   callbacks, verbose)
     record.update(seed=seed, train_size=len(images), kmeans_init=kmeans_init, restart_dead_codes=restart_dead_codes,
                   codes_restarted=sum(n for _, n in maintenance.history))
@@ -99,7 +106,7 @@ def train_vae(latent_dim=2, epochs=30, batch_size=128, learning_rate=1e-3, seed=
     data = data or load_mnist()
     images = data.x_train[:train_size]
     model = VAE(latent_dim, seed=seed)
-    record = _fit(model, images, epochs, batch_size, learning_rate, data.x_test if validate else None, [], verbose)
+    record = fit(model, images, epochs, batch_size, learning_rate, data.x_test if validate else None, [], verbose)
     record.update(seed=seed, train_size=len(images))
     return model, record
 
@@ -144,7 +151,7 @@ def train_prior(vqvae, architecture="gated", conditional=False, channels=None, n
         inputs, test_inputs = (train_codes, train_labels), (test_codes, data.y_test.astype("int32"))
     if condition_on_moves:  # the test maps are unmoved: label 0
         inputs, test_inputs = (train_codes, moves), (test_codes, np.zeros(len(test_codes), "int32"))
-    record = _fit(prior, inputs, epochs, batch_size, learning_rate, test_inputs if validate else None, [], verbose,
+    record = fit(prior, inputs, epochs, batch_size, learning_rate, test_inputs if validate else None, [], verbose,
                   targets=train_codes, validation_targets=test_codes,
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), lr_schedule=lr_schedule,
                   steps_per_epoch=steps_per_epoch)
@@ -186,16 +193,3 @@ def epochs_of_codes(vqvae, images, codes, labels, epochs, augment, batch_size=12
     labels = None if labels is None else np.concatenate(epoch_labels)
     return np.concatenate(epoch_codes), labels, np.concatenate(epoch_moves), steps_per_epoch
 
-
-def train_prior_like(card, vqvae, data=None, verbose="auto"):
-    """Train a prior again with every setting its model card records (a dict such as
-    ``pretrained.card("gated-vqvae")``), on the codes of ``vqvae``, the VQ-VAE the card
-    names. Returns ``(prior, record)`` as :func:`train_prior` does."""
-    config, training = card["config"], card["training"]
-    return train_prior(vqvae, config["architecture"], config["num_classes"] is not None, config["channels"],
-                       config["num_layers"], epochs=training["epochs"], batch_size=training["batch_size"],
-                       learning_rate=training["learning_rate"], seed=training["seed"],
-                       train_size=training["train_size"], data=data, verbose=verbose,
-                       lr_schedule=training.get("lr_schedule", "constant"), dropout=config.get("dropout", 0.0),
-                       augment=training.get("augment", 0.0),
-                       condition_on_moves=training.get("condition_on_moves", False))

@@ -40,13 +40,8 @@ import numpy as np
 from keras import layers, ops
 
 from ..checks import CODE_GRID
+from . import ARCHITECTURES
 from .masked import MaskedConv2D
-
-ARCHITECTURES = {  # name: default channels, default number of layers (residual or gated)
-    "keras-example": {"channels": 128, "num_layers": 2},
-    "gated": {"channels": 64, "num_layers": 6},
-}
-
 
 
 @keras.saving.register_keras_serializable(package="vqvae_lessons")

@@ -1,0 +1,278 @@
+"""Command line: ``python -m vqvae_lessons {train,evaluate,sample,judge,reproduce,list,sweep} ...``.
+
+Results are JSON on standard output; progress bars go to standard error.
+Run ``python -m vqvae_lessons COMMAND --help`` for each command's flags.
+
+It parses and prints, nothing else: ``train`` builds a recipe (:mod:`~vqvae_lessons.recipes`)
+from its flags, whose options are the recipe's fields, and hands it to
+:func:`~vqvae_lessons.pretrained.train_and_save`; ``evaluate`` calls
+:func:`~vqvae_lessons.pretrained.evaluate`, ``reproduce``
+:func:`~vqvae_lessons.pretrained.reproduce`, ``sweep``
+:func:`~vqvae_lessons.sweep.run_sweep`, ``sample``
+:func:`~vqvae_lessons.priors.sampling.generate` and ``judge``
+:func:`~vqvae_lessons.judge.judge_images`, the functions the lessons call too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import shlex
+import sys
+from pathlib import Path
+
+from . import pretrained, quiet, recipes, sweep
+
+DEFAULT_OUT = Path("runs")
+
+
+def build_parser():
+    """The command line's parser (``train``'s options are the fields of each kind's recipe)."""
+    parser = argparse.ArgumentParser(prog=recipes.PROGRAM,
+                                     description="Train, evaluate and reproduce the VQ-VAE Lessons models on MNIST. "
+                                                 "Offline, set VQVAE_LESSONS_MNIST to a local mnist.npz.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    train = commands.add_parser("train", help="train a model on MNIST and save its weights and model card")
+    models = train.add_subparsers(dest="model", required=True, metavar="MODEL")
+    helps = {"vqvae": "train a VQ-VAE", "vae": "train a VAE",
+             "prior": "train a PixelCNN prior on the codes of a VQ-VAE",
+             "judge": "train the MNIST classifier that judges generated digits"}
+    for kind, recipe in recipes.KINDS.items():
+        sub = models.add_parser(kind, help=helps[kind], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        add_recipe_options(sub, recipe)
+        sub.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder for NAME.weights.h5 and its card")
+        sub.add_argument("--name", default=None, help="file name of the weights (default: from the settings)")
+
+    evaluate = commands.add_parser("evaluate", help="print a model's MNIST test-set metrics as JSON")
+    evaluate.add_argument("model", choices=list(recipes.KINDS))
+    source = evaluate.add_mutually_exclusive_group(required=True)
+    source.add_argument("--pretrained", metavar="NAME", help=f"shipped weights: {', '.join(pretrained.names())}")
+    source.add_argument("--weights", metavar="PATH", type=Path,
+                        help="a .weights.h5 written by train (its .json card beside it)")
+
+    reproduce = commands.add_parser("reproduce", help="retrain shipped weights with their recorded settings")
+    reproduce.add_argument("names", nargs="*", metavar="NAME", help=f"default: all of {', '.join(pretrained.names())}")
+    reproduce.add_argument("--out", type=Path, default=pretrained.WEIGHTS_DIR,
+                           help="where to write them (default: the package's own weights folder)")
+
+    commands.add_parser("list", help="list the shipped weights and their test metrics as JSON")
+
+    sample = commands.add_parser("sample", help="generate digits with a prior and its VQ-VAE; save them as .npy",
+                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    source = sample.add_mutually_exclusive_group(required=True)
+    source.add_argument("--pretrained", metavar="NAME", help="a shipped prior")
+    source.add_argument("--weights", metavar="PATH", type=Path, help="a prior's .weights.h5 written by train")
+    sample.add_argument("--n", type=_positive_int, default=100, help="how many digits")
+    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--temperature", type=float, default=1.0, help="below 1: likelier codes; 0: the most likely")
+    sample.add_argument("--label", type=int, default=None, help="the digit to draw (class-conditional priors)")
+    sample.add_argument("--batch-size", type=_positive_int, default=1000, help="maps sampled at once")
+    sample.add_argument("--out", type=Path, required=True, help="FILE.npy: images (N, 28, 28) in [0, 1]")
+
+    judge_images = commands.add_parser("judge", help="judge generated digits (a .npy of images) with the MNIST "
+                                                     "classifier: inception score, Frechet distance, classes")
+    judge_images.add_argument("images", type=Path, metavar="FILE.npy", help="images (N, 28, 28[, 1]) in [0, 1]")
+    judge_images.add_argument("--label", type=int, default=None,
+                              help="the class asked for: also report the share judged to be that class")
+    _add_sweep_parser(commands)
+    return parser
+
+
+def add_recipe_options(parser, recipe_class, defaults=None, helps=None, skip=()):
+    """One option per setting of ``recipe_class`` (its default, help, check and choices), but those in ``skip``;
+    ``defaults`` and ``helps`` override a field's. A bool defaulting to True also gets ``--no-...``."""
+    defaults, helps = defaults or {}, helps or {}
+    for f in recipe_class.settings_fields():
+        if f.name in skip:
+            continue
+        meta = f.metadata
+        options = {"default": defaults.get(f.name, f.default), "help": helps.get(f.name, meta["help"])}
+        if isinstance(f.default, bool):
+            options["action"] = argparse.BooleanOptionalAction if f.default else "store_true"
+        else:
+            options["type"] = _CHECKS[meta["check"]] if meta["check"] else type(f.default)
+            if meta["choices"]:
+                options["choices"] = list(meta["choices"])
+        parser.add_argument(recipes.option(f.name), **options)
+
+
+def recipe_of(args):
+    """The recipe that ``train``'s parsed ``args`` ask for."""
+    recipe_class = recipes.KINDS[args.model]
+    return recipe_class(**{f.name: getattr(args, f.name) for f in recipe_class.settings_fields()})
+
+
+def _positive_int(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _fraction(text, one_allowed=False):
+    value, interval = float(text), "[0, 1]" if one_allowed else "[0, 1)"
+    if not (0 <= value <= 1 if one_allowed else 0 <= value < 1):
+        raise argparse.ArgumentTypeError(f"must be a fraction in {interval}, got {text}")
+    return value
+
+
+def _unit_fraction(text):
+    return _fraction(text, one_allowed=True)
+
+
+_CHECKS = {"positive": _positive_int, "fraction": _fraction, "unit_fraction": _unit_fraction}
+
+
+def cmd_train(args):
+    recipe = recipe_of(args)
+    where = (["--out", args.out] if args.out != DEFAULT_OUT else []) + (["--name", args.name] if args.name else [])
+    with contextlib.redirect_stdout(sys.stderr):  # Keras's progress on stderr: stdout is for the JSON result
+        return pretrained.train_and_save(recipe, args.out, args.name, command=recipe.command(*where))
+
+
+def cmd_evaluate(args):
+    kind = pretrained.card_of(args.pretrained, args.weights)["model"]
+    if kind != args.model:
+        raise SystemExit(f"error: {args.pretrained or args.weights} holds a {kind}, not a {args.model}: "
+                         f"run `python -m vqvae_lessons evaluate {kind} ...`.")
+    return {"name": args.pretrained or str(args.weights), **pretrained.evaluate(args.pretrained, args.weights)}
+
+
+def cmd_sample(args):
+    import time
+
+    import numpy as np
+
+    from .priors import sampling
+
+    info = pretrained.card_of(args.pretrained, args.weights)
+    if info["model"] != "prior":
+        raise ValueError(f"{args.pretrained or args.weights} is a {info['model']}, not a prior: sample from one of "
+                         f"{', '.join(pretrained.names('prior'))}.")
+    prior, vqvae = pretrained.load(args.pretrained, args.weights), pretrained.load_vqvae(info["vqvae"])
+    labels = args.label
+    if labels is not None and prior.conditional and not 0 <= labels < prior.num_classes:
+        raise ValueError(f"--label must be a digit from 0 to {prior.num_classes - 1}, got {labels}.")
+    start = time.perf_counter()
+    with contextlib.redirect_stdout(sys.stderr):  # the progress bar on stderr: stdout is for the JSON result
+        images = sampling.generate(prior, vqvae, args.n, labels=labels, temperature=args.temperature,
+                                   seed=args.seed, batch_size=args.batch_size, progress=True)[..., 0]
+    seconds = time.perf_counter() - start
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    np.save(args.out, images.astype("float32"))
+    return {"out": str(args.out), "shape": list(images.shape), "prior": args.pretrained or str(args.weights),
+            "vqvae": info["vqvae"], "seed": args.seed, "temperature": args.temperature, "label": args.label,
+            "seconds": round(seconds, 2)}
+
+
+def cmd_judge(args):
+    import numpy as np
+
+    from . import judge
+
+    if not args.images.is_file():
+        raise ValueError(f"{args.images} does not exist: write images there first, e.g. with "
+                         "python -m vqvae_lessons sample --pretrained NAME --out FILE.npy.")
+    try:
+        images = np.load(args.images, allow_pickle=False)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{args.images} is not a readable .npy file of images ({error}).") from error
+    verdict = judge.judge_images(images, label=args.label, judge=pretrained.shipped_judge())
+    return {"images": str(args.images), **verdict}
+
+
+def cmd_reproduce(args):
+    results = []
+    for name in args.names or pretrained.names():
+        if name not in recipes.RECIPES:
+            raise SystemExit(f"error: no shipped weights are called {name!r}; choose from {pretrained.names()}.")
+        with contextlib.redirect_stdout(sys.stderr):  # Keras's progress on stderr: stdout is for the JSON result
+            results.append(pretrained.reproduce(name, args.out))
+    return results
+
+
+def cmd_list(args):
+    return {name: pretrained.card(name)["metrics"] for name in pretrained.names()}
+
+
+def _add_sweep_parser(commands):
+    parser = commands.add_parser(
+        "sweep", help="lesson 4's sweep over the codebook size K and code size D (weights and sweep.json)",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="Train a VQ-VAE for each codebook size K at the base D and each code size D at the base K, "
+                    "plus ablations at the base point; write NAME.weights.h5 per point, sweep.json (settings and "
+                    "test metrics) and README.md to --out. The shipped results: python -m vqvae_lessons sweep "
+                    "--out vqvae_lessons/weights/sweep")
+    parser.add_argument("--num-embeddings", type=_positive_int, nargs="+", default=list(sweep.GRID_NUM_EMBEDDINGS),
+                        metavar="K", help="codebook sizes K, each trained at the base D")
+    parser.add_argument("--embedding-dim", type=_positive_int, nargs="+", default=list(sweep.GRID_EMBEDDING_DIM),
+                        metavar="D", help="code sizes D, each trained at the base K")
+    parser.add_argument("--base", type=_positive_int, nargs=2, default=None, metavar=("K", "D"),
+                        help="the point the two lines cross and the ablations change (default: the K nearest 128 "
+                             "and the D nearest 16)")
+    parser.add_argument("--ablations", nargs="+", default=["all"], metavar="NAME",
+                        choices=["all", "none", *sweep.ABLATIONS],
+                        help=f"ablations at the base point: all, none, or some of {', '.join(sweep.ABLATIONS)}")
+    # every point's settings: a VQ-VAE recipe's, with the sweep's defaults
+    add_recipe_options(parser, recipes.VQVAERecipe, defaults=sweep.DEFAULTS, skip=("num_embeddings", "embedding_dim"),
+                       helps={"train_size": "train each point on the first N training images"})
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT / "sweep", help="folder for the results")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the points already in --out with the same settings; train the others")
+    parser.add_argument("--verbose", action="store_true", help="a line per epoch of every point (on stderr)")
+
+
+def cmd_sweep(args):
+    ablations = list(sweep.ABLATIONS) if "all" in args.ablations else [a for a in args.ablations if a != "none"]
+    settings = {key: getattr(args, key) for key in sweep.DEFAULTS}
+    points = sweep.plan(args.num_embeddings, args.embedding_dim, tuple(args.base) if args.base else None,
+                        ablations, **settings)
+    command = _sweep_command(args)
+    log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
+    log(f"Sweep: {len(points)} models, {args.train_size} images x {args.epochs} epochs each, into {args.out}")
+    with contextlib.redirect_stdout(sys.stderr):  # Keras's progress on stderr: stdout is for the JSON result
+        index = sweep.run_sweep(args.out, points, command=command, resume=args.resume,
+                                verbose=2 if args.verbose else 0, log=log)
+    return {"out": str(args.out), "total_seconds": index["total_seconds"],
+            "points": [{"name": r["name"], "K": r["num_embeddings"], "D": r["embedding_dim"],
+                        "rate_bits": round(r["rate_bits"], 2), "test_psnr_db": round(r["metrics"]["test_psnr_db"], 3),
+                        "test_perplexity": round(r["metrics"]["test_perplexity"], 2),
+                        "codes_used": r["metrics"]["codes_used"], "seconds": r["seconds"]}
+                       for r in index["points"]]}
+
+
+def _sweep_command(args):
+    """The command that reruns this sweep: ``--out`` and every flag that differs from its default."""
+    defaults = vars(build_parser().parse_args(["sweep"]))
+    words = ["sweep"]
+    for key, value in vars(args).items():
+        if key in ("command", "out", "resume", "verbose") or value == defaults[key]:
+            continue
+        flag = recipes.option(key)
+        if isinstance(value, bool):
+            words.append(flag if value else flag.replace("--", "--no-", 1))
+        else:
+            words += [flag, *map(str, value if isinstance(value, list) else [value])]
+    return f"{recipes.PROGRAM} " + shlex.join([*words, "--out", str(args.out)])
+
+
+HANDLERS = {"train": cmd_train, "evaluate": cmd_evaluate, "reproduce": cmd_reproduce, "list": cmd_list,
+            "sweep": cmd_sweep, "sample": cmd_sample, "judge": cmd_judge}
+
+
+def main(argv=None):
+    """Run the command line with ``argv`` (default: ``sys.argv[1:]``); return the exit status."""
+    args = build_parser().parse_args(argv)
+    if args.command != "list":  # list reads the cards only
+        quiet()  # before a command imports Keras: TensorFlow's start-up noise stays off the terminal
+    from .data import MNISTDataError
+
+    try:
+        result = HANDLERS[args.command](args)
+    except (MNISTDataError, pretrained.PretrainedError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(json.dumps(result, indent=1))
+    return 0

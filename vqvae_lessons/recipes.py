@@ -1,0 +1,283 @@
+"""Recipes: one record of settings per trained model, the single source of how it trains.
+
+A recipe is a frozen dataclass, one class per kind of model: :class:`VQVAERecipe`,
+:class:`VAERecipe`, :class:`PriorRecipe` and :class:`JudgeRecipe`. Its fields are the
+settings, with the command line's defaults; :data:`RECIPES` holds the recipe of every
+shipped weight. From one record come
+
+* the command line's ``train`` options (``python -m vqvae_lessons train KIND --help``
+  lists the fields of ``KIND``'s recipe, with their defaults),
+* the command a model card records: :meth:`Recipe.command`, and for a shipped weight
+  :func:`reproduce_command`,
+* the training itself: :func:`train` trains any recipe; ``python -m vqvae_lessons
+  reproduce NAME`` trains ``RECIPES[NAME]``.
+
+:func:`from_card` reads the recipe back from a model card, to repeat a run::
+
+    recipe = recipes.from_card(pretrained.card("gated-vqvae"))   # == recipes.RECIPES["gated-vqvae"]
+    prior, record = recipes.train(recipe, data=mnist, vqvae=pretrained.load(recipe.vqvae))
+
+Importing this module imports neither Keras nor the models: :func:`train` does, when called.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shlex
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import ClassVar
+
+PROGRAM = "python -m vqvae_lessons"
+MNIST_TRAIN_SIZE = 60000  # a card's train_size of the whole training set: the recipe's None
+
+
+def setting(default, help=None, *, check=None, choices=None, shown=False, fit=False):
+    """A recipe's field: ``default`` is the command line's too, ``help`` its help text.
+
+    ``check``: "positive" (an int >= 1), "fraction" (in [0, 1)) or "unit_fraction" (in
+    [0, 1]), which the command line enforces; ``choices``: the values allowed. A rendered
+    command names a ``shown`` setting always and any other only when it differs from its
+    default; the settings of how the model is fitted (``fit``) follow ``--epochs`` there.
+    """
+    return field(default=default, metadata={"setting": True, "help": help, "check": check, "choices": choices,
+                                            "shown": shown, "fit": fit})
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """What every recipe holds: the length and pace of training, the seed and the data used."""
+
+    kind: ClassVar[str] = ""
+    epochs: int = setting(30, check="positive", shown=True)
+    batch_size: int = setting(128, check="positive")
+    learning_rate: float = setting(1e-3)
+    seed: int = setting(0, shown=True)
+    train_size: int | None = setting(None, "train on the first N training images only (default: all 60,000)",
+                                     check="positive")
+    # What the recipe is for: a shipped weight's card says it. Not a setting: recipes equal without it.
+    description: str = field(default="", compare=False, repr=False)
+
+    @classmethod
+    def settings_fields(cls):
+        """The fields that are settings: the kind's own first, then those every recipe has."""
+        settings = [f for f in dataclasses.fields(cls) if f.metadata.get("setting")]
+        return [f for f in settings if f.name not in _COMMON] + [f for f in settings if f.name in _COMMON]
+
+    def settings(self):
+        """The settings as a dict (the keyword arguments of the kind's ``train_*`` function)."""
+        return {f.name: getattr(self, f.name) for f in self.settings_fields()}
+
+    def arguments(self):
+        """The words after ``train`` of the command line that trains this recipe: ``["vqvae", "--architecture", ...]``.
+
+        The kind's settings of the model and its data, then ``--epochs``, ``--batch-size`` and
+        ``--learning-rate``, then the kind's settings of the fit, then ``--seed`` and ``--train-size``.
+        """
+        own = [f for f in self.settings_fields() if f.name not in _COMMON]
+        by_name = {f.name: f for f in self.settings_fields()}
+        order = ([f for f in own if not f.metadata["fit"]] + [by_name[n] for n in _COMMON[:3]]
+                 + [f for f in own if f.metadata["fit"]] + [by_name[n] for n in _COMMON[3:]])
+        words = [self.kind]
+        for f in order:
+            value, flag = getattr(self, f.name), option(f.name)
+            if value is None or (value == f.default and not f.metadata["shown"]):
+                continue
+            if isinstance(value, bool):
+                words.append(flag if value else flag.replace("--", "--no-", 1))
+            else:
+                words += [flag, _text(value)]
+        return words
+
+    def command(self, *extra):
+        """The command that trains this recipe: ``python -m vqvae_lessons train KIND ...``, then ``extra`` words."""
+        return f"{PROGRAM} " + shlex.join(["train", *self.arguments(), *map(str, extra)])
+
+    def default_name(self):
+        """The file name ``train`` gives the weights when no ``--name`` is given."""
+        return self.kind
+
+    @classmethod
+    def _from_card_values(cls, card):
+        """The settings a card records: what the training did (``training``), else the model (``config``)."""
+        config, training = card.get("config", {}), card.get("training", {})
+        values = {f.name: training.get(f.name, config.get(f.name, f.default)) for f in cls.settings_fields()}
+        if values["train_size"] == MNIST_TRAIN_SIZE:
+            values["train_size"] = None
+        return values
+
+
+_COMMON = ("epochs", "batch_size", "learning_rate", "seed", "train_size")
+
+
+@dataclass(frozen=True)
+class VQVAERecipe(Recipe):
+    """A :class:`~vqvae_lessons.vqvae.VQVAE`, trained by :func:`~vqvae_lessons.train.train_vqvae`."""
+
+    kind: ClassVar[str] = "vqvae"
+    architecture: str = setting("residual", choices=("keras-example", "residual"), shown=True)
+    quantizer: str = setting("ema", "codebook learned by the codebook loss, or by exponential moving averages",
+                             choices=("loss", "ema"), shown=True)
+    num_embeddings: int = setting(128, "K, the codebook size", check="positive", shown=True)
+    embedding_dim: int = setting(16, "D, the size of each code", check="positive", shown=True)
+    beta: float = setting(0.25, "weight of the commitment loss")
+    decay: float = setting(0.99, "EMA decay (--quantizer ema)")
+    kmeans_init: bool = setting(True, "start the codebook at k-means centroids of encoder outputs", fit=True)
+    restart_dead_codes: bool = setting(True, "move unused codes onto recent encoder outputs every 200 steps",
+                                       fit=True)
+
+    def default_name(self):
+        prefix = "keras-example" if self.architecture == "keras-example" else "vqvae"
+        return f"{prefix}-k{self.num_embeddings}-d{self.embedding_dim}-{self.quantizer}"
+
+
+@dataclass(frozen=True)
+class VAERecipe(Recipe):
+    """A :class:`~vqvae_lessons.vae.VAE`, trained by :func:`~vqvae_lessons.train.train_vae`."""
+
+    kind: ClassVar[str] = "vae"
+    latent_dim: int = setting(2, check="positive", shown=True)
+
+    def default_name(self):
+        return f"vae-z{self.latent_dim}"
+
+
+@dataclass(frozen=True)
+class PriorRecipe(Recipe):
+    """A :class:`~vqvae_lessons.priors.pixelcnn.PixelCNN` prior over the codes of the VQ-VAE ``vqvae``,
+    trained by :func:`~vqvae_lessons.train.train_prior`."""
+
+    kind: ClassVar[str] = "prior"
+    vqvae: str = setting("vqvae-k128-d16", "the VQ-VAE whose codes it models: shipped weights, or a .weights.h5 "
+                                           "written by train", shown=True)
+    architecture: str = setting("gated", choices=("gated", "keras-example"), shown=True)
+    conditional: bool = setting(False, "condition on the digit's class (gated only)")
+    channels: int | None = setting(None, "width (default: the architecture's)", check="positive")
+    num_layers: int | None = setting(None, "gated blocks, or the example's residual blocks (default: the "
+                                           "architecture's)", check="positive")
+    lr_schedule: str = setting("constant", "cosine: the learning rate falls to 0 along a cosine over the run",
+                               choices=("constant", "cosine"), fit=True)
+    dropout: float = setting(0.0, "fraction of the gated blocks' features dropped while training (gated only)",
+                             check="fraction")
+    augment: float = setting(0.0, "fraction of the training images moved by a random pixel each epoch before "
+                                  "encoding (fresh maps against overfitting)", check="unit_fraction")
+    condition_on_moves: bool = setting(False, "with --augment: tell the prior which move made each map and keep "
+                                              "the prior of unmoved maps, so that it does not learn to draw moved "
+                                              "digits (gated, unconditional)")
+
+    def default_name(self):
+        vqvae = Path(self.vqvae).name.removesuffix(".weights.h5")
+        return f"pixelcnn-{self.architecture}{'-conditional' if self.conditional else ''}-{vqvae}"
+
+    @classmethod
+    def _from_card_values(cls, card):
+        from .priors import ARCHITECTURES  # no Keras: the package of the priors, not their modules
+
+        values = super()._from_card_values(card)
+        # a prior told the moves is shipped unconditional (fix_label): num_classes None
+        values.update(vqvae=card["vqvae"], conditional=card["config"].get("num_classes") is not None)
+        for size, default in ARCHITECTURES.get(values["architecture"], {}).items():
+            if values[size] == default:  # a card records the sizes the architecture gave: the recipe's None
+                values[size] = None
+        return values
+
+
+@dataclass(frozen=True)
+class JudgeRecipe(Recipe):
+    """The MNIST classifier :class:`~vqvae_lessons.judge.Judge`, trained by
+    :func:`~vqvae_lessons.judge.train_judge`."""
+
+    kind: ClassVar[str] = "judge"
+
+    def default_name(self):
+        return "judge-mnist"
+
+
+KINDS = {cls.kind: cls for cls in (VQVAERecipe, VAERecipe, PriorRecipe, JudgeRecipe)}
+
+# Every shipped weight's recipe (``python -m vqvae_lessons reproduce NAME`` trains it).
+RECIPES = {
+    "keras-example-k128-d16": VQVAERecipe(
+        architecture="keras-example", quantizer="loss", kmeans_init=False, restart_dead_codes=False,
+        description="The published Keras example's VQ-VAE, reproduced faithfully: its encoder and decoder, a "
+                    "codebook learned by the codebook loss, no codebook maintenance."),
+    "vqvae-k128-d16": VQVAERecipe(
+        description="The project's default VQ-VAE at the same code budget (7x7 codes of K=128, 343 bits per "
+                    "image): a residual encoder and decoder, an EMA codebook with k-means initialisation and "
+                    "dead-code restarts."),
+    "vae-z2": VAERecipe(
+        description="A convolutional VAE with a 2-D latent space, for lesson 1's latent map and samples."),
+    "pixelcnn-keras-example": PriorRecipe(
+        vqvae="keras-example-k128-d16", architecture="keras-example", learning_rate=3e-4,
+        description="The published Keras example's PixelCNN prior, reproduced faithfully (7x7 type-A "
+                    "convolution, two residual blocks, two 1x1 layers; Adam 3e-4, 30 epochs), over the codes of "
+                    "keras-example-k128-d16."),
+    "gated-keras-example": PriorRecipe(
+        vqvae="keras-example-k128-d16", channels=96, dropout=0.25, augment=0.5, epochs=20, lr_schedule="cosine",
+        description="The project's gated PixelCNN (no blind spot) over the codes of keras-example-k128-d16, to "
+                    "compare with the example's prior on the same codes."),
+    "gated-vqvae": PriorRecipe(
+        channels=96, dropout=0.2, augment=0.5, condition_on_moves=True, epochs=20, lr_schedule="cosine",
+        description="The project's default prior: a gated PixelCNN over the codes of vqvae-k128-d16."),
+    "gated-vqvae-conditional": PriorRecipe(
+        conditional=True, dropout=0.1, epochs=24, lr_schedule="cosine",
+        description="A class-conditional gated PixelCNN over the codes of vqvae-k128-d16: it draws the digit it "
+                    "is asked for."),
+    "judge-mnist": JudgeRecipe(
+        epochs=4,
+        description="A small MNIST classifier that judges generated digits: its class probabilities give the "
+                    "inception score and class histogram, its penultimate features the Frechet distance."),
+}
+
+
+def option(name):
+    """The command-line flag of a setting: ``"num_embeddings"`` -> ``"--num-embeddings"``."""
+    return "--" + name.replace("_", "-")
+
+
+def _text(value):
+    """A setting's value as the command line reads it; a float in its shorter spelling (``3e-4``, ``0.25``)."""
+    if isinstance(value, float):
+        plain, scientific = repr(value), format(Decimal(repr(value)), "e")
+        return scientific if len(scientific) < len(plain) else plain
+    return str(value)
+
+
+def reproduce_command(name):
+    """The command a shipped weight's card records: ``python -m vqvae_lessons reproduce NAME  # = train ...``."""
+    return f"{PROGRAM} reproduce {name}  # = train {shlex.join(RECIPES[name].arguments())}"
+
+
+def from_card(card):
+    """The recipe a model card (a dict, such as ``pretrained.card("gated-vqvae")``) records, every setting of it.
+
+    A card's ``train_size`` of all 60,000 training images is the recipe's ``None``; its
+    ``description`` is the recipe's. For a shipped card, ``from_card(card) == RECIPES[card["name"]]``.
+    """
+    kind = card.get("model")
+    if kind not in KINDS:
+        raise ValueError(f"A model card's model is one of {sorted(KINDS)}, got {kind!r}.")
+    cls = KINDS[kind]
+    return cls(**cls._from_card_values(card), description=card.get("description", ""))
+
+
+def train(recipe, data=None, vqvae=None, verbose="auto", codes=None):
+    """Train ``recipe`` on MNIST (``data``, an already loaded :class:`~vqvae_lessons.data.MNIST`, or
+    :func:`~vqvae_lessons.data.load_mnist`'s); return ``(model, record)`` as the kind's ``train_*`` does.
+
+    A prior trains on the codes of ``vqvae``, the VQ-VAE its recipe names, loaded (e.g.
+    ``pretrained.load(recipe.vqvae)``); ``codes``: the training images' maps, when already encoded.
+    """
+    from . import judge
+    from . import train as training
+
+    settings = recipe.settings()
+    if recipe.kind == "prior":
+        if vqvae is None:
+            raise ValueError(f"A prior trains on the codes of a VQ-VAE: pass the one its recipe names, "
+                             f"vqvae=pretrained.load_vqvae({recipe.vqvae!r}).")
+        del settings["vqvae"]
+        return training.train_prior(vqvae, **settings, data=data, verbose=verbose, codes=codes)
+    trainers = {"vqvae": training.train_vqvae, "vae": training.train_vae, "judge": judge.train_judge}
+    return trainers[recipe.kind](**settings, data=data, verbose=verbose)
