@@ -177,7 +177,9 @@ def test_references_are_the_packages_own_functions():
     assert reference["nearest_code"] is quantizers.nearest_code
     assert reference["straight_through"] is quantizers.straight_through
     assert reference["vq_losses"] is quantizers.vq_losses
-    assert reference["causal_mask"] is masked.causal_mask is exercises.causal_mask
+    assert reference["causal_mask"] is exercises.causal_mask  # written out so its pasted solution runs
+    for k, mask_type in [(k, t) for k in (1, 3, 5, 7) for t in "AB"]:
+        np.testing.assert_array_equal(exercises.causal_mask(k, mask_type), masked.causal_mask(k, mask_type))
     # the one-line adapters show the package function they call
     for name, package_function in [("kl_divergence", vae.gaussian_kl), ("codebook_perplexity", metrics.perplexity),
                                    ("dead_codes", metrics.code_counts)]:

@@ -1,8 +1,11 @@
-"""Lesson 5's exercises (the PixelCNN prior): ``causal_mask`` and ``sample_codes``.
+"""Lesson 5's exercises (the PixelCNN prior): ``causal_mask``, ``nll_bits_per_image`` and
+``sample_codes``.
 
-The reference of ``causal_mask`` is the package's own
-:func:`vqvae_lessons.priors.masked.causal_mask`; ``sample_codes`` is the plain sampling
-loop (the package's :func:`vqvae_lessons.priors.sampling.sample` does the same, faster).
+``causal_mask`` is written out in full, so that its solution runs where it is pasted (the package's
+:func:`vqvae_lessons.priors.masked.causal_mask` builds the same square masks; a test checks that they
+agree); ``nll_bits_per_image`` converts with
+:func:`vqvae_lessons.metrics.nats_to_bits`; ``sample_codes`` is the plain sampling loop (the
+package's :func:`vqvae_lessons.priors.sampling.sample` does the same, faster).
 """
 
 from __future__ import annotations
@@ -10,11 +13,31 @@ from __future__ import annotations
 import numpy as np
 from keras import ops
 
-from ..priors import masked
+from .. import metrics
 from . import core
-from .core import _call, _compare, _Incorrect, _to_array
+from .core import _call, _check_number, _compare, _Incorrect, _to_array
 
-causal_mask = masked.causal_mask
+
+def causal_mask(kernel_size, mask_type):
+    """The ``(k, k)`` mask of a PixelCNN convolution: 1 at the rows above the centre and, in the centre
+    row, left of the centre; the centre itself is 0 for type ``"A"`` and 1 for type ``"B"``. (The package's
+    :func:`vqvae_lessons.priors.masked.causal_mask` builds the same masks, and those of the gated PixelCNN.)"""
+    mask = np.zeros((kernel_size, kernel_size), dtype="float32")
+    centre = kernel_size // 2
+    mask[:centre] = 1  # every row above the centre
+    mask[centre, :centre] = 1  # the centre row, left of the centre
+    mask[centre, centre] = mask_type == "B"
+    return mask
+
+
+def nll_bits_per_image(logits, codes):
+    """The mean over images of the negative log-likelihood of each whole map, in bits: logits
+    ``(N, H, W, K)`` and integer codes ``(N, H, W)``; an image costs the sum over its positions of
+    ``-log2 softmax(logits)[code]``."""
+    logits = np.asarray(ops.convert_to_numpy(logits), dtype="float64")
+    log_probs = logits - _logsumexp(logits)  # log softmax over the K codes
+    picked = np.take_along_axis(log_probs, np.asarray(codes)[..., None], axis=-1)[..., 0]  # (N, H, W)
+    return float(np.mean(metrics.nats_to_bits(-picked.sum(axis=(1, 2)))))
 
 
 def sample_codes(logits_fn, shape, rng):
@@ -99,6 +122,84 @@ core.register(
         """,
     error_hint="kernel_size is an odd int k and mask_type the string 'A' or 'B'; return a (k, k) array of 0 and 1.",
     mistakes=_CAUSAL_MASK_MISTAKES)
+
+
+# ---------------------------------------------------------------------------------------------
+# nll_bits_per_image
+# ---------------------------------------------------------------------------------------------
+def _logsumexp(logits, axis=-1):
+    top = np.max(logits, axis=axis, keepdims=True)
+    return top + np.log(np.sum(np.exp(logits - top), axis=axis, keepdims=True))
+
+
+def _nll(logits, codes, *, axis=-1, log=None, reduce=np.sum, sign=-1.0, bits=True, argmax=False):
+    """The NLL with one known mistake switched on (the mistakes table of nll_bits_per_image)."""
+    logits = np.asarray(logits, dtype="float64")
+    log_probs = logits - _logsumexp(logits, axis) if log is None else log(logits)
+    codes = np.argmax(logits, axis=-1) if argmax else np.asarray(codes)
+    picked = np.take_along_axis(log_probs, codes[..., None], axis=-1)[..., 0]
+    per_image = sign * reduce(picked, axis=(1, 2))
+    return float(np.mean(per_image / np.log(2) if bits else per_image))
+
+
+_NLL_SOFTMAX = ("logits are not probabilities: turn them into log-probabilities first, with a log-softmax over the "
+                "last axis (logits minus the log of the sum of their exponentials), then pick the given code's.")
+_NLL_BITS_MISTAKES = [
+    (lambda x, c: _nll(x, c, bits=False),
+     "that is the answer in nats (natural logarithms): divide by ln 2 to get bits (metrics.nats_to_bits), or use "
+     "log2."),
+    (lambda x, c: _nll(x, c, reduce=np.mean),
+     "you averaged over the positions of a map, which gives bits per code: the likelihood of the whole map is "
+     "the product of its conditionals, so its bits are the SUM over the positions; average only over images."),
+    (lambda x, c: _nll(x, c, reduce=np.mean, bits=False),
+     "that is nats per code: sum over the positions of a map (not the mean), and divide by ln 2 for bits."),
+    (lambda x, c: _nll(x, c, log=np.log2), _NLL_SOFTMAX),
+    (lambda x, c: _nll(x, c, log=lambda v: v / np.log(2)), _NLL_SOFTMAX),
+    (lambda x, c: _nll(x, c, log=lambda v: v), _NLL_SOFTMAX),
+    *[((lambda x, c, axis=axis: _nll(x, c, axis=axis)),
+       f"your softmax runs over {where}: the probabilities of one position are over its K codes, the last axis "
+       "(axis=-1).") for axis, where in [(0, "the batch axis"), (1, "the rows (axis 1)"), (2, "the columns (axis 2)")]],
+    (lambda x, c: _nll(x, c, sign=1.0),
+     "you forgot the minus sign: log-probabilities are negative, and the negative log-likelihood is their "
+     "negation, a positive number of bits."),
+    (lambda x, c: _nll(x, c, argmax=True),
+     "you took the probability of the most likely code (the argmax): the likelihood asks how probable the GIVEN "
+     "codes are, so pick log p at codes[n, i, j]."),
+]
+
+
+def _nll_cases():
+    rng = np.random.default_rng(50)
+    positive = rng.uniform(0.2, 3.0, size=(3, 7, 7, 5)).astype("float32")  # so log(logits) is a number
+    yield positive, rng.integers(0, 5, size=(3, 7, 7))
+    yield (2.0 * rng.normal(size=(2, 7, 7, 16))).astype("float32"), rng.integers(0, 16, size=(2, 7, 7))
+    yield (3.0 * rng.normal(size=(1, 7, 7, 128))).astype("float32"), rng.integers(0, 128, size=(1, 7, 7)).astype(
+        "int32")
+    yield rng.normal(size=(4, 3, 5, 6)).astype("float32"), rng.integers(0, 6, size=(4, 3, 5))
+
+
+def _check_nll_bits_per_image(fn):
+    _check_number(fn, _nll_cases(), nll_bits_per_image, _NLL_BITS_MISTAKES,
+                  lambda logits, codes: f"With logits of shape {logits.shape} and codes of shape {codes.shape}: ")
+
+
+core.register(
+    "nll_bits_per_image", reference=nll_bits_per_image, checker=_check_nll_bits_per_image, lesson=5,
+    shows=(_logsumexp, metrics.nats_to_bits),
+    hints="""
+        The probability of a whole map is the product of its conditionals, one per position, so its negative
+        log-likelihood is a sum over the positions of -log p(code at that position). Each p comes from a
+        softmax of that position's logits over the K codes; bits need base-2 logarithms. Average over the images
+        only at the end.
+
+        Take a log-softmax over the last axis (logits minus the log of the sum of their exponentials; subtract
+        the maximum first to keep it stable), pick the given codes' entries with np.take_along_axis(log_probs,
+        codes[..., None], axis=-1), sum over axes 1 and 2, negate, divide by ln 2 (metrics.nats_to_bits) and
+        take the mean over the N images: one number.
+        """,
+    error_hint="logits is a float array (N, H, W, K) and codes an integer array (N, H, W); return one number "
+               "(np.take_along_axis picks each position's code).",
+    mistakes=_NLL_BITS_MISTAKES)
 
 
 # ---------------------------------------------------------------------------------------------
