@@ -29,7 +29,8 @@ def assert_incorrect(capsys, name, fn, *phrases):
 # -- what every exercise shares ------------------------------------------------------------------
 def test_names_lists_every_exercise():
     assert names() == ["reparameterize", "kl_divergence", "vae_loss", "pairwise_sq_distances", "nearest_code",
-                       "straight_through", "vq_losses", "ema_update", "vqvae_forward", "codebook_perplexity", "rate_distortion_knee", "dead_codes",
+                       "straight_through", "vq_losses", "ema_update", "vqvae_forward", "codebook_perplexity",
+                       "rate_distortion_knee", "dead_codes",
                        "causal_mask", "nll_bits_per_image", "sample_codes", "frechet_distance", "inception_score"]
 
 

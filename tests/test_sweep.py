@@ -81,7 +81,7 @@ def test_table_and_figures_from_the_shipped_results(shipped, tmp_path):
     rows = sweep.table(shipped)
     assert {r["group"] for r in rows} == {"grid", "ablation"}
     assert len(sweep.table(shipped, group="ablation")) == len(sweep.ABLATIONS)
-    k_line, d_line, base_k, base_d = plotting._sweep_lines(rows)
+    k_line, d_line, base_k, base_d = plotting.sweep._sweep_lines(rows)
     assert (base_k, base_d) == sweep.BASE and len(k_line) == 7 and len(d_line) == 6
     images = np.random.default_rng(0).random((3, 28, 28, 1))
     for fig in (plotting.rate_distortion(rows, highlight="k32-d16"), plotting.codebook_use(rows),

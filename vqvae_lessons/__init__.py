@@ -29,8 +29,8 @@ def quiet():
     purpose: one step per case). ``quiet()`` imports Keras (and, on the TensorFlow backend,
     TensorFlow, and lets it look for devices) with the standard error stream sent to
     ``/dev/null``, lowers TensorFlow's C++ log level, and filters that warning out of
-    TensorFlow's logger. On the JAX and PyTorch backends it only imports Keras. Calling it again does nothing more. Returns
-    the name of the Keras backend in use.
+    TensorFlow's logger. On the JAX and PyTorch backends it only imports Keras. Calling it
+    again does nothing more. Returns the name of the Keras backend in use.
     """
     first_import = "keras" not in sys.modules
     if first_import:
