@@ -5,7 +5,9 @@ import os
 import shlex
 import subprocess
 import sys
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 from vqvae_lessons import cli, pretrained, recipes
@@ -95,8 +97,6 @@ def test_train_a_tiny_prior_then_evaluate_sample_and_judge(synthetic_npz, tmp_pa
     result = run("sample", "--weights", str(tmp_path / "prior.weights.h5"), "--n", "6", "--seed", "1", "--label", "3",
                  "--temperature", "0.8", "--out", str(out), env=env)
     assert result.returncode == 0, result.stderr
-    import numpy as np
-
     images = np.load(out)
     assert images.shape == (6, 28, 28) and images.dtype == np.float32 and 0 <= images.min() and images.max() <= 1
     result = run("judge", str(out), "--label", "3", env=env)
@@ -140,3 +140,72 @@ def test_evaluate_a_shipped_prior(real_mnist):
     evaluated = json.loads(result.stdout)
     assert evaluated["test_nll_bits_per_image"] == pytest.approx(49 * evaluated["test_nll_bits_per_code"])
     assert evaluated["test_nll_bits_per_code"] < evaluated["unigram_bits_per_code"] < 7.0
+
+
+def test_reproduce_writes_into_the_working_directory_and_says_so():
+    args = cli.build_parser().parse_args(["reproduce"])
+    assert args.out == pretrained.REPRODUCED_DIR == Path("reproduced") and not args.out.is_absolute()
+    assert args.out.resolve() != pretrained.WEIGHTS_DIR
+    result = run("reproduce", "--help")
+    text = " ".join(result.stdout.split())
+    assert "./reproduced" in text and "in the working directory" in text
+    assert "VQ-VAEs, the VAE and the judge first, then the priors" in text
+
+
+def test_reproduce_checks_every_name_before_training_any(monkeypatch, capsys):
+    calls = []
+    monkeypatch.setattr(pretrained, "reproduce_all", lambda *args, **kwargs: calls.append(args) or [])
+    with pytest.raises(SystemExit, match="no shipped weights are called 'vqvae-k9'"):
+        cli.main(["reproduce", "vqvae-k128-d16", "vqvae-k9"])
+    assert calls == []
+    assert cli.main(["reproduce", "gated-vqvae", "vqvae-k128-d16", "--out", "elsewhere"]) == 0
+    assert calls == [(["gated-vqvae", "vqvae-k128-d16"], Path("elsewhere"))]  # reproduce_all orders them
+
+
+def test_debug_shows_the_full_traceback(tmp_path, capsys):
+    missing = str(tmp_path / "missing.npy")
+    assert cli.main(["judge", missing]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines[0].startswith("error: ") and "does not exist" in lines[0] and "--debug" in lines[1]
+    with pytest.raises(ValueError, match="does not exist"):  # --debug: the error itself, with its traceback
+        cli.main(["--debug", "judge", missing])
+    result = run("--debug", "judge", missing)
+    assert result.returncode == 1 and "Traceback (most recent call last)" in result.stderr
+    assert "cmd_judge" in result.stderr and "ValueError" in result.stderr
+
+
+@pytest.fixture
+def no_sampling(monkeypatch):
+    """Sampling replaced by blank images, counted: the tests of ``sample --out`` need no real samples."""
+    from vqvae_lessons.priors import sampling
+
+    calls = []
+
+    def generate(prior, vqvae, n, **kwargs):
+        calls.append(n)
+        return np.zeros((n, 28, 28, 1), "float32")
+
+    monkeypatch.setattr(sampling, "generate", generate)
+    return calls
+
+
+def test_sample_out_must_be_a_file_that_can_be_written(tmp_path, capsys, monkeypatch, no_sampling):
+    monkeypatch.setattr(pretrained, "load", lambda *args, **kwargs: pytest.fail("loaded a model before checking"))
+    assert cli.main(["sample", "--pretrained", "gated-vqvae", "--out", str(tmp_path)]) == 2
+    assert f"--out {tmp_path} is a folder: name the file to write, e.g. --out {tmp_path / 'digits.npy'}" in \
+        capsys.readouterr().err
+    (tmp_path / "digits.npy").mkdir()
+    assert cli.main(["sample", "--pretrained", "gated-vqvae", "--out", str(tmp_path / "digits")]) == 2
+    assert "digits.npy is a folder" in capsys.readouterr().err
+    (tmp_path / "notes.txt").write_text("a file, not a folder")
+    assert cli.main(["sample", "--pretrained", "gated-vqvae", "--out", str(tmp_path / "notes.txt" / "x.npy")]) == 2
+    assert f"--out {tmp_path / 'notes.txt' / 'x.npy'} cannot be written" in capsys.readouterr().err
+    assert no_sampling == [] and not (tmp_path / "notes.txt" / "x.npy").exists()
+
+
+def test_sample_reports_the_file_it_wrote(tmp_path, capsys, no_sampling):
+    for out, written in [(tmp_path / "x", tmp_path / "x.npy"), (tmp_path / "new" / "y.npy",) * 2]:
+        assert cli.main(["sample", "--pretrained", "gated-vqvae", "--n", "3", "--out", str(out)]) == 0
+        result = json.loads(capsys.readouterr().out)
+        assert result["out"] == str(written) and np.load(written).shape == (3, 28, 28)
+    assert not (tmp_path / "x").exists() and no_sampling == [3, 3]

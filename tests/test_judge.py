@@ -27,6 +27,25 @@ def test_frechet_distance_on_cases_with_known_answers():
     assert judge.frechet_distance(a, scaled) == pytest.approx(judge.frechet_distance(scaled, a), rel=1e-6)
 
 
+def test_frechet_distance_matches_scipy_s_matrix_square_root_on_covariances_that_do_not_commute():
+    linalg = pytest.importorskip("scipy.linalg")
+    rng = np.random.default_rng(1)
+    for features in (3, 8):
+        mix_a, mix_b = rng.normal(size=(features, features)), rng.normal(size=(features, features))
+        a = rng.normal(size=(500, features)) @ mix_a + rng.normal(size=features)
+        b = rng.normal(size=(300, features)) @ mix_b + rng.normal(size=features)
+        cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+        # S_a S_b != S_b S_a: (S_a S_b)^(1/2) is not S_a^(1/2) S_b^(1/2), the mistake this test catches
+        assert np.abs(cov_a @ cov_b - cov_b @ cov_a).max() > 0.1 * np.abs(cov_a @ cov_b).max()
+        cross = linalg.sqrtm(cov_a @ cov_b)
+        want = (np.sum((a.mean(0) - b.mean(0)) ** 2) + np.trace(cov_a) + np.trace(cov_b)
+                - 2 * np.trace(np.real(cross)))
+        assert judge.frechet_distance(a, b) == pytest.approx(want, rel=1e-6)
+        assert judge.frechet_distance(b, a) == pytest.approx(want, rel=1e-6)
+        naive = np.trace(np.real(linalg.sqrtm(cov_a) @ linalg.sqrtm(cov_b)))  # what commuting matrices would give
+        assert abs(naive - np.trace(np.real(cross))) > 1e-3 * abs(want)  # so the check above can tell them apart
+
+
 def test_class_histogram_counts_the_judge_s_verdicts():
     probs = np.eye(10)[[3, 3, 7, 0]] * 0.9 + 0.01
     np.testing.assert_array_equal(judge.class_histogram(probs), [1, 0, 0, 2, 0, 0, 0, 1, 0, 0])
@@ -50,6 +69,13 @@ def test_judging_images_on_synthetic_data(tiny_mnist):
             judge.judge_images(bad, judge=untrained, data=tiny_mnist)
     with pytest.raises(ValueError, match="label must be a digit"):
         judge.judge_images(tiny_mnist.x_test[:4], label=12, judge=untrained, data=tiny_mnist)
+    for label, message in [([1, 2], r"one per image \(shape \(4,\) .* got an array of shape \(2,\)"),
+                           (2.5, "label is the digit asked for: one int"), (-1, "label must be a digit"),
+                           ([3, 3, 3, 10], "got values from 3 to 10"), (True, "one int")]:
+        with pytest.raises(ValueError, match=message):
+            judge.judge_images(tiny_mnist.x_test[:4], label=label, judge=untrained, data=tiny_mnist)
+    per_image = judge.judge_images(tiny_mnist.x_test[:4], label=[1, 2, 3, 4], judge=untrained, data=tiny_mnist)
+    assert per_image["label_accuracy"] in (0.0, 0.25, 0.5, 0.75, 1.0)
     with pytest.raises(ValueError, match=r"Give the judge: judge=pretrained.shipped_judge\(\)"):
         judge.judge_images(tiny_mnist.x_test[:4], data=tiny_mnist)  # judge knows no shipped weights
 

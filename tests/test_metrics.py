@@ -1,3 +1,4 @@
+import itertools
 import math
 
 import numpy as np
@@ -29,5 +30,12 @@ def test_perplexity_and_usage_over_the_whole_dataset():
 def test_information_units():
     assert metrics.nats_to_bits(math.log(2)) == pytest.approx(1.0)
     assert metrics.bits_to_nats(metrics.nats_to_bits(1.7)) == pytest.approx(1.7)
-    assert metrics.bits_per_image(128) == pytest.approx(343.0)
+    assert metrics.bits_per_image(128) == pytest.approx(343.0)  # 7 x 7 codes of 7 bits
     assert metrics.bits_per_image(8, grid=(2, 2)) == pytest.approx(12.0)
+
+
+@pytest.mark.parametrize("num_codes, grid", [(2, (1, 3)), (3, (2, 2)), (5, (1, 2)), (4, (2, 3))])
+def test_bits_per_image_count_the_maps_a_grid_can_hold(num_codes, grid):
+    # Independently of the formula: list every map of codes the grid can hold, and take log2 of their number.
+    maps = {tuple(cells) for cells in itertools.product(range(num_codes), repeat=int(np.prod(grid)))}
+    assert metrics.bits_per_image(num_codes, grid=grid) == pytest.approx(math.log2(len(maps)))

@@ -28,7 +28,10 @@ def test_vqvae_fit_logs_its_losses_and_learns(tiny_mnist):
     model, record = train_vqvae("keras-example", 16, 4, "loss", epochs=3, batch_size=32, train_size=128,
                                 data=tiny_mnist, kmeans_init=False, restart_dead_codes=False, verbose=0)
     history = record["history"]
-    assert {"loss", "reconstruction_loss", "vq_loss", "perplexity", "val_loss"} <= set(history)
+    assert {"loss", "reconstruction_loss", "vq_loss", "batch_perplexity", "val_batch_perplexity", "val_loss"} <= \
+        set(history)
+    assert "perplexity" not in history  # the mean of per-batch perplexities is named so: not the dataset's
+    assert all(1 <= p <= 16 for p in history["batch_perplexity"])
     assert history["loss"][-1] < history["loss"][0]
     for epoch in range(3):
         total = history["reconstruction_loss"][epoch] + history["vq_loss"][epoch]
@@ -56,16 +59,77 @@ def test_ema_codebook_moves_when_training_only(tiny_mnist):
     assert not np.allclose(keras.ops.convert_to_numpy(model.quantizer.embeddings), before)
 
 
-def test_codebook_maintenance_keeps_codes_in_use(tiny_mnist):
+def _fit_with(images, callbacks, epochs=2):
+    """A keras-example VQ-VAE (K=64) fitted on ``images`` from seed 0: the same model, batches and steps
+    whatever the ``callbacks``."""
+    keras.utils.set_random_seed(0)
     model = VQVAE("keras-example", 64, 4, "loss")
-    maintenance = CodebookMaintenance(tiny_mnist.x_train, every=2, sample_size=128, seed=0)
     model.compile(optimizer="adam")
-    model.fit(tiny_mnist.x_train, batch_size=32, epochs=1, verbose=0, callbacks=[maintenance])
-    assert len(maintenance.history) == 4 and maintenance.history[0][1] > 0  # restarts happened
-    plain = VQVAE("keras-example", 64, 4, "loss")
-    used_with = metrics.codes_used(model.encode(tiny_mnist.x_train), 64)
-    used_without = metrics.codes_used(plain.encode(tiny_mnist.x_train), 64)
-    assert used_with > used_without
+    model.fit(images, batch_size=32, epochs=epochs, verbose=0, callbacks=callbacks)
+    return model
+
+
+def test_codebook_maintenance_keeps_codes_in_use(tiny_mnist):
+    images = tiny_mnist.x_train
+    maintenance = CodebookMaintenance(images, every=2, sample_size=128, kmeans_init=False, seed=0)
+    model = _fit_with(images, [maintenance])
+    assert len(maintenance.history) == 8 and maintenance.history[0][1] > 0  # restarts happened
+    plain = _fit_with(images, [])  # the same model, trained the same way, without maintenance
+    used_with = metrics.codes_used(model.encode(images), 64)
+    used_without = metrics.codes_used(plain.encode(images), 64)
+    assert used_with > used_without + 8, (used_with, used_without)
+
+
+class _CodebookSpy(keras.callbacks.Callback):
+    """Records the EMA quantizer's codebook and state at the end of the training batches ``at``."""
+
+    def __init__(self, at, images):
+        super().__init__()
+        self.at, self.images, self.step, self.seen = set(at), images, 0, {}
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.step += 1
+        if self.step in self.at:
+            model = self.model  # (on JAX, this syncs the training state into the model first)
+            q = model.quantizer
+            self.seen[self.step] = {
+                "codebook": keras.ops.convert_to_numpy(q.embeddings).copy(),
+                "sizes": keras.ops.convert_to_numpy(q.ema_cluster_size).copy(),
+                "sums": keras.ops.convert_to_numpy(q.ema_embedding_sum).copy(),
+                "outputs": model.encoder_outputs(self.images).reshape(-1, model.embedding_dim),
+            }
+
+
+def test_dead_codes_restarted_during_fit_move_onto_encoder_outputs_and_the_ema_follows(tiny_mnist):
+    images = tiny_mnist.x_train
+    keras.utils.set_random_seed(0)
+    model = VQVAE("keras-example", 32, 4, "ema", decay=0.9)
+    maintenance = CodebookMaintenance(images, every=200, sample_size=len(images), kmeans_init=False, seed=0)
+    before, after = _CodebookSpy([200], images), _CodebookSpy([200, 201], images)  # around the restart, a step on
+    model.compile(optimizer="adam")
+    model.fit(images, batch_size=2, epochs=2, verbose=0, callbacks=[before, maintenance, after])  # 256 steps
+    assert maintenance.history[0][0] == 200 and maintenance.history[0][1] > 0
+    old, new, later = before.seen[200], after.seen[200], after.seen[201]
+    restarted = np.flatnonzero(np.any(old["codebook"] != new["codebook"], axis=1))
+    assert len(restarted) == maintenance.history[0][1]  # the restart changed the dead codes and no others
+    live = np.setdiff1d(np.arange(32), restarted)
+    dead = np.setdiff1d(np.arange(32), _nearest(old["outputs"], old["codebook"]))  # no training image picks them
+    np.testing.assert_array_equal(restarted, dead)
+    for code in restarted:  # each moved onto an encoder output of a training image
+        assert np.min(np.abs(new["outputs"] - new["codebook"][code]).max(axis=1)) < 1e-5
+    # The EMA state follows: its average m_k / N_k is the new code, with the codebook's mean weight...
+    np.testing.assert_allclose(new["sums"][restarted] / new["sizes"][restarted, None], new["codebook"][restarted],
+                               rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(new["sizes"][restarted], old["sizes"].mean(), rtol=1e-4)
+    np.testing.assert_array_equal(new["sums"][live], old["sums"][live])
+    # ...so the next EMA step moves a restarted code a little, never back to where it was.
+    moved = np.linalg.norm(later["codebook"][restarted] - new["codebook"][restarted], axis=1)
+    jumped = np.linalg.norm(new["codebook"][restarted] - old["codebook"][restarted], axis=1)
+    assert np.all(moved < 0.2 * jumped), (moved, jumped)
+
+
+def _nearest(vectors, codebook):
+    return np.argmin(((vectors[:, None] - codebook[None]) ** 2).sum(-1), axis=1)
 
 
 @pytest.mark.parametrize("architecture, quantizer", VQVAE_SETTINGS)
@@ -128,19 +192,90 @@ def test_reparameterize_and_kl_match_numpy():
     assert np.allclose(keras.ops.convert_to_numpy(gaussian_kl(np.zeros((2, 3)), np.zeros((2, 3)))), 0.0)
 
 
-@pytest.mark.parametrize("images, message", [
+BAD_IMAGES = [
     (np.zeros((2, 28, 28), "uint8"), "divide uint8 pixels by 255.0"),
     (np.zeros((2, 32, 32, 1), "float32"), r"got \(2, 32, 32, 1\)"),
     (np.full((2, 28, 28, 1), -0.5, "float32"), "need 0.5 added"),
+    (np.full((2, 28, 28), 1.5, "float32"), r"pixels in \[0, 1\], got values from 1.5"),
     (np.where(np.eye(28)[None, :, :, None] > 0, np.nan, 0.5).astype("float32"), "28 pixels are NaN"),
-    (np.zeros((0, 28, 28, 1), "float32"), "empty array"),
-])
+]
+
+
+@pytest.mark.parametrize("images, message", [*BAD_IMAGES, (np.zeros((0, 28, 28, 1), "float32"), "empty array")])
 def test_bad_images_say_how_to_fix_them(images, message):
     model = VQVAE("keras-example", 16, 4, "loss")
     with pytest.raises(ValueError, match=message):
         model.encode(images)
     with pytest.raises(ValueError, match=message):
         VAE(2).reconstruct(images)
+
+
+@pytest.mark.parametrize("images, message", BAD_IMAGES)
+@pytest.mark.parametrize("make", [lambda: VQVAE("keras-example", 16, 4, "loss"), lambda: VAE(2)],
+                         ids=["vqvae", "vae"])
+def test_calling_or_fitting_on_bad_images_is_the_same_clear_error(make, images, message):
+    model = make()
+    model.compile(optimizer="adam")
+    with pytest.raises(ValueError, match=message):
+        model(images)
+    with pytest.raises(ValueError, match=message):
+        model.fit(images, epochs=1, verbose=0)
+    good = np.full((2, 28, 28, 1), 0.5, "float32")
+    with pytest.raises(ValueError, match=message):
+        model.fit(good, epochs=1, verbose=0, validation_data=(images,))
+    assert model.optimizer.iterations == 0  # refused before any training step
+
+
+@pytest.mark.parametrize("architecture, quantizer", VQVAE_SETTINGS)
+def test_images_without_their_channel_axis_work_everywhere_alike(architecture, quantizer, tiny_mnist):
+    flat, images = tiny_mnist.x_train[:64, ..., 0], tiny_mnist.x_train[:64]
+    model = VQVAE(architecture, 16, 4, quantizer)
+    out, out_flat = model(images), model(flat)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(out_flat["indices"]), model.encode(flat))
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(out_flat["reconstruction"]),
+                               keras.ops.convert_to_numpy(out["reconstruction"]))
+    histories = []
+    for x in (images, flat):  # the same training from (N, 28, 28) as from (N, 28, 28, 1): the same loss
+        keras.utils.set_random_seed(0)
+        fresh = VQVAE(architecture, 16, 4, quantizer)
+        fresh.compile(optimizer="adam")
+        histories.append(fresh.fit(x, batch_size=32, epochs=1, verbose=0, validation_data=(x[:16],)).history)
+    assert set(histories[0]) == set(histories[1])
+    for key, values in histories[0].items():
+        assert histories[1][key] == pytest.approx(values, rel=1e-5), key
+    keras.utils.set_random_seed(0)
+    vae = VAE(2, seed=0)
+    vae.compile(optimizer="adam")
+    assert keras.ops.convert_to_numpy(vae(flat)["mean"]) == pytest.approx(vae.encode(images)[0], abs=1e-5)
+    vae.fit(flat, batch_size=32, epochs=1, verbose=0)
+
+
+def test_a_partial_last_batch_gives_what_one_batch_gives(tiny_mnist):
+    model, vae = VQVAE("keras-example", 16, 4, "loss"), VAE(2)
+    images = tiny_mnist.x_test[:7]  # batches of 3: 3 + 3 + 1
+    codes = model.encode(images, batch_size=1000)
+    np.testing.assert_array_equal(model.encode(images, batch_size=3), codes)
+    np.testing.assert_allclose(model.decode(codes, batch_size=3), model.decode(codes), atol=1e-6)
+    np.testing.assert_allclose(model.encoder_outputs(images, batch_size=3), model.encoder_outputs(images), atol=1e-6)
+    for part, whole in zip(vae.encode(images, batch_size=3), vae.encode(images), strict=True):
+        np.testing.assert_allclose(part, whole, atol=1e-6)
+
+
+@pytest.mark.parametrize("train_size", [0, -5, 2.5])
+def test_train_size_must_be_a_positive_number_of_images(train_size, tiny_mnist):
+    from vqvae_lessons import recipes
+    from vqvae_lessons.judge import train_judge
+    from vqvae_lessons.train import train_prior
+
+    for train in (lambda: train_vqvae(train_size=train_size, data=tiny_mnist, verbose=0),
+                  lambda: train_vae(train_size=train_size, data=tiny_mnist, verbose=0),
+                  lambda: train_prior(VQVAE("keras-example", 16, 4), train_size=train_size, data=tiny_mnist),
+                  lambda: train_judge(train_size=train_size, data=tiny_mnist, verbose=0)):
+        with pytest.raises(ValueError, match=r"train_size is the number of training images .* int >= 1"):
+            train()
+    for kind in recipes.KINDS.values():
+        with pytest.raises(ValueError, match=f"{kind.__name__}: train_size must be a positive integer"):
+            kind(train_size=train_size)
 
 
 @pytest.mark.parametrize("indices, message", [

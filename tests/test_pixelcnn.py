@@ -146,8 +146,27 @@ def test_log_probs_are_the_log_softmax_of_the_logits_at_each_code():
     np.testing.assert_allclose(prior.log_probs(codes, batch_size=2), want, atol=1e-5)
     results = metrics.evaluate_prior(prior, codes, train_codes=random_codes(20, seed=1))
     assert results["test_nll_nats_per_code"] == pytest.approx(-want.mean(), rel=1e-5)
-    assert results["test_nll_bits_per_image"] == pytest.approx(49 * results["test_nll_bits_per_code"])
+    # bits per image: each map's own code length, -log2 p(map) = -sum of its 49 log2-probabilities, averaged
+    code_lengths = -want.sum(axis=(1, 2)) / np.log(2)
+    assert results["test_nll_bits_per_image"] == pytest.approx(code_lengths.mean(), rel=1e-5)
     assert results["uniform_bits_per_code"] == pytest.approx(np.log2(K))
+
+
+@pytest.mark.parametrize("architecture", ["gated", "keras-example"])
+def test_a_uniform_prior_spends_log2_of_the_number_of_maps_on_each(architecture):
+    import itertools
+
+    num_codes, grid = 3, (2, 3)
+    prior = PixelCNN(architecture, num_codes, channels=4, num_layers=2, grid=grid)
+    head = prior.stages[-1].logits  # equal logits everywhere: every map equally likely
+    head.kernel.assign(np.zeros(head.kernel.shape, "float32"))
+    head.bias.assign(np.zeros(head.bias.shape, "float32"))
+    maps = np.array(list(itertools.product(range(num_codes), repeat=6)), "int32").reshape(-1, *grid)
+    assert len({m.tobytes() for m in maps}) == 3 ** 6  # every map the grid can hold, once
+    results = metrics.evaluate_prior(prior, maps)
+    assert results["test_nll_bits_per_image"] == pytest.approx(np.log2(len(maps)), rel=1e-5)
+    assert results["test_nll_bits_per_image"] == pytest.approx(metrics.bits_per_image(num_codes, grid), rel=1e-5)
+    np.testing.assert_allclose(np.exp(prior.log_probs(maps).sum(axis=(1, 2))).sum(), 1.0, rtol=1e-4)  # sums to 1
 
 
 # -- sampling ---------------------------------------------------------------------------------
@@ -252,6 +271,39 @@ def test_bad_codes_are_clear_errors(codes, message):
         small_prior().log_probs(codes)
 
 
+@pytest.mark.parametrize("codes, labels, message", [
+    (np.full((2, 7, 7), K), [1, 2], r"Codes must lie in \[0, 12\) .* got values from 12 to 12"),  # the no-code row
+    (np.full((2, 7, 7), -1), [1, 2], r"Codes must lie in \[0, 12\) .* got values from -1 to -1"),
+    (random_codes(2), [1, 10], r"Labels must lie in \[0, 10\)"),
+    (random_codes(2), [-1, 2], r"Labels must lie in \[0, 10\)"),
+])
+def test_codes_and_labels_out_of_range_are_clear_errors_in_call_and_fit(codes, labels, message):
+    prior = new_prior("gated", 10, num_layers=2)
+    labels = np.array(labels, "int32")
+    with pytest.raises(ValueError, match=message):
+        prior((codes, labels))
+    prior.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    with pytest.raises(ValueError, match=message):
+        prior.fit((codes, labels), np.clip(codes, 0, K - 1), epochs=1, verbose=0)
+    good = (random_codes(2), np.array([1, 2], "int32"))
+    with pytest.raises(ValueError, match=message):
+        prior.fit(good, good[0], epochs=1, verbose=0, validation_data=((codes, labels), np.clip(codes, 0, K - 1)))
+    assert prior.optimizer.iterations == 0  # refused before any training step
+    if "Codes" in message:  # the targets are codes too
+        with pytest.raises(ValueError, match=message):
+            prior.fit(good, codes, epochs=1, verbose=0)
+        with pytest.raises(ValueError, match=message):
+            small_prior("keras-example")(codes)
+
+
+def test_a_partial_last_batch_of_log_probs_gives_what_one_batch_gives():
+    prior, codes, labels = small_prior(num_classes=10), random_codes(7), np.arange(7, dtype="int32")
+    np.testing.assert_allclose(prior.log_probs(codes, labels, batch_size=3), prior.log_probs(codes, labels),
+                               atol=1e-6)  # batches of 3 + 3 + 1
+    np.testing.assert_allclose(small_prior().log_probs(codes, batch_size=4), small_prior().log_probs(codes),
+                               atol=1e-6)
+
+
 def test_bad_settings_are_clear_errors():
     with pytest.raises(ValueError, match="architecture='pixelsnail' is not known"):
         PixelCNN("pixelsnail")
@@ -263,6 +315,9 @@ def test_bad_settings_are_clear_errors():
         PixelCNN("gated", dropout=1.0)
     with pytest.raises(ValueError, match="Only the gated PixelCNN takes dropout"):
         PixelCNN("keras-example", dropout=0.1)
+    for classes in (0, -3, 2.5):
+        with pytest.raises(ValueError, match=f"num_classes is the number of class labels .* got {classes}"):
+            PixelCNN("gated", num_classes=classes)
 
 
 def test_generate_decodes_samples_and_checks_the_codebook_size():
@@ -340,6 +395,58 @@ def test_augmented_epochs_hold_new_maps_in_a_new_order(tiny_mnist):
     for number, (dy, dx) in enumerate(data.shift_moves(), start=1):
         moved_codes = {bytes(c) for c in vqvae.encode(padded[:, 1 - dy:29 - dy, 1 - dx:29 - dx]).reshape(256, -1)}
         assert all(bytes(c) in moved_codes for c in drawn[first][moves[first] == number].reshape(-1, 49))
+
+
+class _RowRecorder(keras.layers.Layer):
+    """Passes its input on; while training, adds up the rows it sees (their first feature) and counts them."""
+
+    def build(self, input_shape):
+        self.total = self.add_weight(name="total", shape=(), initializer="zeros", trainable=False)
+        self.count = self.add_weight(name="count", shape=(), initializer="zeros", trainable=False)
+
+    def call(self, x, training=False):
+        if training:
+            self.total.assign_add(ops.sum(x[:, 0]))
+            self.count.assign_add(ops.cast(ops.shape(x)[0], "float32"))
+        return x
+
+
+class _PerEpoch(keras.callbacks.Callback):
+    def __init__(self, recorder):
+        super().__init__()
+        self.recorder, self.seen = recorder, []
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.model  # noqa: B018 (on JAX, reading the model syncs the training state into it)
+        self.seen.append((float(self.recorder.total), float(self.recorder.count)))
+
+
+def test_augmented_epoch_k_trains_on_its_own_block_of_maps():
+    from vqvae_lessons import train
+
+    # epochs_of_codes lays the epochs one after another, steps_per_epoch batches each (the rest left out) ...
+    n, batch_size, epochs = 10, 4, 3
+    codes, labels = np.arange(n).reshape(n, 1, 1).astype("int32"), np.arange(n).astype("int32")
+    drawn, drawn_labels, moves, steps = train.epochs_of_codes(None, None, codes, labels, epochs, 0.0, batch_size)
+    per_epoch = steps * batch_size
+    assert steps == 2 and drawn.shape == (epochs * per_epoch, 1, 1) and not moves.any()
+    np.testing.assert_array_equal(drawn[:, 0, 0], drawn_labels)  # each map keeps its label
+    for k in range(epochs):
+        block = drawn[k * per_epoch:(k + 1) * per_epoch, 0, 0]
+        assert len(set(block)) == per_epoch  # epoch k's block: distinct maps of the training set
+    # ... and fit with steps_per_epoch reads epoch k's batches from rows [k * per_epoch, (k + 1) * per_epoch).
+    keras.utils.set_random_seed(0)
+    recorder = _RowRecorder()
+    model = keras.Sequential([keras.Input((1,)), recorder, keras.layers.Dense(1)])
+    spy = _PerEpoch(recorder)
+    rows = np.arange(len(drawn), dtype="float32")[:, None]  # each row holds its own number
+    train.fit(model, rows, epochs, batch_size, 1e-3, None, [spy], 0, targets=np.zeros((len(rows), 1), "float32"),
+              loss="mse", steps_per_epoch=steps)
+    totals = np.diff([0.0] + [total for total, _ in spy.seen])
+    counts = np.diff([0.0] + [count for _, count in spy.seen])
+    np.testing.assert_array_equal(counts, [per_epoch] * epochs)
+    np.testing.assert_array_equal(totals, [sum(range(k * per_epoch, (k + 1) * per_epoch)) for k in range(epochs)])
+    assert int(model.optimizer.iterations) == epochs * steps
 
 
 def test_training_on_augmented_codes(tiny_mnist):

@@ -1,5 +1,6 @@
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -140,3 +141,145 @@ def test_compact_weights_keep_every_output_and_zero_what_the_masks_hide(tmp_path
     first = again.stages[0].vertical
     hidden = np.asarray(first.kernel)[first.mask == 0]
     assert hidden.size and np.all(hidden == 0)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda info: info.pop("model"), "has no 'model' entry, the kind of model: one of vqvae, vae, prior, judge"),
+    (lambda info: info.update(model="gan"), "says its model is 'gan': expected one of vqvae"),
+    (lambda info: info.pop("config"), "has no 'config' entry"),
+    (lambda info: info.update(config=[1, 2]), "has no 'config' entry .*it is not a dict"),
+    (lambda info: info["config"].update(codebook_size=64),
+     "settings a VQVAE does not take: 'codebook_size' \\(it takes architecture, num_embeddings.*Remove those"),
+])
+def test_a_damaged_card_is_a_clear_error(copied, change, message):
+    card_path = copied.with_name("m.json")
+    info = json.loads(card_path.read_text())
+    change(info)
+    card_path.write_text(json.dumps(info))
+    with pytest.raises(PretrainedError, match=message):
+        pretrained.load(weights_path=copied)
+
+
+def test_a_prior_s_card_must_name_its_vq_vae(tmp_path):
+    info = pretrained.card("gated-vqvae")
+    del info["vqvae"]
+    (tmp_path / "p.json").write_text(json.dumps(info))
+    for read in (pretrained.load, pretrained.card_of):
+        with pytest.raises(PretrainedError, match="is a prior's but names no 'vqvae'.*--vqvae"):
+            read(weights_path=tmp_path / "p.weights.h5")
+
+
+def test_a_keras_archive_where_weights_belong_says_what_it_is(copied, tmp_path):
+    model = pretrained.load(weights_path=copied)
+    model.save(tmp_path / "whole.keras")
+    for path in (tmp_path / "whole.keras", copied):
+        if path == copied:
+            copied.write_bytes((tmp_path / "whole.keras").read_bytes())  # a zip named .weights.h5
+        with pytest.raises(PretrainedError, match=r"is a \.keras archive \(a whole saved model, a zip file\), "
+                                                   r"not the NAME\.weights\.h5.*keras\.saving\.load_model"):
+            pretrained.load(weights_path=path)
+    with pytest.raises(PretrainedError, match=r"\.keras archive"):
+        pretrained.load_vqvae(tmp_path / "whole.keras")
+    import keras
+
+    assert keras.saving.load_model(tmp_path / "whole.keras").num_embeddings == 128  # what the message advises
+
+
+def test_old_cards_give_the_batch_perplexity_its_name():
+    on_disk = json.loads((pretrained.WEIGHTS_DIR / "vqvae-k128-d16.json").read_text())["history"]
+    history = pretrained.card("vqvae-k128-d16")["history"]
+    recorded = "perplexity" in on_disk  # the shipped cards were written before the rename
+    assert "perplexity" not in history and "val_perplexity" not in history
+    assert history["batch_perplexity"] == on_disk["perplexity" if recorded else "batch_perplexity"]
+    assert history["val_batch_perplexity"] == on_disk["val_perplexity" if recorded else "val_batch_perplexity"]
+    assert history["loss"] == on_disk["loss"]
+    today = {"loss": [1.0], "batch_perplexity": [3.0], "val_batch_perplexity": [2.0]}
+    assert pretrained.current_history(today) == today
+    assert pretrained.current_history({"perplexity": [4.0], "val_perplexity": [5.0]}) == \
+        {"batch_perplexity": [4.0], "val_batch_perplexity": [5.0]}
+    assert pretrained.current_history({"perplexity": [4.0]}, "prior") == {"perplexity": [4.0]}
+
+
+# -- reproduce: the order, and each prior on the codes of the VQ-VAE reproduced with it ------------------
+def test_reproduce_trains_in_dependency_order():
+    everything = pretrained.reproduce_order()
+    kinds = [recipes.RECIPES[name].kind for name in everything]
+    assert sorted(everything) == SHIPPED and kinds == sorted(kinds, key=["vqvae", "vae", "judge", "prior"].index)
+    assert pretrained.reproduce_order(["gated-vqvae", "judge-mnist", "vqvae-k128-d16", "gated-vqvae"]) == \
+        ["vqvae-k128-d16", "judge-mnist", "gated-vqvae"]
+    with pytest.raises(PretrainedError, match="No shipped weights are called 'vqvae-k9'"):
+        pretrained.reproduce_order(["vqvae-k128-d16", "vqvae-k9"])
+
+
+@pytest.fixture
+def fake_training(monkeypatch):
+    """recipes.train replaced by a tiny untrained model of each kind (and the test metrics by a constant):
+    reproduce runs everything else for real. Returns the calls: (name of the kind, recipe, vqvae, model)."""
+    import keras
+
+    from vqvae_lessons.vqvae import VQVAE
+
+    calls = []
+
+    def train(recipe, data=None, vqvae=None, verbose="auto", codes=None):
+        keras.utils.set_random_seed(len(calls) + 1)
+        model = {"vqvae": lambda: VQVAE("keras-example", 16, 4, "loss"), "vae": lambda: VAE(2),
+                 "judge": lambda: Judge(),
+                 "prior": lambda: PixelCNN("gated", vqvae.num_embeddings, channels=4, num_layers=2)}[recipe.kind]()
+        if recipe.kind == "prior":
+            np.testing.assert_array_equal(codes, vqvae.encode(data.x_train[:recipe.train_size]))
+        calls.append((recipe, vqvae, model))
+        record = {"epochs": 1, "batch_size": 1, "learning_rate": 1e-3, "seed": 0, "seconds_per_epoch": [0.1],
+                  "median_seconds_per_epoch": 0.1, "total_seconds": 0.1, "history": {"loss": [1.0]}}
+        return model, record
+
+    monkeypatch.setattr(recipes, "train", train)
+    monkeypatch.setattr(pretrained, "evaluate_model", lambda *args, **kwargs: {"fake_metric": 1.0})
+    return calls
+
+
+def _codebook(vqvae):
+    import keras
+
+    return keras.ops.convert_to_numpy(vqvae.quantizer.embeddings)
+
+
+def test_reproducing_everything_hands_each_prior_the_vq_vae_reproduced_with_it(fake_training, tiny_mnist, tmp_path):
+    shipped_files = {p.name: p.stat().st_mtime_ns for p in pretrained.WEIGHTS_DIR.iterdir()}
+    summaries = pretrained.reproduce_all(directory=tmp_path, data=tiny_mnist, verbose=0)
+    order = [recipe for recipe, _, _ in fake_training]
+    assert [s["name"] for s in summaries] == pretrained.reproduce_order() and len(order) == len(SHIPPED)
+    first_prior = [r.kind for r in order].index("prior")
+    assert all(r.kind == "prior" for r in order[first_prior:]) and first_prior == 4  # all others first
+    trained = {pretrained.reproduce_order()[i]: model for i, (_, _, model) in enumerate(fake_training)}
+    for recipe, vqvae, _ in fake_training[first_prior:]:
+        # the prior's VQ-VAE is the one trained in this run (its file reloaded), not the shipped one
+        np.testing.assert_array_equal(_codebook(vqvae), _codebook(trained[recipe.vqvae]))
+        assert not np.array_equal(_codebook(vqvae), _codebook(pretrained.load(recipe.vqvae)))
+    for name in pretrained.names("prior"):
+        card = pretrained.card_of(weights_path=tmp_path / f"{name}.weights.h5")
+        vqvae_file = tmp_path / f"{recipes.RECIPES[name].vqvae}.weights.h5"
+        assert card["vqvae"] == str(vqvae_file)  # evaluate and sample pair it with that VQ-VAE
+        command = card["training"]["command"]
+        assert command.startswith(f"python -m vqvae_lessons reproduce {recipes.RECIPES[name].vqvae} {name} "
+                                  f"--out {tmp_path}  # = train prior --vqvae {vqvae_file} ")
+        assert pretrained.load_vqvae(card["vqvae"]).num_embeddings == 16
+    assert sorted(p.name.removesuffix(".weights.h5") for p in tmp_path.glob("*.weights.h5")) == SHIPPED
+    assert {p.name: p.stat().st_mtime_ns for p in pretrained.WEIGHTS_DIR.iterdir()} == shipped_files
+
+
+def test_reproducing_a_prior_alone_uses_the_shipped_vq_vae(fake_training, tiny_mnist, tmp_path):
+    (summary,) = pretrained.reproduce_all(["gated-vqvae"], directory=tmp_path, data=tiny_mnist, verbose=0)
+    ((recipe, vqvae, _),) = fake_training
+    np.testing.assert_array_equal(_codebook(vqvae), _codebook(pretrained.load("vqvae-k128-d16")))
+    card = pretrained.card_of(weights_path=summary["weights"])
+    assert card["vqvae"] == "vqvae-k128-d16" and summary["weights"] == str(tmp_path / "gated-vqvae.weights.h5")
+    assert card["training"]["command"] == recipes.reproduce_command("gated-vqvae", out=tmp_path)
+    assert card["training"]["command"].startswith(f"python -m vqvae_lessons reproduce gated-vqvae --out {tmp_path}  #")
+
+
+def test_reproduce_writes_into_the_working_directory_by_default(fake_training, tiny_mnist, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert pretrained.REPRODUCED_DIR == Path("reproduced") and not pretrained.REPRODUCED_DIR.is_absolute()
+    (summary,) = pretrained.reproduce_all(["vae-z2"], data=tiny_mnist, verbose=0)
+    assert (tmp_path / "reproduced" / "vae-z2.weights.h5").is_file() and summary["weights"].startswith("reproduced")

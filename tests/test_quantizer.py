@@ -152,11 +152,29 @@ def test_restarted_ema_code_stays_where_it_was_put():
     layer, _ = built(VectorQuantizerEMA, num_embeddings=4, embedding_dim=2, decay=0.9)
     rng = np.random.default_rng(10)
     layer(rng.normal(size=(64, 2)).astype("float32"), training=True)
+    before, weights = ops.convert_to_numpy(layer.embeddings).copy(), ops.convert_to_numpy(layer.ema_cluster_size)
     layer.set_codes([3], [[5.0, 5.0]])
-    layer(np.full((1, 2), 5.0, "float32"), training=False)
-    np.testing.assert_allclose(ops.convert_to_numpy(layer.embeddings)[3], [5.0, 5.0])
-    size, total = ops.convert_to_numpy(layer.ema_cluster_size), ops.convert_to_numpy(layer.ema_embedding_sum)
-    np.testing.assert_allclose(total[3] / size[3], [5.0, 5.0], rtol=1e-6)
+    size = ops.convert_to_numpy(layer.ema_cluster_size).copy()
+    assert size[3] == pytest.approx(weights.mean())  # the restarted code gets the codebook's mean EMA weight
+    # An EMA step (training=True) in which code 3 gets exactly the vector it was put on: its moving
+    # averages m_3 / N_3 stay at (5, 5), so the code stays there (up to the Laplace smoothing).
+    layer(np.full((1, 2), 5.0, "float32"), training=True)
+    assert float(layer.ema_steps) == 2.0  # the update ran
+    new_size = ops.convert_to_numpy(layer.ema_cluster_size)
+    assert new_size[3] == pytest.approx(0.9 * size[3] + 0.1, rel=1e-6)  # and counted the vector for code 3
+    np.testing.assert_allclose(new_size[:3], 0.9 * size[:3], rtol=1e-6)  # and none for the others
+    table, total = ops.convert_to_numpy(layer.embeddings), ops.convert_to_numpy(layer.ema_embedding_sum)
+    np.testing.assert_allclose(total[3] / new_size[3], [5.0, 5.0], rtol=1e-6)
+    np.testing.assert_allclose(table[3], [5.0, 5.0], rtol=1e-3)
+    np.testing.assert_allclose(table[:3], before[:3], rtol=1e-3, atol=1e-4)  # the others keep their averages
+    # Without the EMA state following the code (the codebook overwritten alone), the step pulls it back:
+    plain, _ = built(VectorQuantizerEMA, num_embeddings=4, embedding_dim=2, decay=0.9)
+    plain(rng.normal(size=(64, 2)).astype("float32"), training=True)
+    table = ops.convert_to_numpy(plain.embeddings).copy()
+    table[3] = [5.0, 5.0]
+    plain.embeddings.assign(table)
+    plain(np.full((1, 2), 5.0, "float32"), training=True)
+    assert np.abs(ops.convert_to_numpy(plain.embeddings)[3] - 5.0).max() > 1.0
 
 
 def test_kmeans_initialisation_beats_a_random_codebook():

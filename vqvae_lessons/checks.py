@@ -24,6 +24,30 @@ def in_batches(fn, array, batch_size):
     return np.concatenate([ops.convert_to_numpy(part) for part in parts])
 
 
+def concrete(x):
+    """``x`` as a NumPy array when its values are known now (a NumPy array, a list, or a backend tensor
+    used eagerly), else None: a symbolic tensor inside a compiled training step has no values to check
+    (``fit`` checks its arrays before training instead)."""
+    if x is None or isinstance(x, np.ndarray):
+        return x
+    if isinstance(x, (list, tuple)) and not all(np.isscalar(v) or isinstance(v, (list, tuple)) for v in x):
+        return None  # a structure of tensors, not an array
+    try:
+        return np.asarray(ops.convert_to_numpy(x))
+    except Exception:  # a traced (JAX) or symbolic (TensorFlow, Keras) tensor: no values yet
+        return None
+
+
+def check_train_size(train_size):
+    """``train_size`` if it is None (all training images) or an int >= 1, else a ValueError saying so."""
+    if train_size is not None and (isinstance(train_size, bool) or not isinstance(train_size, (int, np.integer))
+                                   or train_size < 1):
+        raise ValueError(f"train_size is the number of training images to train on, an int >= 1 (or None: all "
+                         f"of them), got {train_size!r}; a negative number would silently leave out the last "
+                         "images instead.")
+    return train_size
+
+
 def check_images(images):
     """Return ``images`` as float32 ``(N, 28, 28, 1)`` in [0, 1], or raise a ValueError that says how to fix them."""
     images = np.asarray(images)
@@ -45,6 +69,40 @@ def check_images(images):
             "Use load_mnist(scale='unit'); images scaled to [-0.5, 0.5] need 0.5 added."
         )
     return images.astype("float32", copy=False)
+
+
+def model_images(images):
+    """What a model of images computes on, in its ``call``: ``(N, 28, 28)`` images given their channel axis."""
+    return ops.expand_dims(images, -1) if len(images.shape) == 3 else images
+
+
+class ImageInputs:
+    """A mixin for a ``keras.Model`` of images: calling the model on images whose values are known
+    (NumPy arrays, or tensors used eagerly) checks them as ``encode`` does (:func:`check_images`),
+    and so does ``fit`` with NumPy images ``x`` (and those of ``validation_data``), before training,
+    giving ``(N, 28, 28)`` images their channel axis. Inside a compiled step there is nothing to check."""
+
+    def __call__(self, *args, **kwargs):
+        values = concrete(args[0] if args else kwargs.get("images"))
+        if values is not None:
+            check_images(values)
+        return super().__call__(*args, **kwargs)
+
+    def fit(self, x=None, y=None, *args, **kwargs):
+        validation = kwargs.get("validation_data")
+        if isinstance(validation, (tuple, list)) and validation:
+            kwargs["validation_data"] = (_checked_images(validation[0]), *validation[1:])
+        elif validation is not None:
+            kwargs["validation_data"] = _checked_images(validation)
+        return super().fit(_checked_images(x), y, *args, **kwargs)
+
+
+def _checked_images(images):
+    """NumPy (or list) images checked and shaped ``(N, 28, 28, 1)`` by :func:`check_images`; anything
+    else (a ``tf.data.Dataset``, a generator, a backend tensor) as given."""
+    if isinstance(images, list):
+        images = np.asarray(images)
+    return check_images(images) if isinstance(images, np.ndarray) else images
 
 
 def check_indices(indices, num_embeddings):

@@ -1,13 +1,14 @@
 """Command line: ``python -m vqvae_lessons {train,evaluate,sample,judge,reproduce,list,sweep} ...``.
 
-Results are JSON on standard output; progress bars go to standard error.
-Run ``python -m vqvae_lessons COMMAND --help`` for each command's flags.
+Results are JSON on standard output; progress bars go to standard error. An error is a
+one-line message on standard error (exit status 2); ``python -m vqvae_lessons --debug COMMAND ...``
+shows its full traceback instead. Run ``python -m vqvae_lessons COMMAND --help`` for each command's flags.
 
 It parses and prints, nothing else: ``train`` builds a recipe (:mod:`~vqvae_lessons.recipes`)
 from its flags, whose options are the recipe's fields, and hands it to
 :func:`~vqvae_lessons.pretrained.train_and_save`; ``evaluate`` calls
 :func:`~vqvae_lessons.pretrained.evaluate`, ``reproduce``
-:func:`~vqvae_lessons.pretrained.reproduce`, ``sweep``
+:func:`~vqvae_lessons.pretrained.reproduce_all` (into ``./reproduced`` unless ``--out`` says otherwise), ``sweep``
 :func:`~vqvae_lessons.sweep.run_sweep`, ``sample``
 :func:`~vqvae_lessons.priors.sampling.generate` and ``judge``
 :func:`~vqvae_lessons.judge.judge_images`, the functions the lessons call too.
@@ -32,6 +33,9 @@ def build_parser():
     parser = argparse.ArgumentParser(prog=recipes.PROGRAM,
                                      description="Train, evaluate and reproduce the VQ-VAE Lessons models on MNIST. "
                                                  "Offline, set VQVAE_LESSONS_MNIST to a local mnist.npz.")
+    parser.add_argument("--debug", action="store_true",
+                        help="on an error, show the full traceback instead of the one-line message (before the "
+                             "command: python -m vqvae_lessons --debug COMMAND ...)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     train = commands.add_parser("train", help="train a model on MNIST and save its weights and model card")
@@ -52,10 +56,18 @@ def build_parser():
     source.add_argument("--weights", metavar="PATH", type=Path,
                         help="a .weights.h5 written by train (its .json card beside it)")
 
-    reproduce = commands.add_parser("reproduce", help="retrain shipped weights with their recorded settings")
+    reproduce = commands.add_parser(
+        "reproduce", help="retrain shipped weights with their recorded settings (into ./reproduced)",
+        description="Retrain shipped weights with the settings their model cards record, in the order they depend "
+                    "on one another: the VQ-VAEs, the VAE and the judge first, then the priors, each on the codes "
+                    "of its VQ-VAE as reproduced in the same run (of the shipped VQ-VAE when that one is not "
+                    "reproduced too). Writes NAME.weights.h5 and its card (NAME.json, NAME.md) into --out, "
+                    f"./{pretrained.REPRODUCED_DIR} in the working directory by default: the shipped weights are "
+                    "replaced only if --out names their folder (vqvae_lessons/weights).")
     reproduce.add_argument("names", nargs="*", metavar="NAME", help=f"default: all of {', '.join(pretrained.names())}")
-    reproduce.add_argument("--out", type=Path, default=pretrained.WEIGHTS_DIR,
-                           help="where to write them (default: the package's own weights folder)")
+    reproduce.add_argument("--out", type=Path, default=pretrained.REPRODUCED_DIR,
+                           help=f"folder to write them into (default: ./{pretrained.REPRODUCED_DIR}, in the working "
+                                "directory, never the package's own weights)")
 
     commands.add_parser("list", help="list the shipped weights and their test metrics as JSON")
 
@@ -69,7 +81,8 @@ def build_parser():
     sample.add_argument("--temperature", type=float, default=1.0, help="below 1: likelier codes; 0: the most likely")
     sample.add_argument("--label", type=int, default=None, help="the digit to draw (class-conditional priors)")
     sample.add_argument("--batch-size", type=_positive_int, default=1000, help="maps sampled at once")
-    sample.add_argument("--out", type=Path, required=True, help="FILE.npy: images (N, 28, 28) in [0, 1]")
+    sample.add_argument("--out", type=Path, required=True,
+                        help="FILE.npy: images (N, 28, 28) in [0, 1] (.npy is added to a name without it)")
 
     judge_images = commands.add_parser("judge", help="judge generated digits (a .npy of images) with the MNIST "
                                                      "classifier: inception score, Frechet distance, classes")
@@ -147,6 +160,7 @@ def cmd_sample(args):
 
     from .priors import sampling
 
+    out = _writable_npy(args.out)  # before the minutes of sampling: a bad --out fails at once
     info = pretrained.card_of(args.pretrained, args.weights)
     if info["model"] != "prior":
         raise ValueError(f"{args.pretrained or args.weights} is a {info['model']}, not a prior: sample from one of "
@@ -160,11 +174,33 @@ def cmd_sample(args):
         images = sampling.generate(prior, vqvae, args.n, labels=labels, temperature=args.temperature,
                                    seed=args.seed, batch_size=args.batch_size, progress=True)[..., 0]
     seconds = time.perf_counter() - start
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    np.save(args.out, images.astype("float32"))
-    return {"out": str(args.out), "shape": list(images.shape), "prior": args.pretrained or str(args.weights),
+    np.save(out, images.astype("float32"))
+    return {"out": str(out), "shape": list(images.shape), "prior": args.pretrained or str(args.weights),
             "vqvae": info["vqvae"], "seed": args.seed, "temperature": args.temperature, "label": args.label,
             "seconds": round(seconds, 2)}
+
+
+def _writable_npy(out):
+    """The file ``sample --out`` writes: ``out``, with ``.npy`` added when it lacks it (as ``np.save`` would),
+    its folder made; a ValueError now if it names a folder or cannot be written."""
+    out = Path(out)
+    if out.is_dir():
+        raise ValueError(f"--out {out} is a folder: name the file to write, e.g. --out {out / 'digits.npy'}.")
+    if out.suffix != ".npy":
+        out = out.with_name(out.name + ".npy")
+        if out.is_dir():
+            raise ValueError(f"--out {out} is a folder: name the file to write, e.g. --out {out / 'digits.npy'}.")
+    existed = out.exists()
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with open(out, "ab"):
+            pass
+    except OSError as error:
+        raise ValueError(f"--out {out} cannot be written ({error.strerror or error}): choose a file in a folder you "
+                         "can write to, e.g. --out runs/digits.npy.") from error
+    if not existed:
+        out.unlink()
+    return out
 
 
 def cmd_judge(args):
@@ -173,7 +209,9 @@ def cmd_judge(args):
     from . import judge
 
     if not args.images.is_file():
-        raise ValueError(f"{args.images} does not exist: write images there first, e.g. with "
+        npy = args.images.with_name(args.images.name + ".npy")
+        hint = f" (but {npy} does: sample adds .npy to the name it writes)" if npy.is_file() else ""
+        raise ValueError(f"{args.images} does not exist{hint}: write images there first, e.g. with "
                          "python -m vqvae_lessons sample --pretrained NAME --out FILE.npy.")
     try:
         images = np.load(args.images, allow_pickle=False)
@@ -184,13 +222,12 @@ def cmd_judge(args):
 
 
 def cmd_reproduce(args):
-    results = []
-    for name in args.names or pretrained.names():
+    for name in args.names:  # every name checked before anything trains
         if name not in recipes.RECIPES:
             raise SystemExit(f"error: no shipped weights are called {name!r}; choose from {pretrained.names()}.")
-        with contextlib.redirect_stdout(sys.stderr):  # Keras's progress on stderr: stdout is for the JSON result
-            results.append(pretrained.reproduce(name, args.out))
-    return results
+    log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
+    with contextlib.redirect_stdout(sys.stderr):  # Keras's progress on stderr: stdout is for the JSON result
+        return pretrained.reproduce_all(args.names or None, args.out, log=log)
 
 
 def cmd_list(args):
@@ -248,7 +285,7 @@ def _sweep_command(args):
     defaults = vars(build_parser().parse_args(["sweep"]))
     words = ["sweep"]
     for key, value in vars(args).items():
-        if key in ("command", "out", "resume", "verbose") or value == defaults[key]:
+        if key in ("command", "out", "resume", "verbose", "debug") or value == defaults[key]:
             continue
         flag = recipes.option(key)
         if isinstance(value, bool):
@@ -272,7 +309,10 @@ def main(argv=None):
     try:
         result = HANDLERS[args.command](args)
     except (MNISTDataError, pretrained.PretrainedError, ValueError) as error:
+        if args.debug:  # the whole traceback: a ValueError may be the package's own bug, not a mistake in the flags
+            raise
         print(f"error: {error}", file=sys.stderr)
+        print(f"(python -m vqvae_lessons --debug {args.command} ... shows the full traceback)", file=sys.stderr)
         return 2
     print(json.dumps(result, indent=1))
     return 0

@@ -23,7 +23,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from .checks import check_images, in_batches
+from .checks import check_images, check_train_size, in_batches
 from .data import load_mnist
 
 NUM_CLASSES = 10
@@ -113,9 +113,9 @@ def judge_images(images, label=None, judge=None, data=None):
     """Judge images ``(N, 28, 28[, 1])`` in [0, 1] (N >= 2): a dict of ``n``,
     ``inception_score``, ``frechet_distance`` (to the MNIST test set, in the judge's
     features), ``class_histogram`` (list of 10 counts), ``mean_confidence`` (the mean top
-    probability) and, given the class asked for (``label``: an int or ``(N,)`` ints),
-    ``label_accuracy``, the share judged to be that class. ``judge``: a :class:`Judge`, such as the
-    shipped one, ``pretrained.shipped_judge()``."""
+    probability) and, given the class asked for (``label``: one int in [0, 10) for every image, or
+    ``(N,)`` such ints, one per image), ``label_accuracy``, the share judged to be that class.
+    ``judge``: a :class:`Judge`, such as the shipped one, ``pretrained.shipped_judge()``."""
     if judge is None:
         raise ValueError("Give the judge: judge=pretrained.shipped_judge() (the shipped MNIST classifier, "
                          "loaded once) or a Judge you trained (train_judge).")
@@ -123,6 +123,8 @@ def judge_images(images, label=None, judge=None, data=None):
     if len(images) < 2:
         raise ValueError(f"Judging needs at least 2 images (the Frechet distance fits a covariance), got "
                          f"{len(images)}.")
+    if label is not None:
+        _labels(label, len(images))  # a wrong label fails before the judging, not after
     probs = judge.probabilities(images)
     results = {
         "n": len(images),
@@ -132,11 +134,27 @@ def judge_images(images, label=None, judge=None, data=None):
         "mean_confidence": float(probs.max(axis=1).mean()),
     }
     if label is not None:
-        labels = np.broadcast_to(np.asarray(label), (len(images),))
-        if not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0 or labels.max() >= NUM_CLASSES:
-            raise ValueError(f"label must be a digit (an int from 0 to 9) or one per image, got {label!r}.")
-        results["label_accuracy"] = float(np.mean(probs.argmax(axis=1) == labels))
+        results["label_accuracy"] = float(np.mean(probs.argmax(axis=1) == _labels(label, len(images))))
     return results
+
+
+def _labels(label, n):
+    """The class asked for of each of ``n`` images: ``label`` one int in [0, 10) for all of them, or ``(n,)``
+    ints, one per image; else a ValueError that says which."""
+    labels = np.asarray(label)
+    if labels.dtype == bool or not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"label is the digit asked for: one int from 0 to {NUM_CLASSES - 1} for every image, or one "
+                         f"int per image; got {label!r} (dtype {labels.dtype}).")
+    if labels.ndim == 0:
+        labels = np.full(n, labels)
+    elif labels.shape != (n,):
+        raise ValueError(f"label is one int from 0 to {NUM_CLASSES - 1} for every image, or one per image (shape "
+                         f"({n},) for these {n} images); got an array of shape {labels.shape}: for a single class, "
+                         f"pass one int, e.g. label=3.")
+    if labels.min() < 0 or labels.max() >= NUM_CLASSES:
+        raise ValueError(f"label must be a digit, an int from 0 to {NUM_CLASSES - 1} (one per image or one for all), "
+                         f"got values from {labels.min()} to {labels.max()}.")
+    return labels
 
 
 def train_judge(epochs=4, batch_size=128, learning_rate=1e-3, seed=0, train_size=None, data=None, validate=True,
@@ -144,6 +162,7 @@ def train_judge(epochs=4, batch_size=128, learning_rate=1e-3, seed=0, train_size
     """Train a :class:`Judge` on MNIST's training digits; return ``(judge, record)``."""
     from .train import fit
 
+    check_train_size(train_size)
     keras.utils.set_random_seed(seed)
     data = data or load_mnist()
     judge = Judge()

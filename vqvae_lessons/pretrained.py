@@ -8,14 +8,17 @@ and ``load(name)`` returns a ready model. Each ``NAME.weights.h5`` lies in
 
 The same functions serve weights you train: :func:`train_and_save` trains a recipe
 (:mod:`~vqvae_lessons.recipes`) and writes its weights and card into a folder,
-:func:`reproduce` does so for a shipped weight, and :func:`evaluate` measures saved
-weights on the test set again. The command line only calls them.
+:func:`reproduce` does so for a shipped weight and :func:`reproduce_all` for several, in the
+order they depend on one another (into ``./reproduced`` by default, never over the shipped
+files unless asked), and :func:`evaluate` measures saved weights on the test set again. The
+command line only calls them.
 """
 
 from __future__ import annotations
 
 import functools
 import importlib.metadata
+import inspect
 import json
 import platform
 from pathlib import Path
@@ -24,6 +27,14 @@ from . import recipes
 from .recipes import RECIPES
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+# Where reproduce writes by default: a folder in the working directory, never the package's own
+# weights (with an editable install, those are the repository's files).
+REPRODUCED_DIR = Path("reproduced")
+KINDS = ("vqvae", "vae", "prior", "judge")
+# A VQ-VAE's fit logs the mean of its batches' perplexities as batch_perplexity; cards (and the
+# sweep's index) written before the rename call it perplexity.
+RENAMED_METRICS = {"perplexity": "batch_perplexity"}
+ZIP_SIGNATURE = b"PK\x03\x04"  # a .keras archive is a zip
 
 
 class PretrainedError(RuntimeError):
@@ -36,8 +47,24 @@ def names(kind=None):
 
 
 def card(name):
-    """The model card (a dict) of the shipped weights ``name``."""
+    """The model card (a dict) of the shipped weights ``name``. Its ``history`` holds today's metric names
+    (:func:`current_history`: a VQ-VAE's ``batch_perplexity``, which older cards call ``perplexity``)."""
     return _read_card(_card_path(name), name)
+
+
+def current_history(history, kind="vqvae"):
+    """A Keras history dict of a ``kind`` of model with the metrics renamed since it was recorded under
+    today's names: a VQ-VAE's ``perplexity`` and ``val_perplexity`` (the mean of per-batch
+    perplexities) become ``batch_perplexity`` and ``val_batch_perplexity``, as ``VQVAE.fit`` logs them
+    now. Histories that have today's names already are returned as they are."""
+    if kind != "vqvae":
+        return dict(history)
+    renamed = {}
+    for key, values in history.items():
+        prefix, base = ("val_", key[4:]) if key.startswith("val_") else ("", key)
+        new = prefix + RENAMED_METRICS.get(base, base)
+        renamed[new if new not in history else key] = values
+    return renamed
 
 
 def card_of(name=None, weights_path=None):
@@ -46,8 +73,23 @@ def card_of(name=None, weights_path=None):
         raise ValueError(f"Give exactly one of name (a shipped weight: {', '.join(names())}) and weights_path.")
     if name is not None:
         return card(name)
-    weights = Path(weights_path)
+    weights = _weights_path(weights_path)
     return _read_card(weights.with_name(weights.name.removesuffix(".weights.h5") + ".json"), str(weights))
+
+
+def _weights_path(weights_path):
+    """``weights_path`` as a Path, or a PretrainedError if it names a ``.keras`` archive (a whole saved model)."""
+    weights = Path(weights_path)
+    if weights.suffix == ".keras":
+        raise PretrainedError(_keras_archive(weights))
+    return weights
+
+
+def _keras_archive(path):
+    return (f"{path} is a .keras archive (a whole saved model, a zip file), not the NAME.weights.h5 that "
+            f"python -m vqvae_lessons train writes with its NAME.json card beside it. Load the archive with "
+            f"keras.saving.load_model({str(path)!r}) after importing vqvae_lessons (which registers its models), "
+            f"or give the .weights.h5 file here.")
 
 
 def load(name=None, weights_path=None):
@@ -59,17 +101,21 @@ def load(name=None, weights_path=None):
     if name is not None:
         card_path, weights = _card_path(name), WEIGHTS_DIR / f"{name}.weights.h5"
     else:
-        weights = Path(weights_path)
+        weights = _weights_path(weights_path)
         card_path = weights.with_name(weights.name.removesuffix(".weights.h5") + ".json")
         name = str(weights)
     info = _read_card(card_path, name)
-    model = build_model(info["model"], info["config"])
+    model = build_model(info["model"], info["config"], where=f"the model card {card_path}")
     _load_weights(model, weights, info)
     return model
 
 
-def build_model(kind, config):
-    """An untrained model of ``kind`` ("vqvae", "vae", "prior" or "judge") built from a card's ``config``."""
+KERAS_SETTINGS = ("name", "trainable", "dtype")  # what every Keras model's config may hold besides its own
+
+
+def build_model(kind, config, where="a model card"):
+    """An untrained model of ``kind`` ("vqvae", "vae", "prior" or "judge") built from a card's ``config``;
+    a PretrainedError names an unknown kind or setting (``where``: the card, for the message)."""
     from .judge import Judge
     from .priors.pixelcnn import PixelCNN
     from .vae import VAE
@@ -77,7 +123,15 @@ def build_model(kind, config):
 
     models = {"vqvae": VQVAE, "vae": VAE, "prior": PixelCNN, "judge": Judge}
     if kind not in models:
-        raise PretrainedError(f"Unknown model kind {kind!r} in a model card: expected one of {sorted(models)}.")
+        raise PretrainedError(f"Unknown model kind {kind!r} in {where}: expected one of {sorted(models)}.")
+    parameters = inspect.signature(models[kind].__init__).parameters
+    known = [p for p in parameters if p != "self" and parameters[p].kind is not inspect.Parameter.VAR_KEYWORD]
+    unknown = sorted(set(config) - set(known) - set(KERAS_SETTINGS))
+    if unknown:
+        raise PretrainedError(f"The config in {where} has settings a {models[kind].__name__} does not take: "
+                              f"{', '.join(map(repr, unknown))} (it takes {', '.join(known)}). Was it written by "
+                              f"another version of vqvae_lessons, or edited by hand? Remove those entries, or "
+                              f"retrain with python -m vqvae_lessons train {kind} ...")
     return models[kind](**config)
 
 
@@ -90,7 +144,7 @@ def shipped_judge():
 def load_vqvae(source):
     """A VQ-VAE from shipped weights' name or a ``.weights.h5`` path (what a prior's recipe and card name)."""
     source = str(source)
-    is_path = source.endswith(".weights.h5")
+    is_path = source.endswith((".weights.h5", ".keras"))
     model = load(None if is_path else source, source if is_path else None)
     if not hasattr(model, "quantizer"):
         raise ValueError(f"{source} is not a VQ-VAE: give a VQ-VAE's shipped name or weights (--vqvae).")
@@ -128,20 +182,22 @@ def evaluate(name=None, weights_path=None, data=None):
     return evaluate_model(model, info["model"], data, vqvae)
 
 
-def train_and_save(recipe, directory="runs", name=None, data=None, command=None, verbose="auto"):
+def train_and_save(recipe, directory="runs", name=None, data=None, command=None, verbose="auto", vqvae=None):
     """Train ``recipe`` (see :mod:`~vqvae_lessons.recipes`) on ``data`` (default: MNIST), measure it on the
     test set and write ``NAME.weights.h5`` and its card (``NAME.json``, ``NAME.md``) into ``directory``.
 
     ``name`` defaults to ``recipe.default_name()``, ``command`` (the card's) to ``recipe.command()``. A
-    prior trains on the codes of the VQ-VAE its recipe names. Returns a summary: the name, the weights'
-    path, the test metrics and the median seconds per epoch.
+    prior trains on the codes of the VQ-VAE its recipe names, or of ``vqvae`` (a shipped name or a
+    ``.weights.h5`` path) when given, which its card then names. Returns a summary: the name, the
+    weights' path, the test metrics and the median seconds per epoch.
     """
     from .data import load_mnist
 
     data = data or load_mnist()
+    source = str(vqvae) if vqvae is not None else getattr(recipe, "vqvae", None)
     vqvae = codes = None
     if recipe.kind == "prior":
-        vqvae = load_vqvae(recipe.vqvae)
+        vqvae = load_vqvae(source)
         codes = vqvae.encode(data.x_train[:recipe.train_size])  # encoded once: to train, and for the unigram
     model, record = recipes.train(recipe, data, vqvae, verbose=verbose, codes=codes)
     results = evaluate_model(model, recipe.kind, data, vqvae, train_codes=codes)
@@ -152,18 +208,67 @@ def train_and_save(recipe, directory="runs", name=None, data=None, command=None,
     shipped = build_model(recipe.kind, model.get_config())
     shipped.set_weights(model.get_weights())
     save_compact(shipped, directory / f"{name}.weights.h5")
-    extra = {"vqvae": recipe.vqvae} if recipe.kind == "prior" else {}
+    extra = {"vqvae": source} if recipe.kind == "prior" else {}
     write_card(directory, name, recipe.kind, model, record, results, command or recipe.command(),
                recipe.description, extra)
     return {"name": name, "weights": str(directory / f"{name}.weights.h5"), **results,
             "median_seconds_per_epoch": record["median_seconds_per_epoch"]}
 
 
-def reproduce(name, directory=WEIGHTS_DIR, data=None, verbose="auto"):
+def reproduce(name, directory=REPRODUCED_DIR, data=None, verbose="auto", vqvae=None):
     """Train the shipped weights ``name`` again with their recipe (``recipes.RECIPES[name]``) and write them
-    and their card into ``directory`` (default: the package's own weights folder); see :func:`train_and_save`."""
+    and their card into ``directory`` (default: ``./reproduced``, in the working directory; give
+    :data:`WEIGHTS_DIR` to replace the shipped files); see :func:`train_and_save`.
+
+    A prior trains on the codes of the shipped VQ-VAE its recipe names, or of ``vqvae`` (the
+    ``.weights.h5`` of that VQ-VAE reproduced in the same run: :func:`reproduce_all` passes it).
+    """
     _card_path(name)  # an unknown name: the error lists the shipped ones
-    return train_and_save(RECIPES[name], directory, name, data, recipes.reproduce_command(name), verbose)
+    recipe, directory = RECIPES[name], Path(directory)
+    shipped = directory.resolve() == WEIGHTS_DIR
+    if recipe.kind != "prior" or vqvae is None or str(vqvae) == recipe.vqvae:
+        vqvae = None
+    elif shipped and Path(vqvae).resolve() == WEIGHTS_DIR / f"{recipe.vqvae}.weights.h5":
+        vqvae = None  # reproduced into the package's folder: it is the shipped VQ-VAE now, named as cards name it
+    command = recipes.reproduce_command(name, out=None if shipped else directory, vqvae=vqvae)
+    return train_and_save(recipe, directory, name, data, command, verbose, vqvae=vqvae)
+
+
+def reproduce_order(chosen=None):
+    """The shipped weights ``chosen`` (default: all of them) in an order they can be trained in: the
+    VQ-VAEs, the VAE and the judge first, then the priors (each models the codes of a VQ-VAE).
+    Raises a PretrainedError naming the shipped weights if one of ``chosen`` is not among them."""
+    chosen = names() if chosen is None or not list(chosen) else list(dict.fromkeys(chosen))
+    for name in chosen:
+        _card_path(name)
+    rank = {"vqvae": 0, "vae": 1, "judge": 2, "prior": 3}
+    return sorted(chosen, key=lambda name: rank[RECIPES[name].kind])  # stable: the given order within a kind
+
+
+def reproduce_all(chosen=None, directory=REPRODUCED_DIR, data=None, verbose="auto", log=None):
+    """Reproduce the shipped weights ``chosen`` (default: all) into ``directory`` (default: ``./reproduced``),
+    in :func:`reproduce_order`; return their summaries in that order.
+
+    Each prior trains on the codes of its VQ-VAE as reproduced in this run when that VQ-VAE is one of
+    ``chosen`` (its card then names those weights), else on the shipped VQ-VAE. MNIST (``data``) is
+    loaded once; ``log`` is called with a line before each model (e.g. ``print`` to stderr).
+    """
+    from .data import load_mnist
+
+    order = reproduce_order(chosen)
+    data = data or load_mnist()
+    reproduced, summaries = {}, []
+    for number, name in enumerate(order, 1):
+        recipe = RECIPES[name]
+        vqvae = reproduced.get(recipe.vqvae) if recipe.kind == "prior" else None
+        if log:
+            codes = f", on the codes of {vqvae}" if vqvae else ""
+            log(f"[{number}/{len(order)}] reproducing {name} into {directory}{codes}")
+        summary = reproduce(name, directory, data, verbose, vqvae=vqvae)
+        if recipe.kind == "vqvae":
+            reproduced[name] = summary["weights"]
+        summaries.append(summary)
+    return summaries
 
 
 def save_compact(model, path):
@@ -209,9 +314,28 @@ def _read_card(path, name):
     if not path.is_file():
         raise PretrainedError(f"The model card {path} of {name!r} is missing. {fix}")
     try:
-        return json.loads(path.read_text())
+        info = json.loads(path.read_text())
     except (OSError, ValueError) as error:
         raise PretrainedError(f"The model card {path} of {name!r} is not readable JSON ({error}). {fix}") from error
+    where = f"The model card {path} of {name!r}"
+    if not isinstance(info, dict):
+        raise PretrainedError(f"{where} is not a JSON object of entries (model, config, ...). {fix}")
+    if "model" not in info:
+        raise PretrainedError(f"{where} has no 'model' entry, the kind of model: one of {', '.join(KINDS)}. {fix}")
+    if info["model"] not in KINDS:
+        raise PretrainedError(f"{where} says its model is {info['model']!r}: expected one of {', '.join(KINDS)}. "
+                              f"{fix}")
+    if not isinstance(info.get("config"), dict):
+        raise PretrainedError(f"{where} has no 'config' entry (the settings that build the model, as "
+                              f"model.get_config() gives them){' (it is not a dict)' if 'config' in info else ''}. "
+                              f"{fix}")
+    if info["model"] == "prior" and not isinstance(info.get("vqvae"), str):
+        raise PretrainedError(f"{where} is a prior's but names no 'vqvae', the VQ-VAE whose codes it models: add "
+                              f'"vqvae": "NAME" (shipped weights) or "PATH.weights.h5" to the card, or retrain it '
+                              f"with python -m vqvae_lessons train prior --vqvae ...")
+    if "history" in info and isinstance(info["history"], dict):
+        info["history"] = current_history(info["history"], info["model"])
+    return info
 
 
 def _load_weights(model, path, info):
@@ -232,6 +356,8 @@ def load_weights(model, path, fix, described="its card", config=None, what="", e
         raise error(f"The weights file {path}{what} is missing. {fix}")
     with open(path, "rb") as handle:
         head = handle.read(8)
+    if head.startswith(ZIP_SIGNATURE):
+        raise error(f"{_keras_archive(path)} {fix}")
     if head != HDF5_SIGNATURE:
         hint = " (it looks like a Git LFS pointer)" if head.startswith(b"version") else ""
         raise error(f"The weights file {path} is not an HDF5 file{hint}: it is corrupt or truncated. {fix}")

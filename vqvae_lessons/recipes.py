@@ -59,6 +59,25 @@ class Recipe:
     # What the recipe is for: a shipped weight's card says it. Not a setting: recipes equal without it.
     description: str = field(default="", compare=False, repr=False)
 
+    def __post_init__(self):
+        """Check every setting as the command line does (``check`` and ``choices``): a recipe built in
+        Python cannot hold what ``train`` would refuse, such as ``train_size=0`` or ``train_size=-5``."""
+        for f in self.settings_fields():
+            value, meta = getattr(self, f.name), f.metadata
+            if value is None and f.default is None:
+                continue
+            if meta["check"] == "positive" and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ValueError(f"{type(self).__name__}: {f.name} must be a positive integer"
+                                 f"{' (or None)' if f.default is None else ''}, got {value!r}.")
+            if meta["check"] in ("fraction", "unit_fraction"):
+                top = 1 if meta["check"] == "unit_fraction" else None
+                if not isinstance(value, (int, float)) or not (0 <= value <= 1 if top else 0 <= value < 1):
+                    raise ValueError(f"{type(self).__name__}: {f.name} must be a fraction in "
+                                     f"{'[0, 1]' if top else '[0, 1)'}, got {value!r}.")
+            if meta["choices"] and value not in meta["choices"]:
+                raise ValueError(f"{type(self).__name__}: {f.name} must be one of {list(meta['choices'])}, got "
+                                 f"{value!r}.")
+
     @classmethod
     def settings_fields(cls):
         """The fields that are settings: the kind's own first, then those every recipe has."""
@@ -244,9 +263,19 @@ def _text(value):
     return str(value)
 
 
-def reproduce_command(name):
-    """The command a shipped weight's card records: ``python -m vqvae_lessons reproduce NAME  # = train ...``."""
-    return f"{PROGRAM} reproduce {name}  # = train {shlex.join(RECIPES[name].arguments())}"
+def reproduce_command(name, out=None, vqvae=None):
+    """The command a shipped weight's card records: ``python -m vqvae_lessons reproduce NAME  # = train ...``.
+
+    A reproduction written elsewhere (``out``, a folder) says ``--out OUT``; a prior trained on the codes
+    of its VQ-VAE reproduced in the same run (``vqvae``, that VQ-VAE's ``.weights.h5``) names both
+    models to reproduce, and its ``train`` words that VQ-VAE's file.
+    """
+    recipe = RECIPES[name]
+    words = [name] if vqvae is None else [recipe.vqvae, name]
+    if out is not None:
+        words += ["--out", str(out)]
+    trained = recipe if vqvae is None else dataclasses.replace(recipe, vqvae=str(vqvae))
+    return f"{PROGRAM} reproduce {shlex.join(words)}  # = train {shlex.join(trained.arguments())}"
 
 
 def from_card(card):

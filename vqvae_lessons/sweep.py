@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .metrics import bits_per_image
-from .pretrained import PretrainedError, build_model, library_versions, load_weights, machine
+from .pretrained import PretrainedError, build_model, current_history, library_versions, load_weights, machine
 
 SWEEP_DIR = Path(__file__).resolve().parent / "weights" / "sweep"
 INDEX = "sweep.json"
@@ -311,7 +311,8 @@ def load_sweep(directory=None):
     ``index["points"]`` is a list of per-point records, each with ``name``, ``group``,
     ``num_embeddings``, ``embedding_dim``, ``rate_bits``, ``settings``, ``metrics``
     (``test_mse``, ``test_psnr_db``, ``test_perplexity``, ``codes_used``, ``codebook_usage``,
-    ``bits_per_image``), ``seconds`` and ``history``.
+    ``bits_per_image``), ``seconds`` and ``history`` (with today's metric names: see
+    :func:`~vqvae_lessons.pretrained.current_history`).
     """
     directory = Path(directory) if directory is not None else SWEEP_DIR
     path = directory / INDEX
@@ -324,6 +325,9 @@ def load_sweep(directory=None):
     if not isinstance(index, dict) or not isinstance(index.get("points"), list):
         raise SweepError(f"The sweep's index {path} has no list of points: it is not a sweep.json. {_fix(directory)}")
     index["directory"] = str(directory)
+    for record in index["points"]:  # today's metric names (batch_perplexity; older indexes say perplexity)
+        if isinstance(record, dict) and isinstance(record.get("history"), dict):
+            record["history"] = current_history(record["history"])
     return index
 
 

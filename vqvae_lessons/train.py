@@ -12,6 +12,7 @@ import time
 import keras
 import numpy as np
 
+from .checks import check_train_size
 from .data import load_mnist, random_shift, shift_moves
 from .priors.pixelcnn import PixelCNN, fix_label
 from .quantizers import CodebookMaintenance
@@ -84,6 +85,7 @@ def train_vqvae(architecture="residual", num_embeddings=128, embedding_dim=16, q
     ``train_size`` trains on the first N training images only (for quick runs);
     ``data`` is a :class:`~vqvae_lessons.data.MNIST` already loaded.
     """
+    check_train_size(train_size)
     keras.utils.set_random_seed(seed)
     data = data or load_mnist()
     images = data.x_train[:train_size]
@@ -102,6 +104,7 @@ def train_vqvae(architecture="residual", num_embeddings=128, embedding_dim=16, q
 def train_vae(latent_dim=2, epochs=30, batch_size=128, learning_rate=1e-3, seed=0, train_size=None, data=None,
               validate=True, verbose="auto"):
     """Train a :class:`VAE` on MNIST; return ``(model, record)`` as :func:`train_vqvae` does."""
+    check_train_size(train_size)
     keras.utils.set_random_seed(seed)
     data = data or load_mnist()
     images = data.x_train[:train_size]
@@ -133,9 +136,13 @@ def train_prior(vqvae, architecture="gated", conditional=False, channels=None, n
     if condition_on_moves and (not augment or conditional or architecture != "gated"):
         raise ValueError("condition_on_moves tells an unconditional gated prior which move made each map: it needs "
                          "augment > 0, architecture='gated' and conditional=False.")
+    check_train_size(train_size)
     keras.utils.set_random_seed(seed)
     data = data or load_mnist()
     images = data.x_train[:train_size]
+    if codes is not None and len(codes) != len(images):
+        raise ValueError(f"codes are the maps of the {len(images)} training images (train_size={train_size}), got "
+                         f"{len(codes)} maps: encode data.x_train[:train_size], or leave codes out.")
     codes = vqvae.encode(images) if codes is None else codes
     labels = data.y_train[:train_size].astype("int32") if conditional else None
     test_codes = vqvae.encode(data.x_test)

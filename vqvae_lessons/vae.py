@@ -15,7 +15,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from .checks import IMAGE_SHAPE, check_images, in_batches
+from .checks import IMAGE_SHAPE, ImageInputs, check_images, in_batches, model_images
 
 __all__ = ["VAE", "Sampling", "reparameterize", "gaussian_kl"]
 
@@ -72,14 +72,15 @@ def build_vae_decoder(latent_dim):
 
 
 @keras.saving.register_keras_serializable(package="vqvae_lessons")
-class VAE(keras.Model):
+class VAE(ImageInputs, keras.Model):
     """A convolutional VAE for 28x28 grey images.
 
     Args:
         latent_dim: size of z (2 gives the latent map of lesson 1).
         seed: seed of the sampling noise.
 
-    Call: images ``(N, 28, 28, 1)`` in [0, 1] to a dict with ``reconstruction``
+    Call: images ``(N, 28, 28[, 1])`` in [0, 1] (NumPy images are checked, in ``fit`` too, as
+    :meth:`encode` checks them) to a dict with ``reconstruction``
     (Bernoulli means, ``(N, 28, 28, 1)``), ``logits``, ``mean``, ``log_var`` and ``z``.
     """
 
@@ -99,12 +100,14 @@ class VAE(keras.Model):
         self.built = True
 
     def call(self, images, training=False):
-        mean, log_var = self.encoder(images, training=training)
+        mean, log_var = self.encoder(model_images(images), training=training)
         z = self.sampling([mean, log_var])
         logits = self.decoder(z, training=training)
         return {"reconstruction": ops.sigmoid(logits), "logits": logits, "mean": mean, "log_var": log_var, "z": z}
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        if len(x.shape) == 3:  # (N, 28, 28): as the model's call, the channel axis is added
+            x = ops.expand_dims(x, -1)
         per_pixel = ops.binary_crossentropy(x, y_pred["logits"], from_logits=True)
         reconstruction_loss = ops.mean(ops.sum(per_pixel, axis=(1, 2, 3)))
         kl_loss = ops.mean(gaussian_kl(y_pred["mean"], y_pred["log_var"]))

@@ -14,8 +14,16 @@ Images are ``(N, 28, 28, 1)`` floats in [0, 1]; the model centres them to
 :class:`VQVAE` trains with ``fit`` on images alone (no labels). Its loss is the
 example's: mean squared error divided by the training data's variance, plus the
 quantizer's loss; ``fit`` logs ``loss``, ``reconstruction_loss``, ``vq_loss``
-and ``perplexity``. ``encode(images) -> indices`` ``(N, 7, 7)`` and
-``decode(indices) -> images`` ``(N, 28, 28, 1)`` work on NumPy arrays.
+and ``batch_perplexity``: the mean over the epoch's batches of each batch's perplexity, not
+the perplexity of the whole dataset's codes (:func:`~vqvae_lessons.metrics.perplexity`, which
+``metrics.evaluate_vqvae`` reports as ``test_perplexity``). Cards written before the metric was
+renamed call it ``perplexity``; :func:`~vqvae_lessons.pretrained.card` gives it today's name.
+``encode(images) -> indices`` ``(N, 7, 7)`` and ``decode(indices) -> images``
+``(N, 28, 28, 1)`` work on NumPy arrays.
+
+Images may be ``(N, 28, 28)`` or ``(N, 28, 28, 1)`` everywhere (``fit``, calling the model,
+``encode``); given as NumPy arrays, they are checked as ``encode`` checks them
+(:func:`~vqvae_lessons.checks.check_images`: floats in [0, 1], no NaN).
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ from __future__ import annotations
 import keras
 from keras import layers, ops
 
-from .checks import CODE_GRID, IMAGE_SHAPE, check_images, check_indices, in_batches
+from .checks import CODE_GRID, IMAGE_SHAPE, ImageInputs, check_images, check_indices, in_batches, model_images
 from .quantizers import VectorQuantizer, VectorQuantizerEMA
 
 ARCHITECTURES = ("keras-example", "residual")
@@ -71,7 +79,7 @@ def _residual_stack(x, channels, hidden, blocks=2):
 
 
 @keras.saving.register_keras_serializable(package="vqvae_lessons")
-class VQVAE(keras.Model):
+class VQVAE(ImageInputs, keras.Model):
     """A VQ-VAE for 28x28 grey images with a 7x7 grid of codes.
 
     Args:
@@ -84,9 +92,11 @@ class VQVAE(keras.Model):
         data_variance: the reconstruction loss is ``MSE / data_variance``
             (``load_mnist().variance``; 1.0 gives the plain MSE).
 
-    Call: images ``(N, 28, 28, 1)`` in [0, 1] to a dict with ``reconstruction``
+    Call: images ``(N, 28, 28[, 1])`` in [0, 1] to a dict with ``reconstruction``
     ``(N, 28, 28, 1)`` (not clipped), ``indices`` ``(N, 7, 7)``, ``vq_loss`` and
-    ``perplexity`` (scalars, over the batch).
+    ``perplexity`` (scalars, over the batch). ``fit`` logs the mean of the batches'
+    perplexities as ``batch_perplexity`` (not the dataset's perplexity: see
+    :func:`~vqvae_lessons.metrics.perplexity`).
     """
 
     def __init__(self, architecture="residual", num_embeddings=128, embedding_dim=16, quantizer="ema",
@@ -108,7 +118,8 @@ class VQVAE(keras.Model):
                                                name="quantizer", **extra)
         self.reconstruction_loss_tracker = keras.metrics.Mean(name="reconstruction_loss")
         self.vq_loss_tracker = keras.metrics.Mean(name="vq_loss")
-        self.perplexity_tracker = keras.metrics.Mean(name="perplexity")
+        # the mean of per-batch perplexities, not the dataset's (metrics.perplexity): hence its name
+        self.perplexity_tracker = keras.metrics.Mean(name="batch_perplexity")
         self.build((None, *IMAGE_SHAPE))
 
     def build(self, input_shape):
@@ -116,6 +127,7 @@ class VQVAE(keras.Model):
         self.built = True
 
     def call(self, images, training=False):
+        images = model_images(images)
         vq = self.quantizer(self.encoder(images - 0.5, training=training), training=training)
         return {
             "reconstruction": self.decoder(vq["quantized"], training=training) + 0.5,
@@ -125,16 +137,21 @@ class VQVAE(keras.Model):
         }
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        if len(x.shape) == 3:  # (N, 28, 28): without its channel axis, x - reconstruction would broadcast
+            x = ops.expand_dims(x, -1)
         reconstruction_loss = ops.mean(ops.square(x - y_pred["reconstruction"])) / self.data_variance
         self.reconstruction_loss_tracker.update_state(reconstruction_loss)
         self.vq_loss_tracker.update_state(y_pred["vq_loss"])
         self.perplexity_tracker.update_state(y_pred["perplexity"])
         return reconstruction_loss + y_pred["vq_loss"]
 
-    def predict_step(self, data):
-        images = data[0] if isinstance(data, (tuple, list)) else data
-        outputs = self(images, training=False)
-        return {"reconstruction": ops.clip(outputs["reconstruction"], 0.0, 1.0), "indices": outputs["indices"]}
+    def predict_step(self, *args):
+        """``predict`` gives the clipped reconstructions and the indices. Keras's step takes ``(data,)``, but
+        ``(state, data)`` on JAX and returns the state too: the parent's step runs the model either way."""
+        if keras.backend.backend() == "jax":
+            outputs, state = super().predict_step(*args)
+            return _predicted(outputs), state
+        return _predicted(super().predict_step(*args))
 
     # -- NumPy in, NumPy out ---------------------------------------------------------------
     def encode(self, images, batch_size=1000):
@@ -159,3 +176,8 @@ class VQVAE(keras.Model):
         return {**super().get_config(), "architecture": self.architecture, "num_embeddings": self.num_embeddings,
                 "embedding_dim": self.embedding_dim, "quantizer": self.quantizer_kind, "beta": self.beta,
                 "decay": self.decay, "data_variance": self.data_variance}
+
+
+def _predicted(outputs):
+    """What ``VQVAE.predict`` returns of the model's outputs: reconstructions clipped to [0, 1] and indices."""
+    return {"reconstruction": ops.clip(outputs["reconstruction"], 0.0, 1.0), "indices": outputs["indices"]}

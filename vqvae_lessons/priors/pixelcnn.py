@@ -39,7 +39,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from ..checks import CODE_GRID
+from ..checks import CODE_GRID, concrete
 from . import ARCHITECTURES
 from .masked import MaskedConv2D
 
@@ -163,6 +163,10 @@ class PixelCNN(keras.Model):
         super().__init__(**kwargs)
         if architecture not in ARCHITECTURES:
             raise ValueError(f"architecture={architecture!r} is not known: use one of {list(ARCHITECTURES)}.")
+        if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer))
+                                        or num_classes < 1):
+            raise ValueError(f"num_classes is the number of class labels of a class-conditional prior, an int >= 1 "
+                             f"(10 for MNIST's digits), or None for an unconditional prior; got {num_classes!r}.")
         if num_classes is not None and architecture != "gated":
             raise ValueError("Only the gated PixelCNN can be class-conditional: use architecture='gated'.")
         if not 0 <= dropout < 1:
@@ -175,6 +179,7 @@ class PixelCNN(keras.Model):
         for name, value in [("num_codes", num_codes), ("channels", channels), ("num_layers", num_layers)]:
             if not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+        num_classes = None if num_classes is None else int(num_classes)
         self.architecture, self.num_codes, self.num_classes = architecture, int(num_codes), num_classes
         self.channels, self.num_layers, self.grid = int(channels), int(num_layers), tuple(grid)
         self.dropout = float(dropout)
@@ -198,6 +203,12 @@ class PixelCNN(keras.Model):
         codes = ops.zeros((1, *self.grid), dtype="int32")
         return (codes, ops.zeros((1,), dtype="int32")) if self.conditional else codes
 
+    def __call__(self, *args, **kwargs):
+        inputs = args[0] if args else kwargs.get("inputs")
+        if inputs is not None:
+            self._check_values(*self._split(inputs))
+        return super().__call__(*args, **kwargs)
+
     def call(self, inputs):
         codes, labels = self._split(inputs)
         for stage in self.stages:
@@ -214,6 +225,39 @@ class PixelCNN(keras.Model):
         if not self.conditional and labels is not None:
             raise ValueError("This prior is not class-conditional: call it on codes alone, without labels.")
         return codes, labels
+
+    def _check_values(self, codes, labels):
+        """Check integer codes and labels whose values are known (NumPy arrays, or tensors used eagerly;
+        inside a compiled step there are none): a code of K or more would read the row of "no code" (or be
+        clamped), a negative code or a label out of range be clamped, silently."""
+        values = concrete(codes)
+        if values is not None and values.ndim == 3:  # integer codes (one-hot codes have no range to check)
+            self.check_codes(values)
+        if labels is not None:
+            values = concrete(labels)
+            if values is not None:
+                self.check_labels(values, len(values) if values.ndim else 1)
+
+    def fit(self, x=None, y=None, *args, **kwargs):
+        """``keras.Model.fit``, with NumPy maps of codes (``x``, or ``(codes, labels)``), their targets ``y``
+        and ``validation_data`` checked first (:meth:`check_codes`, :meth:`check_labels`): inside the
+        compiled training step a code of K or more, or a label out of range, would be read silently."""
+        self._check_arrays(x, y)
+        validation = kwargs.get("validation_data")
+        if isinstance(validation, (tuple, list)) and validation:  # (inputs, targets[, sample weights])
+            self._check_arrays(validation[0], validation[1] if len(validation) > 1 else None)
+        return super().fit(x, y, *args, **kwargs)
+
+    def _check_arrays(self, inputs, targets):
+        """Check the NumPy arrays among ``inputs`` (codes, ``(codes, labels)`` or a dict) and ``targets``."""
+        if isinstance(inputs, (dict, tuple, list, np.ndarray)):
+            codes, labels = self._split(inputs)
+            if isinstance(codes, np.ndarray) and codes.ndim == 3:
+                self.check_codes(codes)
+            if isinstance(labels, np.ndarray):
+                self.check_labels(labels, len(labels))
+        if isinstance(targets, np.ndarray):
+            self.check_codes(targets)
 
     def log_probs(self, codes, labels=None, batch_size=1000):
         """``log p(code at each position | codes before it)`` in nats, ``(N, H, W)`` NumPy."""
