@@ -100,7 +100,7 @@ class GatedBlock(layers.Layer):
         self.class_bias = layers.Embedding(num_classes, 4 * channels) if num_classes else None
         self.rows_above, self.side = kernel_size // 2, None  # side None: computes whole rows only (see sample)
 
-    def call(self, inputs, labels=None, pad_top=None):
+    def call(self, inputs, labels=None, pad_top=None, training=None):
         vertical, horizontal = (inputs, inputs) if self.first else inputs
         v = self.vertical(vertical, pad_top=pad_top)  # (N, H', W, 2C)
         horizontal = horizontal[:, horizontal.shape[1] - v.shape[1]:]  # the rows the output has
@@ -109,7 +109,7 @@ class GatedBlock(layers.Layer):
             bias = self.class_bias(labels)[:, None, None, :]
             v, h = v + bias[..., :2 * self.channels], h + bias[..., 2 * self.channels:]
         h = _gate(h)
-        h = self.horizontal_out(h if self.drop is None else self.drop(h))
+        h = self.horizontal_out(h if self.drop is None else self.drop(h, training=training))
         return _gate(v), h if self.first else horizontal + h
 
     def get_config(self):
@@ -209,10 +209,11 @@ class PixelCNN(keras.Model):
             self._check_values(*self._split(inputs))
         return super().__call__(*args, **kwargs)
 
-    def call(self, inputs):
+    def call(self, inputs, training=None):
+        # training is passed on by hand: Keras before 3.6 does not hand it to the layers of a call without it.
         codes, labels = self._split(inputs)
         for stage in self.stages:
-            codes = run_stage(stage, codes, labels)
+            codes = run_stage(stage, codes, labels, training=training)
         return codes
 
     def _split(self, inputs):
@@ -346,11 +347,12 @@ def fix_label(prior, label):
     return fixed
 
 
-def run_stage(stage, inputs, labels=None, pad_top=None, pad_left=None, pad_right=None, valid=None):
-    """Apply one stage of a :class:`PixelCNN` (only gated blocks take labels; they compute whole rows,
-    and only residual blocks need to know which columns are ``valid``, inside the map)."""
+def run_stage(stage, inputs, labels=None, pad_top=None, pad_left=None, pad_right=None, valid=None, training=None):
+    """Apply one stage of a :class:`PixelCNN` (only gated blocks take labels and ``training``, for their
+    dropout; they compute whole rows, and only residual blocks need to know which columns are ``valid``,
+    inside the map)."""
     if isinstance(stage, GatedBlock):
-        return stage(inputs, labels=labels, pad_top=pad_top)
+        return stage(inputs, labels=labels, pad_top=pad_top, training=training)
     if isinstance(stage, ResidualBlock):
         return stage(inputs, pad_top=pad_top, pad_left=pad_left, pad_right=pad_right, valid=valid)
     return stage(inputs, pad_top=pad_top, pad_left=pad_left, pad_right=pad_right)
