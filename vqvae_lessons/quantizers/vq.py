@@ -16,6 +16,16 @@ the losses, and the batch's ``perplexity`` and ``usage``. Codebook maintenance
 (k-means initialisation, restarting dead codes) runs outside ``call``, eagerly,
 from :class:`CodebookMaintenance` (a Keras callback) or by hand.
 
+Two options change how they learn, nothing else (after the papers and lucidrains'
+``vector-quantize-pytorch``, read to understand them; the code is our own):
+
+* ``gradient="rotation"`` (both layers): the rotation trick (Fifty et al., ICLR 2025,
+  arXiv:2410.06424). The value is still the code; the gradient reaches ``x`` through the
+  rotation and rescaling that carry ``x`` onto its code (:func:`rotate_to`), not the identity.
+* ``codebook_transform=True`` (:class:`VectorQuantizer`): SimVQ (Zhu et al., 2024,
+  arXiv:2411.02038). The codes are ``C W``: a frozen random ``C`` ``(K, D)``, a learned ``W``
+  ``(D, D)``, so each step of ``W`` moves every code and none is left behind.
+
 Only ``keras.ops`` is used, so both layers run on every Keras 3 backend.
 """
 
@@ -28,12 +38,15 @@ from keras import ops
 __all__ = [
     "VectorQuantizer",
     "VectorQuantizerEMA",
+    "GRADIENTS",
+    "rotate_to",
     "pairwise_sq_distances",
     "nearest_code",
     "straight_through",
     "vq_losses",
     "batch_perplexity",
     "CodebookMaintenance",
+    "check_vector_size",
 ]
 
 
@@ -60,6 +73,34 @@ def straight_through(x, quantized):
     return x + ops.stop_gradient(quantized - x)
 
 
+GRADIENTS = ("straight_through", "rotation")
+
+
+def _unit(v, eps):
+    """``(v / max(||v||, eps), ||v||)`` along the last axis: ``(..., D)`` and ``(..., 1)``."""
+    norm = ops.sqrt(ops.sum(ops.square(v), axis=-1, keepdims=True))
+    return v / ops.maximum(norm, eps), norm
+
+
+def rotate_to(e, q, eps=1e-6):
+    """``e`` ``(..., D)`` carried onto ``q`` ``(..., D)`` by a rotation and a rescaling held constant.
+
+    Returns ``lam * R e`` (shape ``(..., D)``) with ``lam = ||q|| / ||e||`` and the rotation
+    ``R = I - 2 r r^T + 2 q^ e^T`` that takes ``e^ = e / ||e||`` to ``q^ = q / ||q||``, where
+    ``r = (e^ + q^) / ||e^ + q^||``. ``lam``, ``r``, ``e^`` and ``q^`` are stop-gradients, so the value
+    is ``q`` (up to rounding) and the gradient with respect to ``e`` is ``lam * R^T`` (times the
+    incoming gradient); none reaches ``q``. ``R e = e - 2 r (r.e) + 2 q^ (e^.e)``: no ``D x D``
+    matrix is built.
+    """
+    e_hat, e_norm = _unit(e, eps)
+    q_hat, q_norm = _unit(q, eps)
+    r, _ = _unit(e_hat + q_hat, eps)
+    e_hat, q_hat, r = ops.stop_gradient(e_hat), ops.stop_gradient(q_hat), ops.stop_gradient(r)
+    scale = ops.stop_gradient(q_norm / ops.maximum(e_norm, eps))
+    dot = lambda a, b: ops.sum(a * b, axis=-1, keepdims=True)  # noqa: E731
+    return scale * (e - 2.0 * r * dot(r, e) + 2.0 * q_hat * dot(e_hat, e))
+
+
 def vq_losses(x, quantized, beta):
     """``(codebook_loss, commitment_loss)`` of the VQ-VAE paper, means over all elements.
 
@@ -83,12 +124,23 @@ def _perplexity(encodings):
     return ops.exp(entropy), ops.mean(ops.cast(probs > 0, encodings.dtype))
 
 
+def check_vector_size(layer, input_shape, setting, size, fix=None):
+    """Raise a ValueError that says what to change unless ``input_shape[-1]`` is ``size``, the
+    value of the layer's ``setting`` (``fix``: the alternative to a resized encoder)."""
+    if input_shape[-1] != size:
+        fix = fix or f"build the quantizer with {setting}={input_shape[-1]}"
+        raise ValueError(
+            f"{type(layer).__name__} expects vectors of size {setting}={size} in the last axis, got input "
+            f"shape {tuple(input_shape)}. Make the encoder's last layer output {size} channels, or {fix}."
+        )
+
+
 class _Quantizer(keras.layers.Layer):
     """What both quantizers share: nearest-code lookup, the result dict, maintenance."""
 
     codebook_trainable = True
 
-    def __init__(self, num_embeddings, embedding_dim, beta=0.25, **kwargs):
+    def __init__(self, num_embeddings, embedding_dim, beta=0.25, gradient="straight_through", **kwargs):
         super().__init__(**kwargs)
         if int(num_embeddings) < 2 or int(embedding_dim) < 1:
             raise ValueError(
@@ -97,38 +149,44 @@ class _Quantizer(keras.layers.Layer):
             )
         if not beta >= 0:
             raise ValueError(f"beta={beta} must be >= 0 (the paper uses 0.25).")
+        if gradient not in GRADIENTS:
+            raise ValueError(f"gradient={gradient!r} is not known: use one of {list(GRADIENTS)}.")
+        self.gradient = gradient
         self.num_embeddings = int(num_embeddings)
         self.embedding_dim = int(embedding_dim)
         self.beta = float(beta)
 
     def build(self, input_shape):
-        if input_shape[-1] != self.embedding_dim:
-            raise ValueError(
-                f"{type(self).__name__} expects vectors of size embedding_dim={self.embedding_dim} "
-                f"in the last axis, got input shape {tuple(input_shape)}. Make the encoder's last "
-                f"layer output {self.embedding_dim} channels, or build the quantizer with "
-                f"embedding_dim={input_shape[-1]}."
-            )
+        check_vector_size(self, input_shape, "embedding_dim", self.embedding_dim)
         self.embeddings = self.add_weight(
             name="embeddings",
             shape=(self.num_embeddings, self.embedding_dim),
-            initializer=keras.initializers.RandomUniform(-0.05, 0.05),
+            initializer=self._codebook_initializer(),
             trainable=self.codebook_trainable,
         )
 
+    def _codebook_initializer(self):
+        return keras.initializers.RandomUniform(-0.05, 0.05)
+
+    @property
+    def codebook(self):
+        """The codes ``(K, D)`` that inputs are matched to (here the ``embeddings`` table itself)."""
+        return self.embeddings
+
     def call(self, x, training=False):
         flat = ops.reshape(x, (-1, self.embedding_dim))
-        flat_indices = nearest_code(flat, self.embeddings)
+        codebook = self.codebook
+        flat_indices = nearest_code(flat, codebook)
         # One one-hot matrix (N, K) serves the lookup (a matrix product, with a dense gradient
         # for the codebook), the EMA update and the perplexity.
         encodings = ops.one_hot(flat_indices, self.num_embeddings, dtype=flat.dtype)
-        quantized = ops.reshape(ops.matmul(encodings, self.embeddings), ops.shape(x))
+        quantized = ops.reshape(ops.matmul(encodings, codebook), ops.shape(x))
         if training:
             self._update_codebook(ops.stop_gradient(flat), encodings)
         codebook_loss, commitment_loss = self._loss_terms(x, quantized)
         perplexity, usage = _perplexity(encodings)
         return {
-            "quantized": straight_through(x, quantized),
+            "quantized": self._gradient_path(x, quantized),
             "indices": ops.reshape(flat_indices, ops.shape(x)[:-1]),
             "loss": codebook_loss + commitment_loss,
             "codebook_loss": codebook_loss,
@@ -136,6 +194,12 @@ class _Quantizer(keras.layers.Layer):
             "perplexity": perplexity,
             "usage": usage,
         }
+
+    def _gradient_path(self, x, quantized):
+        """The code's value, with the gradient of the identity or of :func:`rotate_to`."""
+        if self.gradient == "rotation":
+            return straight_through(rotate_to(x, quantized), quantized)
+        return straight_through(x, quantized)
 
     def _loss_terms(self, x, quantized):
         return vq_losses(x, quantized, self.beta)
@@ -146,11 +210,11 @@ class _Quantizer(keras.layers.Layer):
     def code_indices(self, x):
         """Indices ``x.shape[:-1]`` of the codes nearest to ``x`` ``(..., D)``."""
         flat = ops.reshape(ops.convert_to_tensor(x), (-1, self.embedding_dim))
-        return ops.reshape(nearest_code(flat, self.embeddings), ops.shape(x)[:-1])
+        return ops.reshape(nearest_code(flat, self.codebook), ops.shape(x)[:-1])
 
     def lookup(self, indices):
         """Code vectors ``indices.shape + (D,)`` for integer ``indices`` in ``[0, K)``."""
-        return ops.take(self.embeddings, ops.convert_to_tensor(indices, "int32"), axis=0)
+        return ops.take(self.codebook, ops.convert_to_tensor(indices, "int32"), axis=0)
 
     # -- codebook maintenance: eager, outside call ---------------------------------------
     def set_codes(self, code_indices, vectors):
@@ -195,11 +259,11 @@ class _Quantizer(keras.layers.Layer):
         return float(np.mean(np.sum((vectors - centroids[assignment]) ** 2, axis=1)))
 
     def _assign(self, vectors):
-        return _nearest_numpy(vectors, ops.convert_to_numpy(self.embeddings))
+        return _nearest_numpy(vectors, ops.convert_to_numpy(self.codebook))
 
     def get_config(self):
         return {**super().get_config(), "num_embeddings": self.num_embeddings,
-                "embedding_dim": self.embedding_dim, "beta": self.beta}
+                "embedding_dim": self.embedding_dim, "beta": self.beta, "gradient": self.gradient}
 
 
 def _kmeans_plus_plus(vectors, k, rng):
@@ -232,9 +296,49 @@ class VectorQuantizer(_Quantizer):
         num_embeddings: K, the number of codes.
         embedding_dim: D, the size of each code vector.
         beta: weight of the commitment loss (0.25 in the paper and the Keras example).
+        gradient: ``"straight_through"`` (the default: the identity) or ``"rotation"``
+            (:func:`rotate_to`): how the gradient of ``quantized`` reaches ``x``.
+        codebook_transform: SimVQ: ``embeddings`` becomes a frozen random table ``C`` ``(K, D)``
+            (normal, std ``D**-0.5``), ``transform`` a learned ``W`` ``(D, D)`` starting at the
+            identity, and the codes (:attr:`codebook`) are ``C W``; only ``W`` trains. ``set_codes``
+            (k-means, restarts) solves ``C_k W = v`` for the rows of ``C``.
 
     Call: ``x`` ``(..., D)`` to a dict (see the module docstring).
     """
+
+    def __init__(self, num_embeddings, embedding_dim, beta=0.25, codebook_transform=False, **kwargs):
+        super().__init__(num_embeddings, embedding_dim, beta, **kwargs)
+        self.codebook_transform = bool(codebook_transform)
+        self.codebook_trainable = not self.codebook_transform
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        if self.codebook_transform:
+            self.transform = self.add_weight(name="transform", shape=(self.embedding_dim, self.embedding_dim),
+                                             initializer="identity", trainable=True)
+
+    def _codebook_initializer(self):
+        if self.codebook_transform:
+            return keras.initializers.RandomNormal(stddev=self.embedding_dim**-0.5)
+        return super()._codebook_initializer()
+
+    @property
+    def codebook(self):
+        """The codes ``(K, D)``: ``embeddings``, or ``embeddings @ transform`` with ``codebook_transform``."""
+        if self.codebook_transform:
+            return ops.matmul(self.embeddings, self.transform)
+        return self.embeddings
+
+    def set_codes(self, code_indices, vectors):
+        """Make the codes ``code_indices`` ``(M,)`` equal ``vectors`` ``(M, D)`` (with SimVQ, in least
+        squares: the rows of ``C`` that ``W`` maps onto them)."""
+        if self.codebook_transform:
+            w = ops.convert_to_numpy(self.transform).astype("float64")
+            vectors = np.linalg.lstsq(w.T, np.asarray(vectors, "float64").T, rcond=None)[0].T
+        super().set_codes(code_indices, vectors)
+
+    def get_config(self):
+        return {**super().get_config(), "codebook_transform": self.codebook_transform}
 
 
 @keras.saving.register_keras_serializable(package="vqvae_lessons")
@@ -252,7 +356,7 @@ class VectorQuantizerEMA(_Quantizer):
     Only the commitment loss ``beta * mean((x - sg(q))**2)`` is returned.
 
     Args:
-        num_embeddings, embedding_dim, beta: as :class:`VectorQuantizer`.
+        num_embeddings, embedding_dim, beta, gradient: as :class:`VectorQuantizer`.
         decay: the EMA's decay, in [0, 1).
         epsilon: the Laplace smoothing constant.
     """
