@@ -309,15 +309,21 @@ def _card_path(name):
     return WEIGHTS_DIR / f"{name}.json"
 
 
+def read_json(path, what, fix, error=PretrainedError):
+    """The JSON data in ``path``, or ``error`` saying that ``what`` (e.g. "The model card PATH of
+    'NAME'") is missing or not readable JSON, and ``fix``."""
+    if not path.is_file():
+        raise error(f"{what} is missing. {fix}")
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise error(f"{what} is not readable JSON ({exc}). {fix}") from exc
+
+
 def _read_card(path, name):
     fix = f"Reinstall the package (pip install -r requirements.txt) or retrain: {_rebuild_hint(name)}"
-    if not path.is_file():
-        raise PretrainedError(f"The model card {path} of {name!r} is missing. {fix}")
-    try:
-        info = json.loads(path.read_text())
-    except (OSError, ValueError) as error:
-        raise PretrainedError(f"The model card {path} of {name!r} is not readable JSON ({error}). {fix}") from error
     where = f"The model card {path} of {name!r}"
+    info = read_json(path, where, fix)
     if not isinstance(info, dict):
         raise PretrainedError(f"{where} is not a JSON object of entries (model, config, ...). {fix}")
     if "model" not in info:

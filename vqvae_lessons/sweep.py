@@ -27,7 +27,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .metrics import bits_per_image
-from .pretrained import PretrainedError, build_model, current_history, library_versions, load_weights, machine
+from .pretrained import (
+    PretrainedError,
+    build_model,
+    current_history,
+    library_versions,
+    load_weights,
+    machine,
+    read_json,
+)
 
 SWEEP_DIR = Path(__file__).resolve().parent / "weights" / "sweep"
 INDEX = "sweep.json"
@@ -316,12 +324,7 @@ def load_sweep(directory=None):
     """
     directory = Path(directory) if directory is not None else SWEEP_DIR
     path = directory / INDEX
-    if not path.is_file():
-        raise SweepError(f"The sweep's index {path} is missing. {_fix(directory)}")
-    try:
-        index = json.loads(path.read_text())
-    except (OSError, ValueError) as error:
-        raise SweepError(f"The sweep's index {path} is not readable JSON ({error}). {_fix(directory)}") from error
+    index = read_json(path, f"The sweep's index {path}", _fix(directory), SweepError)
     if not isinstance(index, dict) or not isinstance(index.get("points"), list):
         raise SweepError(f"The sweep's index {path} has no list of points: it is not a sweep.json. {_fix(directory)}")
     index["directory"] = str(directory)
