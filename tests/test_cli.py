@@ -26,6 +26,7 @@ def test_help_everywhere(args):
     assert result.returncode == 0 and "usage: python -m vqvae_lessons" in result.stdout
 
 
+@pytest.mark.slow
 def test_train_then_evaluate_a_tiny_model(synthetic_npz, tmp_path):
     env = {MNIST_ENV: str(synthetic_npz)}
     result = run("train", "vqvae", "--architecture", "keras-example", "--num-embeddings", "16", "--epochs", "1",
@@ -53,12 +54,14 @@ def test_evaluate_shipped_weights(real_mnist):
     assert {"test_mse", "test_psnr_db", "test_perplexity", "codes_used"} <= set(json.loads(result.stdout))
 
 
+@pytest.mark.slow
 def test_missing_data_is_a_clear_error_not_a_traceback(tmp_path):
     result = run("evaluate", "vqvae", "--pretrained", "vqvae-k128-d16", env={MNIST_ENV: str(tmp_path / "no.npz")})
     assert result.returncode == 2
     assert "does not exist" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_wrong_model_kind_and_bad_flags():
     result = run("evaluate", "vae", "--pretrained", "vqvae-k128-d16", env={MNIST_ENV: "unused"})
     assert result.returncode != 0 and "holds a vqvae, not a vae" in result.stderr
@@ -68,6 +71,7 @@ def test_wrong_model_kind_and_bad_flags():
     assert result.returncode != 0 and "no shipped weights are called 'nonexistent'" in result.stderr
 
 
+@pytest.mark.slow
 def test_train_a_tiny_prior_then_evaluate_sample_and_judge(synthetic_npz, tmp_path):
     env = {MNIST_ENV: str(synthetic_npz)}
     assert run("train", "vqvae", "--architecture", "keras-example", "--num-embeddings", "16", "--epochs", "1",
@@ -124,6 +128,7 @@ def test_train_a_tiny_prior_then_evaluate_sample_and_judge(synthetic_npz, tmp_pa
     assert result.returncode == 2 and "needs augment > 0" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_sampling_and_judging_mistakes_are_clear_errors(tmp_path):
     result = run("sample", "--pretrained", "vqvae-k128-d16", "--out", str(tmp_path / "x.npy"))
     assert result.returncode == 2 and "is a vqvae, not a prior" in result.stderr
@@ -162,6 +167,7 @@ def test_reproduce_checks_every_name_before_training_any(monkeypatch, capsys):
     assert calls == [(["gated-vqvae", "vqvae-k128-d16"], Path("elsewhere"))]  # reproduce_all orders them
 
 
+@pytest.mark.slow
 def test_debug_shows_the_full_traceback(tmp_path, capsys):
     missing = str(tmp_path / "missing.npy")
     assert cli.main(["judge", missing]) == 2

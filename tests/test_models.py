@@ -69,6 +69,7 @@ def _fit_with(images, callbacks, epochs=2):
     return model
 
 
+@pytest.mark.slow
 def test_codebook_maintenance_keeps_codes_in_use(tiny_mnist):
     images = tiny_mnist.x_train
     maintenance = CodebookMaintenance(images, every=2, sample_size=128, kmeans_init=False, seed=0)
@@ -133,6 +134,7 @@ def _nearest(vectors, codebook):
 
 
 @pytest.mark.parametrize("architecture, quantizer", VQVAE_SETTINGS)
+@pytest.mark.slow
 def test_vqvae_saves_and_loads(architecture, quantizer, tiny_mnist, tmp_path):
     model, _ = train_vqvae(architecture, 16, 4, quantizer, epochs=1, batch_size=64, train_size=64,
                            data=tiny_mnist, validate=False, verbose=0)
@@ -162,6 +164,7 @@ def _weights(model):
 
 
 @pytest.mark.parametrize("architecture, quantizer", VQVAE_SETTINGS)
+@pytest.mark.slow
 def test_fixed_seed_gives_identical_training(architecture, quantizer, tiny_mnist):
     runs = [train_vqvae(architecture, 16, 4, quantizer, epochs=1, batch_size=32, train_size=128, seed=3,
                         data=tiny_mnist, validate=False, verbose=0)[0] for _ in range(2)]
@@ -227,6 +230,7 @@ def test_calling_or_fitting_on_bad_images_is_the_same_clear_error(make, images, 
 
 
 @pytest.mark.parametrize("architecture, quantizer", VQVAE_SETTINGS)
+@pytest.mark.slow
 def test_images_without_their_channel_axis_work_everywhere_alike(architecture, quantizer, tiny_mnist):
     flat, images = tiny_mnist.x_train[:64, ..., 0], tiny_mnist.x_train[:64]
     model = VQVAE(architecture, 16, 4, quantizer)

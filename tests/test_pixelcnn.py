@@ -183,6 +183,7 @@ def sequential_argmax(prior, given=None, labels=None):
 
 
 @pytest.mark.parametrize("architecture, num_classes", [("keras-example", None), ("gated", None), ("gated", 10)])
+@pytest.mark.slow
 def test_the_row_cached_sampler_computes_what_a_full_pass_computes(architecture, num_classes):
     prior = small_prior(architecture, num_classes)
     labels = np.array([0, 4, 9], dtype="int32") if num_classes else None
@@ -190,6 +191,7 @@ def test_the_row_cached_sampler_computes_what_a_full_pass_computes(architecture,
                                   sequential_argmax(prior, labels=labels))
 
 
+@pytest.mark.slow
 def test_temperature_near_zero_gives_the_most_likely_code():
     prior = new_prior()
     head = prior.stages[-1].logits  # an untrained prior's logits are (nearly) tied: spread them
@@ -345,6 +347,7 @@ def test_a_saved_prior_loads_again(tmp_path, architecture, num_classes):
     np.testing.assert_allclose(ops.convert_to_numpy(again(inputs)), ops.convert_to_numpy(prior(inputs)), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_training_lowers_the_negative_log_likelihood(tiny_mnist):
     from vqvae_lessons.train import train_prior
     from vqvae_lessons.vqvae import VQVAE
@@ -449,6 +452,7 @@ def test_augmented_epoch_k_trains_on_its_own_block_of_maps():
     assert int(model.optimizer.iterations) == epochs * steps
 
 
+@pytest.mark.slow
 def test_training_on_augmented_codes(tiny_mnist):
     from vqvae_lessons.train import train_prior
 
@@ -463,6 +467,7 @@ def test_training_on_augmented_codes(tiny_mnist):
         train_prior(vqvae, "gated", augment=1.5, data=tiny_mnist)
 
 
+@pytest.mark.slow
 def test_fix_label_folds_a_label_into_an_unconditional_prior():
     prior = PixelCNN("gated", K, num_classes=9, channels=8, num_layers=3)
     rng = np.random.default_rng(0)
@@ -483,6 +488,7 @@ def test_fix_label_folds_a_label_into_an_unconditional_prior():
         pixelcnn.fix_label(prior, 9)
 
 
+@pytest.mark.slow
 def test_training_told_which_move_made_each_map(tiny_mnist):
     from vqvae_lessons.train import train_prior
 

@@ -244,6 +244,7 @@ def _codebook(vqvae):
     return keras.ops.convert_to_numpy(vqvae.quantizer.embeddings)
 
 
+@pytest.mark.slow
 def test_reproducing_everything_hands_each_prior_the_vq_vae_reproduced_with_it(fake_training, tiny_mnist, tmp_path):
     shipped_files = {p.name: p.stat().st_mtime_ns for p in pretrained.WEIGHTS_DIR.iterdir()}
     summaries = pretrained.reproduce_all(directory=tmp_path, data=tiny_mnist, verbose=0)

@@ -25,6 +25,7 @@ def test_importing_the_package_imports_neither_keras_nor_tensorflow_nor_touches_
     assert result.returncode == 0, result.stderr
 
 
+@pytest.mark.slow
 def test_quiet_keeps_tensorflows_start_up_messages_off_standard_error():
     loud = run("import keras\nkeras.ops.add(1, 1)\n")
     assert loud.returncode == 0 and loud.stderr.strip(), "TensorFlow printed nothing: this test shows nothing here"

@@ -132,6 +132,7 @@ def tiny_sweep(synthetic_npz, tmp_path_factory):
     return out, result, args
 
 
+@pytest.mark.slow
 def test_cli_runs_a_tiny_sweep_and_writes_readable_results(tiny_sweep):
     out, result, args = tiny_sweep
     summary = json.loads(result.stdout)  # stdout holds the JSON result only
@@ -152,6 +153,7 @@ def test_cli_runs_a_tiny_sweep_and_writes_readable_results(tiny_sweep):
     assert (out / "README.md").read_text().startswith("# Lesson 4's sweep")
 
 
+@pytest.mark.slow
 def test_resume_keeps_finished_points(tiny_sweep, synthetic_npz, tmp_path):
     out, _, args = tiny_sweep
     copy = tmp_path / "copy"
@@ -209,6 +211,7 @@ def test_missing_or_corrupt_files(tiny_sweep, tmp_path):
         sweep.load_point(16, 4, "loss", index)
 
 
+@pytest.mark.slow
 def test_sweep_errors_are_clear_on_the_command_line(tmp_path):
     result = run("sweep", "--out", str(tmp_path), "--train-size", "8", env={MNIST_ENV: str(tmp_path / "no.npz")})
     assert result.returncode == 2 and "does not exist" in result.stderr and "Traceback" not in result.stderr
