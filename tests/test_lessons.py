@@ -76,8 +76,8 @@ def test_each_exercise_says_how_to_get_hints_and_is_followed_by_its_collapsed_so
         following = all_cells[index + 1]
         assert following["cell_type"] == "markdown", f"{lesson.name}: {name}'s solution must follow it"
         assert source(following).strip() == exercises.solution_markdown(name).strip(), (
-            f"{lesson.name}: the collapsed solution of {name} differs from the package's; paste "
-            f"exercises.solution_markdown({name!r}) into that cell")
+            f"{lesson.name}: the collapsed solution of {name} differs from the package's: run "
+            f"python -m vqvae_lessons.exercises.sync {lesson.relative_to(BOOK.parent)}")
 
 
 @pytest.mark.parametrize("lesson", LESSONS, ids=lambda p: p.stem)
@@ -165,3 +165,16 @@ def test_every_exercise_filled_in_by_its_reference_passes_its_check_in_the_lesso
     reference = [line for name in filled for line in answer_lines(name)]
     outputs = json.dumps([cell.get("outputs", []) for cell in run.cells])
     assert not [line for line in reference if json.dumps(line)[1:-1] in outputs], "an output shows a solution"
+
+
+def test_sync_rewrites_a_folded_solution_that_drifted(tmp_path):
+    from vqvae_lessons.exercises.sync import sync_solutions
+
+    lesson = next(path for path in LESSONS if exercise_cells(path))
+    copy = tmp_path / lesson.name
+    notebook = json.loads(lesson.read_text())
+    index, name = exercise_cells(lesson)[0]
+    notebook["cells"][index + 1]["source"] = ["<details>an old solution</details>"]
+    copy.write_text(json.dumps(notebook))
+    assert sync_solutions(copy) == 1 and sync_solutions(copy) == 0
+    assert source(json.loads(copy.read_text())["cells"][index + 1]).strip() == exercises.solution_markdown(name).strip()

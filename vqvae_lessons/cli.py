@@ -85,7 +85,7 @@ def build_parser():
                         help="FILE.npy: images (N, 28, 28) in [0, 1] (.npy is added to a name without it)")
 
     judge_images = commands.add_parser("judge", help="judge generated digits (a .npy of images) with the MNIST "
-                                                     "classifier: inception score, Frechet distance, classes")
+                                                     "classifier: inception score, squared Fréchet distance, classes")
     judge_images.add_argument("images", type=Path, metavar="FILE.npy", help="images (N, 28, 28[, 1]) in [0, 1]")
     judge_images.add_argument("--label", type=int, default=None,
                               help="the class asked for: also report the share judged to be that class")

@@ -34,7 +34,7 @@ class Judge(keras.Model):
     """A small CNN: images ``(N, 28, 28, 1)`` in [0, 1] -> logits ``(N, 10)``.
 
     Two blocks of 3x3 convolutions and max-pooling, a 128-unit dense layer (the
-    features the Frechet distance uses) and a linear classifier, with dropout.
+    features the squared Fréchet distance uses) and a linear classifier, with dropout.
     """
 
     def __init__(self, feature_dim=128, **kwargs):
@@ -78,8 +78,8 @@ def inception_score(probabilities):
 
 
 def frechet_distance(features_a, features_b):
-    """Frechet distance between Gaussians fitted to two sets of features ``(N, F)`` and ``(M, F)``:
-    ``|mu_a - mu_b|^2 + Tr(S_a + S_b - 2 (S_a S_b)^(1/2))``."""
+    """The squared Fréchet distance d_F^2 (what FID reports) between Gaussians fitted to two sets of
+    features ``(N, F)`` and ``(M, F)``: ``|mu_a - mu_b|^2 + Tr(S_a + S_b - 2 (S_a S_b)^(1/2))``."""
     a, b = np.asarray(features_a, "float64"), np.asarray(features_b, "float64")
     if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1] or len(a) < 2 or len(b) < 2:
         raise ValueError(f"Expected two sets of at least 2 feature vectors of the same size, got {a.shape} and "
@@ -121,7 +121,7 @@ def judge_images(images, label=None, judge=None, data=None):
                          "loaded once) or a Judge you trained (train_judge).")
     images = check_images(images)
     if len(images) < 2:
-        raise ValueError(f"Judging needs at least 2 images (the Frechet distance fits a covariance), got "
+        raise ValueError(f"Judging needs at least 2 images (the Fréchet distance fits a covariance), got "
                          f"{len(images)}.")
     if label is not None:
         _labels(label, len(images))  # a wrong label fails before the judging, not after
