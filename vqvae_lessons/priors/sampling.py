@@ -2,10 +2,20 @@
 
 :func:`sample` draws maps position by position without recomputing the whole map for each
 of the 49 positions, as the Keras example does: every layer is causal, so the rows above
-the current one never change again. It keeps each layer's rows above in a cache and
-computes only the current row (and, where the masks allow, only the columns the next
-code needs), in one compiled step per case. :func:`generate` decodes the samples with a
-VQ-VAE. This module imports the models; the models never import it.
+the current one never change again, and it keeps what they computed in a cache.
+
+* A gated prior (the default) computes each position about once, as one forward pass does:
+  its vertical stacks see only the rows above, so they run once per row, over the whole row;
+  then, column by column, only the horizontal stacks run, one position per layer, and the
+  code is drawn, all inside one compiled call per row (:class:`_GatedRow`).
+* The Keras example's residual prior computes the current row of every layer (only the
+  columns the next code needs, where the masks allow) from cached rows above, in one
+  compiled call per position (:class:`_RowStep`).
+
+Codes are drawn by inverting the cumulative distribution of ``softmax(logits / T)`` at a
+uniform number per position, drawn with NumPy from the ``seed`` (so the same seed gives the
+same maps). :func:`generate` decodes the samples with a VQ-VAE. This module imports the
+models; the models never import it.
 """
 
 from __future__ import annotations
@@ -14,7 +24,8 @@ import keras
 import numpy as np
 from keras import ops
 
-from .pixelcnn import run_stage
+from .masked import MaskedConv2D
+from .pixelcnn import GatedBlock, _gate, run_stage
 
 
 def sample(prior, n=None, *, labels=None, given=None, temperature=1.0, seed=0, batch_size=1000, progress=False):
@@ -25,10 +36,12 @@ def sample(prior, n=None, *, labels=None, given=None, temperature=1.0, seed=0, b
       kept as they are and the samples are conditioned on them (complete a partly given map).
     * ``temperature``: divides the logits; below 1 favours likely codes, 0 takes the most
       likely code at every position.
-    * ``seed``: the same seed (and ``batch_size``) gives the same maps.
+    * ``seed``: the same seed gives the same maps.
+    * ``batch_size``: maps computed together (memory and speed only).
     * ``progress``: show a Keras progress bar over the batches.
 
-    Each position costs one pass over *one row* of every layer: the rows above are cached.
+    A gated prior computes each position of each layer about once, as one forward pass does;
+    the Keras example's prior one row of every layer per position (the rows above are cached).
     The first call on a prior also compiles its steps (a few seconds); later calls reuse them.
     """
     n = _sample_count(prior, n, labels, given)
@@ -49,11 +62,15 @@ def sample(prior, n=None, *, labels=None, given=None, temperature=1.0, seed=0, b
                          f"got {temperature}.")
     if batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size}.")
-    seeds, parts = keras.random.SeedGenerator(seed), []
-    bar = keras.utils.Progbar(n, unit_name="map") if progress else None
+    uniform = np.random.default_rng(seed).random(given.shape, dtype="float32")  # one number per position
+    gated = isinstance(prior.stages[0], GatedBlock)
+    parts, bar = [], keras.utils.Progbar(n, unit_name="map") if progress else None
     for i in range(0, n, batch_size):
-        parts.append(_sample_batch(prior, given[i:i + batch_size], None if labels is None else
-                                   labels[i:i + batch_size], temperature, seeds))
+        batch = slice(i, i + batch_size)
+        draws = {"uniform": uniform[batch], "temperature": np.full(len(given[batch]), temperature, "float32")}
+        if labels is not None:
+            draws["labels"] = labels[batch]
+        parts.append((_sample_gated if gated else _sample_rows)(prior, given[batch], draws))
         if bar is not None:
             bar.add(len(parts[-1]))
     return np.concatenate(parts) if parts else given
@@ -67,56 +84,173 @@ def _sample_count(prior, n, labels, given):
     return int(n)
 
 
-def _sample_batch(prior, given, labels, temperature, seeds):
+def _draw(logits, temperature, uniform):
+    """One code per row of ``logits`` ``(N, K)``: the first whose cumulative probability under
+    ``softmax(logits / temperature)`` exceeds ``uniform`` ``(N,)`` in [0, 1); argmax where
+    ``temperature`` ``(N,)`` is 0. Keras ops, run inside the compiled steps."""
+    hot = temperature > 0
+    scaled = logits / ops.where(hot, temperature, 1.0)[:, None]
+    cdf = ops.cumsum(ops.softmax(scaled, axis=-1), axis=-1)
+    below = ops.cast(cdf <= uniform[:, None] * cdf[:, -1:], "int32")  # scaled by the total: never past the end
+    drawn = ops.minimum(ops.sum(below, axis=-1), logits.shape[-1] - 1)
+    return ops.where(hot, drawn, ops.cast(ops.argmax(logits, axis=-1), "int32"))
+
+
+def _step(prior, kind, *args):
+    """The prior's compiled step ``kind(prior, *args)``, made once and kept with the prior (outside
+    Keras's tracking of its layers, so the prior saves and loads exactly as before)."""
+    steps, key = prior.__dict__.setdefault("_sampling_steps", {}), (kind, *args)
+    if key not in steps:
+        steps[key] = kind(prior, *args)
+    return steps[key]
+
+
+# -- gated priors: vertical stacks once per row, horizontal stacks once per position ----------
+def _sample_gated(prior, given, draws):
+    """Sample one batch ``given`` ``(N, H, W)`` of a gated prior, one compiled call per row.
+
+    The codes are kept with ``R`` rows of "no code" (``num_codes``) above the map, ``R`` the
+    rows the first vertical stack sees; ``vertical_l`` ``(N, 1, W, C)`` is block ``l``'s
+    vertical output at the row above (zeros above the map, as the convolution pads).
+    """
+    height, width = prior.grid
+    blocks, step = prior.stages[:-1], _step(prior, _GatedRow)
+    above = blocks[0].vertical.rows_above
+    codes = np.full((len(given), above + height, width), prior.num_codes, "int32")
+    cache = {f"vertical_{layer}": np.zeros((len(given), 1, width, block.channels), "float32")
+             for layer, block in enumerate(blocks[:-1])}
+    for row in range(height):
+        outputs = step.predict_on_batch({**cache, "codes_above": codes[:, row:row + above], "given": given[:, row],
+                                         "uniform": draws["uniform"][:, row], "temperature": draws["temperature"],
+                                         **({"labels": draws["labels"]} if "labels" in draws else {})})
+        codes[:, above + row] = outputs.pop("codes")
+        cache = outputs
+    return codes[:, above:]
+
+
+class _GatedRow(keras.Model):
+    """One row of a gated prior's maps, drawn left to right, in one call.
+
+    Inputs (a dict), for ``N`` maps ``W`` wide, blocks of ``C`` channels and ``K`` codes:
+    ``codes_above`` ``(N, R, W)`` int32, the ``R`` rows above (``num_codes`` outside the map);
+    ``vertical_l`` ``(N, 1, W, C)`` for every block ``l`` but the last, its vertical stack's
+    output at the row above; ``given`` ``(N, W)`` int32, -1 where to draw; ``uniform`` ``(N, W)``
+    and ``temperature`` ``(N,)`` floats (see :func:`_draw`); ``labels`` ``(N,)`` for a
+    conditional prior. Outputs: ``codes`` ``(N, W)`` int32 and ``vertical_l`` at this row.
+
+    The vertical stacks see only the rows above, so they run once over the whole row, with
+    the 1x1 vertical-to-horizontal links. Then at each column every horizontal stack computes
+    one position, from its inputs at the ``kernel // 2`` columns to the left (block 0, mask
+    "A", over the codes drawn so far) or at those and the column itself (later blocks, mask
+    "B"), exactly as :meth:`GatedBlock.call` does; then the :class:`OutputHead`, and the draw.
+    """
+
+    def __init__(self, prior):
+        super().__init__(name="gated_row")
+        self.prior = prior
+
+    def call(self, inputs):
+        blocks, head = self.prior.stages[:-1], self.prior.stages[-1]
+        links, outputs = self._vertical(inputs, blocks)
+        width, given = self.prior.grid[1], inputs["given"]
+        codes = []  # this row's codes so far, (N,) each: the first block's horizontal input
+        columns = [codes, *([] for _ in blocks[1:])]  # columns[l][j]: block l's horizontal input at column j
+        for c in range(width):
+            for layer, block in enumerate(blocks):
+                x = self._horizontal(block, columns[layer], links[layer][:, c], c)  # (N, C)
+                if layer + 1 < len(blocks):
+                    columns[layer + 1].append(x)
+            logits = _pointwise(head.logits, _pointwise(head.hidden[1], _pointwise(head.hidden[0], x)))
+            drawn = _draw(logits, inputs["temperature"], inputs["uniform"][:, c])
+            codes.append(ops.where(given[:, c] >= 0, given[:, c], drawn))
+        outputs["codes"] = ops.stack(codes, axis=1)
+        return outputs
+
+    def _vertical(self, inputs, blocks):
+        """Every block's vertical stack at this row: the links ``(N, W, 2C)`` (the 1x1 link, the
+        horizontal convolution's bias and the label's bias, all a position's horizontal stack
+        adds to its own convolution) and the vertical outputs ``{vertical_l: (N, 1, W, C)}``."""
+        above = inputs["codes_above"]
+        x = ops.concatenate([above, ops.zeros_like(above[:, :1])], axis=1)  # this row: masked, any codes do
+        labels, links, outputs = inputs.get("labels"), [], {}
+        for layer, block in enumerate(blocks):
+            v = block.vertical(x, pad_top=0)  # (N, 1, W, 2C)
+            link = block.vertical_to_horizontal(v) + block.horizontal.bias
+            if block.class_bias is not None:
+                bias = block.class_bias(labels)[:, None, None, :]
+                v, link = v + bias[..., :2 * block.channels], link + bias[..., 2 * block.channels:]
+            links.append(link[:, 0])
+            if layer < len(blocks) - 1:  # the last vertical stack feeds only its own horizontal one
+                outputs[f"vertical_{layer}"] = v = _gate(v)
+                x = ops.concatenate([inputs[f"vertical_{layer}"], v], axis=1)
+        return links, outputs
+
+    @staticmethod
+    def _horizontal(block, columns, link, c):
+        """``block``'s horizontal output ``(N, C)`` at column ``c``: ``columns[j]`` is its input at
+        column ``j`` (codes ``(N,)`` for the first block, features ``(N, C)`` for the others)."""
+        conv = block.horizontal
+        h = link
+        for _, dx in conv.taps:  # the kernel's visible positions: columns c - side, ..., c (or c - 1)
+            j = c - conv.side + dx
+            if j < 0:  # left of the map: "no code" or zero padding, nothing to add
+                continue
+            if block.first:
+                h = h + ops.take(conv.kernel[0, dx], columns[j], axis=0)
+            else:
+                h = h + ops.matmul(columns[j], conv.kernel[0, dx])
+        h = _pointwise(block.horizontal_out, _gate(h))
+        return h if block.first else columns[c] + h
+
+
+def _pointwise(layer, x):
+    """A 1x1 convolution ``layer`` (masked or not) at single positions ``x`` ``(N, C_in)``."""
+    kernel = layer.kernel[0, 0]
+    if isinstance(layer, MaskedConv2D):
+        kernel = kernel * ops.convert_to_tensor(layer.mask[0, 0], kernel.dtype)
+    return layer.activation(ops.matmul(x, kernel) + layer.bias)
+
+
+# -- the Keras example's residual prior: one row of every stage per position --------------------
+def _sample_rows(prior, given, draws):
     """Sample one batch row by row; ``cache[s]`` holds the inputs of stage ``s`` for the rows done."""
     height, width = prior.grid
-    crops = all(stage.side is not None for stage in prior.stages)
     codes = given.copy()
     cache = [[] for _ in prior.stages]
     for row in range(height):
         rows_cached = tuple(min(row, stage.rows_above) for stage in prior.stages)
-        inputs = {} if labels is None else {"labels": labels}
+        inputs = {}
         for s, count in enumerate(rows_cached):
             if count:  # converted once per row, not once per position
-                above = _named(f"above_{s}", _concat_rows(cache[s][row - count:row], np.concatenate))
-                inputs.update({key: ops.convert_to_tensor(value) for key, value in above.items()})
+                inputs[f"above_{s}"] = ops.convert_to_tensor(np.concatenate(cache[s][row - count:row], axis=1))
         for column in range(width):
             # The last column computes whole rows, to cache; the others only what the next code needs.
-            cropped = crops and column < width - 1
-            step = _row_step(prior, rows_cached, cropped)
-            row_codes = np.maximum(codes[:, row:row + 1], 0)
+            cropped = column < width - 1
+            step = _step(prior, _RowStep, rows_cached, cropped)
             extra = {"column": np.full((len(codes),), column, "int32")} if cropped else {}
-            outputs = step.predict_on_batch({**inputs, **extra, "codes": row_codes})
+            outputs = step.predict_on_batch({**inputs, **extra, "codes": np.maximum(codes[:, row:row + 1], 0),
+                                             "uniform": draws["uniform"][:, row, column],
+                                             "temperature": draws["temperature"]})
             free = codes[:, row, column] < 0
-            if free.any():
-                logits = outputs["logits"][:, 0, -1 if cropped else column]
-                codes[free, row, column] = _draw(logits, temperature, seeds)[free]
+            codes[free, row, column] = outputs["codes"][free]
         # Every stage's row is final now: no activation of this row depends on the code at its last
         # position. Only the codes themselves (stage 0's input) changed since.
         cache[0].append(codes[:, row:row + 1])
         for s in range(1, len(prior.stages)):
-            cache[s].append(_unnamed(f"input_{s}", outputs))
+            cache[s].append(outputs[f"input_{s}"])
     return codes
 
 
-def _row_step(prior, rows_cached, cropped):
-    """The prior's compiled step for this case, made once and kept with the prior (outside Keras's
-    tracking of its layers, so the prior saves and loads exactly as before)."""
-    steps = prior.__dict__.setdefault("_sampling_steps", {})
-    if (rows_cached, cropped) not in steps:
-        steps[rows_cached, cropped] = _RowStep(prior, rows_cached, cropped)
-    return steps[rows_cached, cropped]
-
-
 class _RowStep(keras.Model):
-    """One row of every stage of ``prior``, given ``rows_cached[s]`` cached rows above stage ``s``.
+    """One row of every stage of a residual ``prior``, given ``rows_cached[s]`` cached rows above stage ``s``.
 
-    Inputs (a dict): ``codes`` ``(N, 1, W)``, ``labels`` ``(N,)`` for a conditional prior, and
-    ``above_s`` ``(N, rows_cached[s], W, ...)``. Outputs: ``logits`` ``(N, 1, W, K)`` and
-    ``input_s``, the row's input of each stage ``s >= 1`` (to cache), ``(N, 1, W, ...)``.
+    Inputs (a dict): ``codes`` ``(N, 1, W)``, ``above_s`` ``(N, rows_cached[s], W, ...)``, and
+    ``uniform`` and ``temperature`` ``(N,)`` for the draw (see :func:`_draw`). Outputs: ``codes``
+    ``(N,)``, drawn at the row's last column, and ``input_s``, the row's input of each stage
+    ``s >= 1`` (to cache), ``(N, 1, W, C)``.
 
-    ``cropped``: only the logits at the column given as input ``column`` ``(N,)`` are wanted
-    (``(N, 1, 1, K)``), so each stage computes only the columns they need: as the masks look
+    ``cropped``: only the code at the column given as input ``column`` ``(N,)`` is wanted, and
+    no cache, so each stage computes only the columns the logits there need: as the masks look
     only left in the current row, stage ``s`` needs ``needs[s]`` columns left of the column.
     Columns outside the map are zeroed, as the stages' own zero padding would make them.
     ``predict_on_batch`` compiles the step once per input shape, on every backend.
@@ -127,21 +261,22 @@ class _RowStep(keras.Model):
         self.prior, self.rows_cached, self.cropped = prior, rows_cached, cropped
         self.needs = [0] * len(prior.stages)
         for s in range(len(prior.stages) - 1, 0, -1):
-            self.needs[s - 1] = self.needs[s] + (prior.stages[s].side or 0)
+            self.needs[s - 1] = self.needs[s] + prior.stages[s].side
 
     def call(self, inputs):
-        x, labels, outputs = inputs["codes"], inputs.get("labels"), {}
+        x, outputs = inputs["codes"], {}
         if self.cropped:
-            return {"logits": self._cropped(inputs, x, labels)}
-        for s, (stage, count) in enumerate(zip(self.prior.stages, self.rows_cached, strict=True)):
-            if s:
-                outputs.update(_named(f"input_{s}", x))
-            band = _concat_rows([_unnamed(f"above_{s}", inputs), x], ops.concatenate) if count else x
-            x = run_stage(stage, band, labels, pad_top=stage.rows_above - count)
-        outputs["logits"] = x
+            x = self._cropped(inputs, x)  # (N, 1, 1, K)
+        else:
+            for s, (stage, count) in enumerate(zip(self.prior.stages, self.rows_cached, strict=True)):
+                if s:
+                    outputs[f"input_{s}"] = x
+                band = ops.concatenate([inputs[f"above_{s}"], x], axis=1) if count else x
+                x = run_stage(stage, band, pad_top=stage.rows_above - count)  # (N, 1, W, K)
+        outputs["codes"] = _draw(x[:, 0, -1], inputs["temperature"], inputs["uniform"])
         return outputs
 
-    def _cropped(self, inputs, x, labels):
+    def _cropped(self, inputs, x):
         width, column = self.prior.grid[1], inputs["column"][0]
         margin = max(need + stage.side for need, stage in zip(self.needs, self.prior.stages, strict=True))
         # Stage 0 reads codes: outside the map is the code num_codes ("no code", a zero kernel row).
@@ -163,7 +298,7 @@ class _RowStep(keras.Model):
                 paddings = [[0, 0], [0, 0], [margin, margin]] + [[0, 0]] * (len(above.shape) - 3)
                 above = ops.pad(above, paddings, constant_values=self.prior.num_codes if s == 0 else 0)
                 band = ops.concatenate([_columns(above, first, reads), current], axis=1)
-            x = run_stage(stage, band, labels, pad_top=stage.rows_above - count, pad_left=0, pad_right=0,
+            x = run_stage(stage, band, pad_top=stage.rows_above - count, pad_left=0, pad_right=0,
                           valid=_inside(first - margin, reads, width))
         return x
 
@@ -178,32 +313,6 @@ def _inside(first, count, width):
     """Which of the columns ``first, ..., first + count - 1`` lie inside a map ``width`` wide: ``(count,)``."""
     columns = first + ops.arange(count)
     return ops.logical_and(columns >= 0, columns < width)
-
-
-def _named(name, value):
-    """A stage's input as named arrays: ``{name: x}``, or ``{name_v: v, name_h: h}`` for a gated stack."""
-    return {f"{name}_v": value[0], f"{name}_h": value[1]} if isinstance(value, (tuple, list)) else {name: value}
-
-
-def _unnamed(name, arrays):
-    return (arrays[f"{name}_v"], arrays[f"{name}_h"]) if f"{name}_v" in arrays else arrays[name]
-
-
-def _concat_rows(rows, concatenate):
-    """Rows ``(N, r_i, W, ...)`` (or ``(v, h)`` pairs of them) joined along the row axis."""
-    if len(rows) == 1:
-        return rows[0]
-    if isinstance(rows[0], (tuple, list)):
-        return tuple(concatenate(parts, axis=1) for parts in zip(*rows, strict=True))
-    return concatenate(rows, axis=1)
-
-
-def _draw(logits, temperature, seeds):
-    """One code per row of ``logits`` ``(N, K)``: categorical at ``temperature``, argmax at 0."""
-    if temperature == 0:
-        return np.argmax(logits, axis=-1).astype("int32")
-    scaled = ops.convert_to_tensor(logits / temperature)
-    return ops.convert_to_numpy(keras.random.categorical(scaled, 1, seed=seeds)[:, 0]).astype("int32")
 
 
 def generate(prior, vqvae, n=None, **kwargs):
