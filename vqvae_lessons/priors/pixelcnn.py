@@ -22,14 +22,13 @@ A :class:`PixelCNN` computes all 49 conditionals in one pass: its convolutions a
   class label. :func:`fix_label` turns a conditional prior into the unconditional prior
   of one label (training on moved digits uses it: see ``train.train_prior``).
 
-:func:`~vqvae_lessons.priors.sampling.sample` draws maps of codes (seeded, batched, with a temperature, class
-labels and fixed codes to complete a partly given map) and :func:`~vqvae_lessons.priors.sampling.generate` decodes
-them into images with a VQ-VAE. Sampling does not recompute the whole map for each of
-the 49 positions, as the Keras example does: every layer is causal, so the rows above
-the current one never change again. :func:`sample` keeps each layer's rows above in a
-cache and computes only the current row (and, where the masks allow, only the columns
-the next code needs), in one compiled step per case; and a convolution over one-hot
-codes is a lookup of kernel rows (see :class:`MaskedConv2D`).
+:func:`~vqvae_lessons.priors.sampling.sample` draws maps of codes (seeded, batched, with a
+temperature, class labels and fixed codes to complete a partly given map) and
+:func:`~vqvae_lessons.priors.sampling.generate` decodes them into images with a VQ-VAE.
+Sampling does not recompute the whole map for each of the 49 positions, as the Keras
+example does: every layer is causal, so what is computed for earlier positions never
+changes again (see :mod:`~vqvae_lessons.priors.sampling`); and a convolution over one-hot
+codes is a lookup of kernel rows (see :class:`~vqvae_lessons.priors.masked.MaskedConv2D`).
 """
 
 
