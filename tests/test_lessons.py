@@ -178,3 +178,13 @@ def test_sync_rewrites_a_folded_solution_that_drifted(tmp_path):
     copy.write_text(json.dumps(notebook))
     assert sync_solutions(copy) == 1 and sync_solutions(copy) == 0
     assert source(json.loads(copy.read_text())["cells"][index + 1]).strip() == exercises.solution_markdown(name).strip()
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=lambda p: p.stem)
+def test_every_cell_has_its_own_id_and_no_outputs(lesson):
+    """nbformat 4.5 wants a unique id on every cell (the book build warns otherwise); lessons are
+    committed without outputs, so the book always shows what the current code does."""
+    all_cells = cells(lesson)
+    ids = [cell.get("id") for cell in all_cells]
+    assert None not in ids and len(set(ids)) == len(ids), f"{lesson.name}: cells without a unique id"
+    assert not [c for c in all_cells if c["cell_type"] == "code" and (c.get("outputs") or c.get("execution_count"))]

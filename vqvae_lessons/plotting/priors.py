@@ -49,8 +49,9 @@ def masks(entries, title="Causal masks (1 = visible, 0 = hidden; red frame: the 
 
 
 def influence_maps(panels, position, title="Which codes the prediction at a position depends on"):
-    """Gradient maps of one position side by side, ``panels`` = ``{panel title: (H, W) |gradient|}``: colour =
-    log10 |gradient| where it is > 0; hatched = zero at or after ``position``; red = zero before it (blind)."""
+    """Gradient maps of one position side by side, ``panels`` = ``{panel title: (H, W) abs(gradient)}``:
+    colour = ``log10 abs(gradient)`` where it is > 0; hatched = zero at or after ``position``; red = zero
+    before it (blind)."""
     from matplotlib.patches import Rectangle
 
     fig = Figure(figsize=(5.4 * len(panels), 4.4), layout="constrained")
