@@ -188,3 +188,25 @@ def test_every_cell_has_its_own_id_and_no_outputs(lesson):
     ids = [cell.get("id") for cell in all_cells]
     assert None not in ids and len(set(ids)) == len(ids), f"{lesson.name}: cells without a unique id"
     assert not [c for c in all_cells if c["cell_type"] == "code" and (c.get("outputs") or c.get("execution_count"))]
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=lambda p: p.stem)
+def test_cells_that_draw_a_figure_give_it_alt_text(lesson):
+    """A cell ending in a figure of the package (``plotting.*`` or a diagram) carries its alt text in
+    its metadata, ``"mystnb": {"image": {"alt": ...}}``, which the book puts on the image (the site
+    test checks the rendered pages)."""
+    from vqvae_lessons import diagrams, plotting
+
+    drawers = set(plotting.__all__) | {name for module in ("reparameterization", "straight_through", "pipeline",
+                                                            "pixelcnn", "frechet")
+                                       for name in dir(__import__(f"{diagrams.__name__}.{module}", fromlist=["_"]))
+                                       if not name.startswith("_")}
+    for index, cell in enumerate(cells(lesson)):
+        if cell["cell_type"] != "code" or not source(cell).strip():
+            continue
+        last = source(cell).strip().splitlines()[-1]
+        called = re.match(r"^\s*(?:[\w.]+\.)?(\w+)\(", last)
+        if called and called.group(1) in drawers:
+            options = cell.get("metadata", {}).get("mystnb", {})
+            alt = options.get("image", {}).get("alt") or options.get("figure", {}).get("caption")
+            assert alt, f"{lesson.name}, cell {index} ({last.strip()}): give the figure alt text in its metadata"
