@@ -4,27 +4,13 @@ fail with a hint that names the mistake. check() must never raise at the learner
 import keras
 import numpy as np
 import pytest
+from checking import assert_incorrect, verdict  # tests/checking.py
 from keras import ops
 
 from vqvae_lessons import exercises, metrics, quantizers, vae
 from vqvae_lessons.exercises import check, core, hint, names, solution, solution_markdown
 
 sg = ops.stop_gradient
-
-
-def verdict(capsys, name, fn):
-    """check()'s return value and what it printed."""
-    result = check(name, fn)
-    return result, capsys.readouterr().out
-
-
-def assert_incorrect(capsys, name, fn, *phrases):
-    result, out = verdict(capsys, name, fn)
-    assert result is False, out
-    assert out.startswith("Incorrect:"), out
-    for phrase in phrases:
-        assert phrase in out, f"{phrase!r} not in: {out}"
-    return out
 
 
 # -- what every exercise shares ------------------------------------------------------------------

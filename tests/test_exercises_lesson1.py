@@ -2,19 +2,12 @@
 runs itself, and the reparameterization diagram."""
 
 import numpy as np
+from checking import assert_incorrect  # tests/checking.py
 from keras import ops
 
 from vqvae_lessons import vae
 from vqvae_lessons.exercises import check, lesson1, solution_source
 from vqvae_lessons.gradients import gradients
-
-
-def assert_incorrect(capsys, name, fn, *phrases):
-    result = check(name, fn)
-    out = capsys.readouterr().out
-    assert result is False and out.startswith("Incorrect:"), out
-    for phrase in phrases:
-        assert phrase in out, f"{phrase!r} not in: {out}"
 
 
 def bce(x, logits):

@@ -4,6 +4,7 @@ notebook used to make by hand that the package agrees with NumPy."""
 
 import numpy as np
 import pytest
+from checking import assert_incorrect  # tests/checking.py
 from keras import ops
 
 from vqvae_lessons import metrics, quantizers
@@ -11,14 +12,6 @@ from vqvae_lessons.diagrams import straight_through as straight_through_diagram
 from vqvae_lessons.exercises import check, lesson2
 
 sg = ops.stop_gradient
-
-
-def assert_incorrect(capsys, name, fn, *phrases):
-    result = check(name, fn)
-    out = capsys.readouterr().out
-    assert result is False and out.startswith("Incorrect:"), out
-    for phrase in phrases:
-        assert phrase in out, f"{phrase!r} not in: {out}"
 
 
 def mse(a, b):

@@ -3,24 +3,11 @@ and name each realistic mistake."""
 
 import numpy as np
 import pytest
+from checking import assert_incorrect  # tests/checking.py
 
 from vqvae_lessons import exercises, metrics
 from vqvae_lessons.exercises import check
 from vqvae_lessons.exercises import lesson4 as l4
-
-
-def verdict(capsys, name, fn):
-    result = check(name, fn)
-    return result, capsys.readouterr().out
-
-
-def assert_incorrect(capsys, name, fn, *phrases):
-    result, out = verdict(capsys, name, fn)
-    assert result is False, out
-    assert out.startswith("Incorrect:"), out
-    for phrase in phrases:
-        assert phrase in out, f"{phrase!r} not in: {out}"
-    return out
 
 
 # -- rate_distortion_knee --------------------------------------------------------------------------
