@@ -445,3 +445,20 @@ def test_search_finds_codebook(site, browser):
     assert results["summary"] and "found" in results["summary"], f"the search did not finish: {results}"
     assert results["items"], f"searching for 'codebook' found nothing: {results['summary']!r}"
     assert any("glossary" in item for item in results["items"]), results["items"]
+
+
+def test_no_output_of_the_built_lessons_shows_a_reference_solution():
+    """The book build runs every lesson top to bottom, as "Run all" in Colab does: none of its
+    outputs may hold a line of an exercise's reference solution (they sit folded in Markdown)."""
+    import json
+
+    from vqvae_lessons import exercises
+
+    executed = sorted((ROOT / "_build" / "jupyter_execute" / "book").glob("0*.ipynb"))
+    assert executed, "the build wrote no executed lessons to _build/jupyter_execute/book"
+    answers = {line for name in exercises.names() for line in exercises.solution_source(name).splitlines()
+               if len(line.strip()) >= 20 and not line.strip().startswith(("def ", '"""', "#"))}
+    for path in executed:
+        outputs = json.dumps([cell.get("outputs", []) for cell in json.loads(path.read_text())["cells"]])
+        shown = [line.strip() for line in answers if json.dumps(line.strip())[1:-1] in outputs]
+        assert not shown, f"{path.name}: outputs show reference solutions: {shown[:3]}"
