@@ -202,6 +202,7 @@ def test_temperature_near_zero_gives_the_most_likely_code():
     assert not np.array_equal(sampling.sample(prior, 3, temperature=1.0, seed=5), greedy)
 
 
+@pytest.mark.slow
 def test_a_fixed_seed_reproduces_the_samples():
     prior = small_prior("keras-example")
     first = sampling.sample(prior, 6, seed=3)
@@ -220,6 +221,7 @@ def test_samples_follow_the_prior_s_distribution():
     assert np.abs(shares - want).max() < 0.03
 
 
+@pytest.mark.slow
 def test_fixed_codes_stay_fixed_and_condition_the_rest():
     prior = small_prior()
     given = random_codes(3, seed=2)
@@ -233,6 +235,7 @@ def test_fixed_codes_stay_fixed_and_condition_the_rest():
     np.testing.assert_array_equal(sampled[kept], given[kept])
 
 
+@pytest.mark.slow
 def test_class_labels_change_the_samples():
     prior = new_prior(num_classes=10)
     prior.stages[1].class_bias.embeddings.assign(
@@ -334,6 +337,7 @@ def test_generate_decodes_samples_and_checks_the_codebook_size():
 
 
 @pytest.mark.parametrize("architecture, num_classes", [("keras-example", None), ("gated", 10)])
+@pytest.mark.slow
 def test_a_saved_prior_loads_again(tmp_path, architecture, num_classes):
     prior = new_prior(architecture, num_classes)
     codes, labels = random_codes(2), np.array([1, 8], "int32")

@@ -269,6 +269,7 @@ def test_reproducing_everything_hands_each_prior_the_vq_vae_reproduced_with_it(f
     assert {p.name: p.stat().st_mtime_ns for p in pretrained.WEIGHTS_DIR.iterdir()} == shipped_files
 
 
+@pytest.mark.slow
 def test_reproducing_a_prior_alone_uses_the_shipped_vq_vae(fake_training, tiny_mnist, tmp_path):
     (summary,) = pretrained.reproduce_all(["gated-vqvae"], directory=tmp_path, data=tiny_mnist, verbose=0)
     ((recipe, vqvae, _),) = fake_training

@@ -57,6 +57,7 @@ def labels_for(num_classes, n):
 
 @pytest.mark.parametrize("architecture, num_classes", KINDS)
 @pytest.mark.parametrize("temperature", [0.0, 1e-4])
+@pytest.mark.slow
 def test_the_sampler_draws_what_full_forward_passes_draw(architecture, num_classes, temperature):
     prior, labels = spread_prior(architecture, num_classes), labels_for(num_classes, 9)
     start = np.full((9, 7, 7), -1, "int32")
@@ -68,6 +69,7 @@ def test_the_sampler_draws_what_full_forward_passes_draw(architecture, num_class
 
 
 @pytest.mark.parametrize("architecture, num_classes", KINDS)
+@pytest.mark.slow
 def test_partly_given_maps_are_completed_as_full_forward_passes_complete_them(architecture, num_classes):
     prior, labels = spread_prior(architecture, num_classes), labels_for(num_classes, 6)
     given = np.random.default_rng(4).integers(0, K, (6, 7, 7)).astype("int32")
@@ -82,6 +84,7 @@ def test_partly_given_maps_are_completed_as_full_forward_passes_complete_them(ar
 
 
 @pytest.mark.parametrize("num_layers", [1, 2])
+@pytest.mark.slow
 def test_gated_priors_of_one_or_two_blocks(num_layers):
     prior = spread_prior("gated", 10, num_layers=num_layers)  # no vertical stack to cache, or one
     labels = labels_for(10, 4)
@@ -89,6 +92,7 @@ def test_gated_priors_of_one_or_two_blocks(num_layers):
                                   reference_argmax(prior, 4, labels))
 
 
+@pytest.mark.slow
 def test_batches_and_seeds():
     prior = spread_prior()
     first = sampling.sample(prior, 7, seed=3)
@@ -128,6 +132,7 @@ def softmax(logits):
 
 @pytest.mark.parametrize("architecture", ["gated", pytest.param("keras-example", marks=SLOW)])
 @pytest.mark.parametrize("temperature", [1.0, 0.5, 2.0])
+@pytest.mark.slow
 def test_codes_follow_softmax_of_the_logits_over_the_temperature(architecture, temperature):
     codes = sampling.sample(controlled_prior(architecture), 1500, temperature=temperature, seed=0)
     shares = np.bincount(codes.ravel(), minlength=len(CONTROLLED_LOGITS)) / codes.size  # 73,500 draws
@@ -135,6 +140,7 @@ def test_codes_follow_softmax_of_the_logits_over_the_temperature(architecture, t
 
 
 @pytest.mark.parametrize("architecture, num_classes", KINDS)
+@pytest.mark.slow
 def test_each_code_follows_its_conditional_given_the_codes_before_it(architecture, num_classes):
     prior, n = spread_prior(architecture, num_classes, num_codes=4), 3000
     labels = None if num_classes is None else np.full(n, 6, "int32")

@@ -185,6 +185,7 @@ def test_unknown_point_lists_the_points_there_are(shipped):
         sweep.point(128)
 
 
+@pytest.mark.slow
 def test_missing_or_corrupt_files(tiny_sweep, tmp_path):
     out, _, _ = tiny_sweep
     with pytest.raises(SweepError, match=r"index .*sweep.json is missing.*python -m vqvae_lessons sweep --out"):
