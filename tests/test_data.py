@@ -155,3 +155,44 @@ def test_random_shift_bad_requests_are_clear_errors(kwargs, message):
     arguments = {"images": np.zeros((2, 28, 28, 1), "float32"), **kwargs}
     with pytest.raises(ValueError, match=message):
         data.random_shift(**arguments)
+
+
+def test_the_validation_split_is_the_last_twelfth_of_the_training_set(tiny_mnist):
+    n = len(tiny_mnist.x_train)
+    x_fit, y_fit, x_val, y_val = tiny_mnist.split()
+    assert len(x_val) == n // 12 and len(x_fit) + len(x_val) == n
+    np.testing.assert_array_equal(np.concatenate([x_fit, x_val]), tiny_mnist.x_train)  # the last ones, in order
+    np.testing.assert_array_equal(y_val, tiny_mnist.y_train[-(n // 12):])
+    older = tiny_mnist.split("test")  # the older recipes: all training images, the test set
+    assert older[0] is tiny_mnist.x_train and older[2] is tiny_mnist.x_test
+    with pytest.raises(ValueError, match="validation='val' is not known: use 'split'"):
+        tiny_mnist.split("val")
+
+
+def test_mnist_holds_out_its_last_5000_training_images(real_mnist):
+    assert real_mnist.x_val.shape == (5000, 28, 28, 1) and real_mnist.x_fit.shape == (55000, 28, 28, 1)
+
+
+def test_fashion_mnist_loads_from_its_own_variable(synthetic_npz, monkeypatch, tmp_path):
+    monkeypatch.setenv(data.FASHION_MNIST_ENV, str(synthetic_npz))
+    monkeypatch.setenv(data.MNIST_ENV, str(tmp_path / "elsewhere.npz"))  # not read for Fashion-MNIST
+    clothes = data.load_dataset("fashion_mnist")
+    assert clothes.source == str(synthetic_npz) and clothes.x_train.shape[1:] == (28, 28, 1)
+    monkeypatch.setenv(data.FASHION_MNIST_ENV, str(tmp_path / "missing.npz"))
+    with pytest.raises(MNISTDataError, match="Fashion-MNIST file not found: VQVAE_LESSONS_FASHION_MNIST=.*"
+                                             "keras.datasets.fashion_mnist.load_data"):
+        data.load_dataset("fashion_mnist")
+    with pytest.raises(ValueError, match="dataset 'cifar10' is not known: use one of"):
+        data.load_dataset("cifar10")
+
+
+def test_the_shared_fashion_mnist_file_is_fashion_mnist():
+    """On these machines and in CI the variable names Debian's Fashion-MNIST, converted: check it is."""
+    import os
+
+    if not os.environ.get(data.FASHION_MNIST_ENV):
+        pytest.skip(f"{data.FASHION_MNIST_ENV} is not set")
+    clothes = data.load_dataset("fashion_mnist")
+    assert clothes.x_train.shape == (60000, 28, 28, 1) and clothes.x_test.shape == (10000, 28, 28, 1)
+    assert np.bincount(clothes.y_train).tolist() == [6000] * 10  # ten classes of 6,000, as Zalando's set has
+    assert clothes.x_train.mean() > 0.25  # clothes cover more of the image than digits (MNIST's mean: 0.13)

@@ -177,6 +177,27 @@ def test_restarted_ema_code_stays_where_it_was_put():
     assert np.abs(ops.convert_to_numpy(plain.embeddings)[3] - 5.0).max() > 1.0
 
 
+def test_ema_kmeans_start_survives_the_first_update():
+    """After initialize_kmeans, one training call on a batch that picks only some codes leaves the
+    others where k-means put them (from zero EMA sums, that first update sent them to the origin)."""
+    layer, _ = built(VectorQuantizerEMA, num_embeddings=4, embedding_dim=2, decay=0.99)
+    rng = np.random.default_rng(12)
+    centres = np.array([[5, 5], [-5, 5], [5, -5], [-5, -5]], "float32")
+    vectors = (centres[rng.integers(0, 4, 800)] + 0.3 * rng.normal(size=(800, 2))).astype("float32")
+    layer.initialize_kmeans(vectors, seed=0)
+    start = ops.convert_to_numpy(layer.embeddings).copy()
+    counts = np.bincount(ops.convert_to_numpy(layer.code_indices(vectors)), minlength=4)
+    np.testing.assert_allclose(ops.convert_to_numpy(layer.ema_cluster_size) / (1 - 0.99), counts, rtol=1e-4)
+    near_first = int(np.argmin(np.linalg.norm(start - centres[0], axis=1)))
+    batch = (centres[0] + 0.3 * rng.normal(size=(64, 2))).astype("float32")  # picks one code only
+    layer(batch, training=True)
+    after = ops.convert_to_numpy(layer.embeddings)
+    unused = [k for k in range(4) if k != near_first]
+    np.testing.assert_allclose(after[unused], start[unused], rtol=1e-3, atol=1e-3)
+    assert np.all(np.linalg.norm(after[unused], axis=1) > 6.0)  # nowhere near the origin
+    assert np.linalg.norm(after[near_first] - centres[0]) < 0.2  # the used code follows its batch
+
+
 def test_kmeans_initialisation_beats_a_random_codebook():
     layer, _ = built(VectorQuantizer, num_embeddings=4, embedding_dim=2)
     rng = np.random.default_rng(11)

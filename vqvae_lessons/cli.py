@@ -1,4 +1,4 @@
-"""Command line: ``python -m vqvae_lessons {train,evaluate,sample,judge,reproduce,list,sweep} ...``.
+"""Command line: ``python -m vqvae_lessons {train,evaluate,sample,judge,reproduce,list,sweep,quantizers} ...``.
 
 Results are JSON on standard output; progress bars go to standard error. An error is a
 one-line message on standard error (exit status 2); ``python -m vqvae_lessons --debug COMMAND ...``
@@ -9,7 +9,8 @@ from its flags, whose options are the recipe's fields, and hands it to
 :func:`~vqvae_lessons.pretrained.train_and_save`; ``evaluate`` calls
 :func:`~vqvae_lessons.pretrained.evaluate`, ``reproduce``
 :func:`~vqvae_lessons.pretrained.reproduce_all` (into ``./reproduced`` unless ``--out`` says otherwise), ``sweep``
-:func:`~vqvae_lessons.sweep.run_sweep`, ``sample``
+:func:`~vqvae_lessons.sweep.run_sweep`, ``quantizers``
+:func:`~vqvae_lessons.comparison_training.run_comparison`, ``sample``
 :func:`~vqvae_lessons.priors.sampling.generate` and ``judge``
 :func:`~vqvae_lessons.judge.judge_images`, the functions the lessons call too.
 """
@@ -23,7 +24,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from . import pretrained, quiet, recipes, sweep
+from . import comparison, comparison_training, pretrained, quiet, recipes, sweep
 
 DEFAULT_OUT = Path("runs")
 
@@ -90,6 +91,7 @@ def build_parser():
     judge_images.add_argument("--label", type=int, default=None,
                               help="the class asked for: also report the share judged to be that class")
     _add_sweep_parser(commands)
+    _add_quantizers_parser(commands)
     return parser
 
 
@@ -108,6 +110,8 @@ def add_recipe_options(parser, recipe_class, defaults=None, helps=None, skip=())
             options["type"] = _CHECKS[meta["check"]] if meta["check"] else type(f.default)
             if meta["choices"]:
                 options["choices"] = list(meta["choices"])
+            if meta.get("many"):
+                options["nargs"] = "+"
         parser.add_argument(recipes.option(f.name), **options)
 
 
@@ -231,7 +235,41 @@ def cmd_reproduce(args):
 
 
 def cmd_list(args):
-    return {name: pretrained.card(name)["metrics"] for name in pretrained.names()}
+    return {**{name: pretrained.card(name)["metrics"] for name in pretrained.names()}, **comparison.listing()}
+
+
+def _add_quantizers_parser(commands):
+    parser = commands.add_parser(
+        "quantizers", help="lesson 7's comparison of quantizers (weights, quantizers.json)",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="Train lesson 7's runs (VQ, the rotation trick, SimVQ, FSQ, LFQ, residual VQ; a small prior on "
+                    "the codes of those at 343 bits), measure them on the test set, write quantizers.json, README.md "
+                    "and the weights the lesson loads with their cards to --out. The shipped results: python -m "
+                    "vqvae_lessons quantizers --out vqvae_lessons/weights/quantizers")
+    parser.add_argument("--runs", nargs="+", default=None, metavar="NAME", choices=[r.name for r in comparison.RUNS],
+                        help="the runs to train (default: all)")
+    for key in ("train_size", "epochs"):
+        parser.add_argument(recipes.option(key), type=_positive_int, default=comparison.COMMON[key])
+    parser.add_argument("--prior-epochs", type=_positive_int, default=comparison.PRIOR["epochs"])
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT / "quantizers", help="folder for the results")
+    parser.add_argument("--resume", action="store_true", help="keep the runs already in --out with the same settings")
+    parser.add_argument("--verbose", action="store_true", help="a line per epoch of every run (on stderr)")
+
+
+def cmd_quantizers(args):
+    runs = comparison.plan(args.runs, prior_epochs=args.prior_epochs, train_size=args.train_size, epochs=args.epochs)
+    defaults = vars(build_parser().parse_args(["quantizers"]))
+    words = ["quantizers"]
+    for key in ("runs", "train_size", "epochs", "prior_epochs"):
+        if getattr(args, key) != defaults[key]:
+            value = getattr(args, key)
+            words += [recipes.option(key), *map(str, value if isinstance(value, list) else [value])]
+    command = f"{recipes.PROGRAM} " + shlex.join([*words, "--out", str(args.out)])
+    log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
+    with contextlib.redirect_stdout(sys.stderr):  # Keras's progress on stderr: stdout is for the JSON result
+        index = comparison_training.run_comparison(args.out, runs, command=command, resume=args.resume,
+                                                   verbose=2 if args.verbose else 0, log=log)
+    return {"out": str(args.out), "total_seconds": index["total_seconds"], "runs": comparison.table(index)}
 
 
 def _add_sweep_parser(commands):
@@ -296,7 +334,7 @@ def _sweep_command(args):
 
 
 HANDLERS = {"train": cmd_train, "evaluate": cmd_evaluate, "reproduce": cmd_reproduce, "list": cmd_list,
-            "sweep": cmd_sweep, "sample": cmd_sample, "judge": cmd_judge}
+            "sweep": cmd_sweep, "sample": cmd_sample, "judge": cmd_judge, "quantizers": cmd_quantizers}
 
 
 def main(argv=None):

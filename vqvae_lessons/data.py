@@ -1,4 +1,4 @@
-"""MNIST, loaded and scaled the way the lessons and models expect.
+"""MNIST (and Fashion-MNIST), loaded and scaled the way the lessons and models expect.
 
 Online, :func:`load_mnist` uses Keras's own download (``keras.datasets.mnist``).
 Offline, point the environment variable ``VQVAE_LESSONS_MNIST`` at an ``.npz``
@@ -6,6 +6,10 @@ file in Keras's layout (keys ``x_train``, ``y_train``, ``x_test``, ``y_test``;
 images ``uint8`` of shape ``(N, 28, 28)``, labels ``uint8`` of shape ``(N,)``).
 Every problem with that file raises :class:`MNISTDataError`, whose message names
 the file, what is wrong with it, and how to fix it.
+
+:func:`load_dataset` loads either dataset by name: ``"mnist"`` or ``"fashion_mnist"``
+(Zalando's 28x28 clothes in ten classes, in the same layout: Keras's download online,
+offline the ``.npz`` that ``VQVAE_LESSONS_FASHION_MNIST`` names).
 """
 
 from __future__ import annotations
@@ -17,6 +21,16 @@ from dataclasses import dataclass
 import numpy as np
 
 MNIST_ENV = "VQVAE_LESSONS_MNIST"
+FASHION_MNIST_ENV = "VQVAE_LESSONS_FASHION_MNIST"
+DATASETS = {  # name: (environment variable of the offline file, keras.datasets module, what it holds)
+    "mnist": (MNIST_ENV, "mnist", "MNIST"),
+    "fashion_mnist": (FASHION_MNIST_ENV, "fashion_mnist", "Fashion-MNIST"),
+}
+VALIDATION_SHARE = 12  # the last twelfth of the training images (MNIST's last 5,000): the validation split
+VALIDATIONS = {
+    "split": "trained on the first 55,000 training images; curves and choices on the last 5,000 (validation)",
+    "test": "trained on all 60,000 training images; curves on the test set (the older recipes)",
+}
 SCALES = {"unit": (0.0, 1.0), "centered": (-0.5, 0.5)}
 _EXPECTED = {
     "x_train": ((28, 28), np.uint8),
@@ -24,12 +38,15 @@ _EXPECTED = {
     "x_test": ((28, 28), np.uint8),
     "y_test": ((), np.uint8),
 }
-_FIX = (
-    f"Point {MNIST_ENV} at an .npz in Keras's layout (as keras.datasets.mnist.load_data() "
-    f"returns it: x_train uint8 (60000, 28, 28), y_train uint8 (60000,), x_test uint8 "
-    f"(10000, 28, 28), y_test uint8 (10000,)), or unset {MNIST_ENV} on a machine that "
-    "can download MNIST."
-)
+
+
+def _fix(env=MNIST_ENV, module="mnist", title="MNIST"):
+    return (f"Point {env} at an .npz in Keras's layout (as keras.datasets.{module}.load_data() "
+            f"returns it: x_train uint8 (60000, 28, 28), y_train uint8 (60000,), x_test uint8 "
+            f"(10000, 28, 28), y_test uint8 (10000,)), or unset {env} on a machine that can download {title}.")
+
+
+_FIX = _fix()
 
 
 class MNISTDataError(RuntimeError):
@@ -43,6 +60,12 @@ class MNIST:
     ``variance`` is the pixel variance of the scaled training images: the
     Keras example divides its reconstruction loss by it. ``scale`` is the name
     of the pixel range ("unit" is [0, 1], "centered" is [-0.5, 0.5]).
+
+    The validation split is fixed: ``x_val, y_val`` are the last twelfth of the training images
+    (:data:`VALIDATION_SHARE`; MNIST's last 5,000), on which every epoch curve, early choice and
+    recipe comparison is made, and ``x_fit, y_fit`` the rest (MNIST's first 55,000), which the
+    models are fitted on. The test set ``x_test, y_test`` only reports final figures. ``x_train``
+    is all of the training images (60,000), as Keras gives them.
     """
 
     x_train: np.ndarray
@@ -52,6 +75,62 @@ class MNIST:
     variance: float
     scale: str
     source: str
+    dataset: str = "mnist"  # the name load_dataset knows it by: "mnist" or "fashion_mnist"
+
+    @property
+    def fit_size(self):
+        """How many training images the models are fitted on: all but the last twelfth (55,000)."""
+        return len(self.x_train) - len(self.x_train) // VALIDATION_SHARE
+
+    x_fit = property(lambda self: self.x_train[:self.fit_size], doc="The first 55,000 training images.")
+    y_fit = property(lambda self: self.y_train[:self.fit_size], doc="Their labels.")
+    x_val = property(lambda self: self.x_train[self.fit_size:], doc="The last 5,000: the validation split.")
+    y_val = property(lambda self: self.y_train[self.fit_size:], doc="Their labels.")
+
+    def split(self, validation="split"):
+        """``(x_fit, y_fit, x_val, y_val)``: the images a model trains on and those its curves use.
+
+        ``validation="split"`` (every new recipe): the first 55,000 training images, and the
+        last 5,000. ``"test"``: all 60,000, and the test set (how the older shipped recipes
+        trained; their cards say so)."""
+        if validation not in VALIDATIONS:
+            raise ValueError(f"validation={validation!r} is not known: use 'split' (the last 5,000 training "
+                             f"images) or 'test' (the older recipes' test-set curves).")
+        if validation == "test":
+            return self.x_train, self.y_train, self.x_test, self.y_test
+        return self.x_fit, self.y_fit, self.x_val, self.y_val
+
+
+def load_dataset(name: str = "mnist", scale: str = "unit", path: str | os.PathLike | None = None) -> MNIST:
+    """Load the dataset ``name`` (``"mnist"`` or ``"fashion_mnist"``), scaled, as an :class:`MNIST`
+    (the same fields, splits and validation split; ``source`` says where it came from).
+
+    ``path``: an ``.npz`` in Keras's layout; default: the file the dataset's environment variable
+    names (``VQVAE_LESSONS_MNIST``, ``VQVAE_LESSONS_FASHION_MNIST``), else Keras's download.
+    Raises :class:`MNISTDataError` as :func:`load_mnist` does, naming the dataset's variable.
+    """
+    if name not in DATASETS:
+        raise ValueError(f"dataset {name!r} is not known: use one of {sorted(DATASETS)}.")
+    if scale not in SCALES:
+        raise ValueError(f"scale={scale!r} is not known: use one of {sorted(SCALES)}.")
+    env, module, title = DATASETS[name]
+    path = path if path is not None else os.environ.get(env) or None
+    if path is not None:
+        arrays, source = _read_npz(os.fspath(path), env, title, _fix(env, module, title)), os.fspath(path)
+    else:
+        arrays, source = _download(module, env, title), f"keras.datasets.{module}"
+    low, _ = SCALES[scale]
+    x_train, x_test = (arrays[k].astype("float32")[..., None] / 255.0 + low for k in ("x_train", "x_test"))
+    return MNIST(
+        x_train=x_train,
+        y_train=arrays["y_train"],
+        x_test=x_test,
+        y_test=arrays["y_test"],
+        variance=float(np.var(x_train, dtype="float64")),
+        scale=scale,
+        source=source,
+        dataset=name,
+    )
 
 
 def load_mnist(scale: str = "unit", path: str | os.PathLike | None = None) -> MNIST:
@@ -69,84 +148,67 @@ def load_mnist(scale: str = "unit", path: str | os.PathLike | None = None) -> MN
             or there is no file and the download failed.
         ValueError: ``scale`` is not one of "unit" and "centered".
     """
-    if scale not in SCALES:
-        raise ValueError(f"scale={scale!r} is not known: use one of {sorted(SCALES)}.")
-    path = path if path is not None else os.environ.get(MNIST_ENV) or None
-    if path is not None:
-        arrays, source = _read_npz(os.fspath(path)), os.fspath(path)
-    else:
-        arrays, source = _download(), "keras.datasets.mnist"
-    low, _ = SCALES[scale]
-    x_train, x_test = (arrays[k].astype("float32")[..., None] / 255.0 + low for k in ("x_train", "x_test"))
-    return MNIST(
-        x_train=x_train,
-        y_train=arrays["y_train"],
-        x_test=x_test,
-        y_test=arrays["y_test"],
-        variance=float(np.var(x_train, dtype="float64")),
-        scale=scale,
-        source=source,
-    )
+    return load_dataset("mnist", scale, path)
 
 
-def _read_npz(path: str) -> dict[str, np.ndarray]:
-    where = f"{MNIST_ENV}={path}" if os.environ.get(MNIST_ENV) == path else path
+def _read_npz(path: str, env=MNIST_ENV, title="MNIST", fix=_FIX) -> dict[str, np.ndarray]:
+    where = f"{env}={path}" if os.environ.get(env) == path else path
     if os.path.isdir(path):
         inside = ", ".join(sorted(name for name in os.listdir(path) if name.endswith(".npz"))) or "no .npz file"
-        raise MNISTDataError(f"MNIST path {where} is a folder, not a file (it holds {inside}): name the .npz "
-                             f"itself, e.g. {os.path.join(path, 'mnist.npz')}. {_FIX}")
+        raise MNISTDataError(f"{title} path {where} is a folder, not a file (it holds {inside}): name the .npz "
+                             f"itself, e.g. {os.path.join(path, title.lower() + '.npz')}. {fix}")
     if not os.path.isfile(path):
-        raise MNISTDataError(f"MNIST file not found: {where} does not exist. {_FIX}")
+        raise MNISTDataError(f"{title} file not found: {where} does not exist. {fix}")
     try:
         with np.load(path, allow_pickle=False) as npz:
             missing = sorted(set(_EXPECTED) - set(npz.files))
             if missing:
                 raise MNISTDataError(
-                    f"MNIST file {where} lacks the keys {missing} (it has {sorted(npz.files)}). {_FIX}"
+                    f"{title} file {where} lacks the keys {missing} (it has {sorted(npz.files)}). {fix}"
                 )
             arrays = {key: npz[key] for key in _EXPECTED}
     except MNISTDataError:
         raise
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as error:
-        raise MNISTDataError(f"MNIST file {where} is not a readable .npz ({error}). {_FIX}") from error
-    _check_arrays(arrays, where)
+        raise MNISTDataError(f"{title} file {where} is not a readable .npz ({error}). {fix}") from error
+    _check_arrays(arrays, where, title, fix)
     return arrays
 
 
-def _check_arrays(arrays: dict[str, np.ndarray], where: str) -> None:
+def _check_arrays(arrays: dict[str, np.ndarray], where: str, title="MNIST", fix=_FIX) -> None:
     for key, (item_shape, dtype) in _EXPECTED.items():
         array = arrays[key]
         if array.ndim != 1 + len(item_shape) or array.shape[1:] != item_shape:
             raise MNISTDataError(
-                f"MNIST file {where}: {key} has shape {array.shape}, expected (N, {', '.join(map(str, item_shape))})"
-                .replace(", )", ")") + f". {_FIX}"
+                f"{title} file {where}: {key} has shape {array.shape}, expected (N, {', '.join(map(str, item_shape))})"
+                .replace(", )", ")") + f". {fix}"
             )
         if array.dtype != dtype:
-            raise MNISTDataError(f"MNIST file {where}: {key} has dtype {array.dtype}, expected uint8. {_FIX}")
+            raise MNISTDataError(f"{title} file {where}: {key} has dtype {array.dtype}, expected uint8. {fix}")
     for split in ("train", "test"):
         images, labels = arrays[f"x_{split}"], arrays[f"y_{split}"]
         if len(images) != len(labels) or len(images) == 0:
             raise MNISTDataError(
-                f"MNIST file {where}: x_{split} has {len(images)} images but y_{split} has "
-                f"{len(labels)} labels. {_FIX}"
+                f"{title} file {where}: x_{split} has {len(images)} images but y_{split} has "
+                f"{len(labels)} labels. {fix}"
             )
         if labels.max() > 9:
-            raise MNISTDataError(f"MNIST file {where}: y_{split} holds labels above 9. {_FIX}")
+            raise MNISTDataError(f"{title} file {where}: y_{split} holds labels above 9. {fix}")
 
 
-def _download() -> dict[str, np.ndarray]:
+def _download(module="mnist", env=MNIST_ENV, title="MNIST") -> dict[str, np.ndarray]:
     import keras
 
     try:
-        (x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()
+        (x_train, y_train), (x_test, y_test) = getattr(keras.datasets, module).load_data()
     except Exception as error:  # the download raises many kinds of errors offline
         raise MNISTDataError(
-            f"Could not download MNIST with keras.datasets.mnist.load_data() ({type(error).__name__}: "
-            f"{error}). On a machine without internet access, download mnist.npz elsewhere and set "
-            f"{MNIST_ENV}=/path/to/mnist.npz."
+            f"Could not download {title} with keras.datasets.{module}.load_data() ({type(error).__name__}: "
+            f"{error}). On a machine without internet access, download {module}.npz elsewhere and set "
+            f"{env}=/path/to/{module}.npz."
         ) from error
     arrays = {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
-    _check_arrays(arrays, "keras.datasets.mnist")
+    _check_arrays(arrays, f"keras.datasets.{module}", title, _fix(env, module, title))
     return arrays
 
 

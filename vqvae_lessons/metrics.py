@@ -70,18 +70,21 @@ def evaluate_vqvae(model, images, batch_size=1000):
 
     Returns a dict: ``test_mse`` and ``test_psnr_db`` of the clipped reconstructions,
     ``test_perplexity``, ``codes_used`` and ``codebook_usage`` (fraction of K) of
-    the codes of all images, and ``bits_per_image``.
+    the codes of all images, and ``bits_per_image``. Residual VQ's indices ``(N, 7, 7, S)``
+    count each stage's K codes as codes of their own (S K in all) and hold S times the bits.
     """
     indices = model.encode(images, batch_size)
     error = mse(np.asarray(images).reshape(-1, 28, 28, 1), model.decode(indices, batch_size))
-    used = codes_used(indices, model.num_embeddings)
+    stages = indices.shape[-1] if indices.ndim == 4 else 1
+    codes = indices + model.num_embeddings * np.arange(stages) if stages > 1 else indices
+    used = codes_used(codes, model.num_embeddings * stages)
     return {
         "test_mse": error,
         "test_psnr_db": psnr_db(error),
-        "test_perplexity": perplexity(indices, model.num_embeddings),
+        "test_perplexity": perplexity(codes, model.num_embeddings * stages),
         "codes_used": used,
-        "codebook_usage": used / model.num_embeddings,
-        "bits_per_image": bits_per_image(model.num_embeddings),
+        "codebook_usage": used / (model.num_embeddings * stages),
+        "bits_per_image": stages * bits_per_image(model.num_embeddings),
     }
 
 

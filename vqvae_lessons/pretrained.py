@@ -173,11 +173,12 @@ def evaluate_model(model, kind, data, vqvae=None, train_codes=None):
 
 def evaluate(name=None, weights_path=None, data=None):
     """The test-set metrics of the shipped weights ``name``, or of ``weights_path`` (weights written by
-    :func:`train_and_save`), measured again on ``data`` (default: MNIST)."""
-    from .data import load_mnist
+    :func:`train_and_save`), measured again on ``data`` (default: the dataset
+    its card names: MNIST, or Fashion-MNIST)."""
+    from .data import load_dataset
 
     info = card_of(name, weights_path)
-    model, data = load(name, weights_path), data or load_mnist()
+    model, data = load(name, weights_path), data or load_dataset(info["training"].get("dataset", "mnist"))
     vqvae = load_vqvae(info["vqvae"]) if info["model"] == "prior" else None
     return evaluate_model(model, info["model"], data, vqvae)
 
@@ -191,16 +192,19 @@ def train_and_save(recipe, directory="runs", name=None, data=None, command=None,
     ``.weights.h5`` path) when given, which its card then names. Returns a summary: the name, the
     weights' path, the test metrics and the median seconds per epoch.
     """
-    from .data import load_mnist
+    from .data import load_dataset
 
-    data = data or load_mnist()
+    dataset = getattr(recipe, "dataset", "mnist")
+    if data is None or data.dataset != dataset:
+        data = load_dataset(dataset)
     source = str(vqvae) if vqvae is not None else getattr(recipe, "vqvae", None)
     vqvae = codes = None
     if recipe.kind == "prior":
         vqvae = load_vqvae(source)
-        codes = vqvae.encode(data.x_train[:recipe.train_size])  # encoded once: to train, and for the unigram
+        codes = vqvae.encode(data.split(recipe.validation)[0][:recipe.train_size])  # once: to train, for the unigram
     model, record = recipes.train(recipe, data, vqvae, verbose=verbose, codes=codes)
     results = evaluate_model(model, recipe.kind, data, vqvae, train_codes=codes)
+    record["fingerprint"] = recipes.fingerprint(recipe, data, vqvae)  # a few seconds: see recipes.fingerprint
     name = name or recipe.default_name()
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -393,8 +397,7 @@ def write_card(directory, name, kind, model, record, metrics, command, descripti
         "metrics": metrics,
         "history": record.get("history", {}),
         "versions": library_versions(),
-        "data": "MNIST (LeCun, Cortes and Burges; CC BY-SA 3.0): 60,000 training images; metrics on the "
-                "10,000 test images.",
+        "data": card_data(record.get("validation", "test"), record.get("dataset", "mnist")),
         **(extra or {}),
     }
     directory = Path(directory)
@@ -402,6 +405,22 @@ def write_card(directory, name, kind, model, record, metrics, command, descripti
     (directory / f"{name}.json").write_text(json.dumps(info, indent=1) + "\n")
     (directory / f"{name}.md").write_text(render_card(info))
     return info
+
+
+def curves_on(card):
+    """Which images a card's ``val_*`` curves were measured on, in a word: ``"validation"`` (the last
+    5,000 training images, held out: :meth:`~vqvae_lessons.data.MNIST.split`) or ``"test"`` (the
+    older recipes, which trained on all 60,000)."""
+    return "validation" if card["training"].get("validation", "test") == "split" else "test"
+
+
+def card_data(validation, dataset="mnist"):
+    """What a card says of its data: the dataset, which images trained the model and which drew its curves."""
+    from .data import VALIDATIONS
+
+    source = {"mnist": "MNIST (LeCun, Cortes and Burges; CC BY-SA 3.0)",
+              "fashion_mnist": "Fashion-MNIST (Xiao, Rasul and Vollgraf, 2017; Zalando Research, MIT licence)"}
+    return f"{source[dataset]}: {VALIDATIONS[validation]}; metrics on the 10,000 test images."
 
 
 def render_card(info):
@@ -414,6 +433,11 @@ def render_card(info):
                 ("training images moved by a pixel each epoch (fraction)", training.get("augment")),
                 ("told which move made each map, sampled unmoved", training.get("condition_on_moves"))]
     optional = "".join(f"\n| {name} | {value} |" for name, value in optional if value)
+    fingerprint, recorded = "", training.get("fingerprint")
+    if recorded:
+        fingerprint = (f"\nFingerprint (the recipe's first {recorded['steps']} steps, TensorFlow; "
+                       f"`tests/test_fingerprints.py` retrains them): mean loss {recorded['loss']}, weights "
+                       f"signature {recorded.get('weights')}.")
     codes = ""
     if "vqvae" in info:
         codes = f"It models the codes of the VQ-VAE `{info['vqvae']}`: sample with both (`sampling.generate`)."
@@ -444,7 +468,7 @@ image model and says nothing reliable about images unlike MNIST digits.
 {training['command']}
 ```
 Training took {training['total_seconds']} s ({training['median_seconds_per_epoch']} s per epoch, median) on
-{training['machine']}. Libraries: {versions}.
+{training['machine']}. Libraries: {versions}.{fingerprint}
 {training.get('note', '')}
 
 ## Test metrics (MNIST test set)

@@ -30,19 +30,21 @@ from pathlib import Path
 from typing import ClassVar
 
 PROGRAM = "python -m vqvae_lessons"
-MNIST_TRAIN_SIZE = 60000  # a card's train_size of the whole training set: the recipe's None
+# A card's train_size of every image its validation trains on (see data.MNIST.split): the recipe's None.
+FULL_TRAIN_SIZE = {"split": 55000, "test": 60000}
 
 
-def setting(default, help=None, *, check=None, choices=None, shown=False, fit=False):
+def setting(default, help=None, *, check=None, choices=None, shown=False, fit=False, many=False):
     """A recipe's field: ``default`` is the command line's too, ``help`` its help text.
 
     ``check``: "positive" (an int >= 1), "fraction" (in [0, 1)) or "unit_fraction" (in
     [0, 1]), which the command line enforces; ``choices``: the values allowed. A rendered
     command names a ``shown`` setting always and any other only when it differs from its
-    default; the settings of how the model is fitted (``fit``) follow ``--epochs`` there.
+    default; the settings of how the model is fitted (``fit``) follow ``--epochs`` there. ``many``: a tuple
+    of values (``--levels 8 4 4``), each checked by ``check``.
     """
     return field(default=default, metadata={"setting": True, "help": help, "check": check, "choices": choices,
-                                            "shown": shown, "fit": fit})
+                                            "shown": shown, "fit": fit, "many": many})
 
 
 @dataclass(frozen=True)
@@ -54,8 +56,11 @@ class Recipe:
     batch_size: int = setting(128, check="positive")
     learning_rate: float = setting(1e-3)
     seed: int = setting(0, shown=True)
-    train_size: int | None = setting(None, "train on the first N training images only (default: all 60,000)",
+    train_size: int | None = setting(None, "train on the first N training images only (default: all of them)",
                                      check="positive")
+    validation: str = setting("split", "split: train on the first 55,000 training images, curves and choices on "
+                                       "the last 5,000; test: train on all 60,000, curves on the test set (the "
+                                       "older recipes)", choices=("split", "test"))
     # What the recipe is for: a shipped weight's card says it. Not a setting: recipes equal without it.
     description: str = field(default="", compare=False, repr=False)
 
@@ -65,6 +70,15 @@ class Recipe:
         for f in self.settings_fields():
             value, meta = getattr(self, f.name), f.metadata
             if value is None and f.default is None:
+                continue
+            if meta.get("many"):  # a tuple of values (a card's JSON and the command line give a list)
+                if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__") or not len(value):
+                    raise ValueError(f"{type(self).__name__}: {f.name} must be a sequence of values, got {value!r}.")
+                value = tuple(value)
+                object.__setattr__(self, f.name, value)
+                if meta["check"] == "positive" and any(isinstance(v, bool) or not isinstance(v, int) or v < 1
+                                                       for v in value):
+                    raise ValueError(f"{type(self).__name__}: {f.name} must be positive integers, got {value!r}.")
                 continue
             if meta["check"] == "positive" and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise ValueError(f"{type(self).__name__}: {f.name} must be a positive integer"
@@ -105,6 +119,8 @@ class Recipe:
                 continue
             if isinstance(value, bool):
                 words.append(flag if value else flag.replace("--", "--no-", 1))
+            elif isinstance(value, tuple):
+                words += [flag, *map(_text, value)]
             else:
                 words += [flag, _text(value)]
         return words
@@ -122,12 +138,13 @@ class Recipe:
         """The settings a card records: what the training did (``training``), else the model (``config``)."""
         config, training = card.get("config", {}), card.get("training", {})
         values = {f.name: training.get(f.name, config.get(f.name, f.default)) for f in cls.settings_fields()}
-        if values["train_size"] == MNIST_TRAIN_SIZE:
+        values["validation"] = training.get("validation", "test")  # cards older than the split trained so
+        if values["train_size"] == FULL_TRAIN_SIZE[values["validation"]]:
             values["train_size"] = None
         return values
 
 
-_COMMON = ("epochs", "batch_size", "learning_rate", "seed", "train_size")
+_COMMON = ("epochs", "batch_size", "learning_rate", "seed", "train_size", "validation")
 
 
 @dataclass(frozen=True)
@@ -136,19 +153,36 @@ class VQVAERecipe(Recipe):
 
     kind: ClassVar[str] = "vqvae"
     architecture: str = setting("residual", choices=("keras-example", "residual"), shown=True)
-    quantizer: str = setting("ema", "codebook learned by the codebook loss, or by exponential moving averages",
-                             choices=("loss", "ema"), shown=True)
+    quantizer: str = setting("ema", "codebook learned by the codebook loss, or by exponential moving averages; "
+                                    "fsq (--levels), lfq (--bits) or residual VQ rvq (--num-quantizers)",
+                             choices=("loss", "ema", "fsq", "lfq", "rvq"), shown=True)
     num_embeddings: int = setting(128, "K, the codebook size", check="positive", shown=True)
     embedding_dim: int = setting(16, "D, the size of each code", check="positive", shown=True)
     beta: float = setting(0.25, "weight of the commitment loss")
-    decay: float = setting(0.99, "EMA decay (--quantizer ema)")
+    decay: float = setting(0.99, "EMA decay (--quantizer ema, and rvq's stages)")
+    gradient: str = setting("straight_through", "how the gradient passes the codebook (loss, ema): rotation is the "
+                                                "rotation trick", choices=("straight_through", "rotation"))
+    codebook_transform: bool = setting(False, "SimVQ: codes C W, C frozen and random, W learned (--quantizer loss)")
+    levels: tuple | None = setting(None, "FSQ's levels per channel, e.g. 8 4 4 (--quantizer fsq)", check="positive",
+                                   many=True)
+    bits: int | None = setting(None, "LFQ's bits per code (--quantizer lfq)", check="positive")
+    num_quantizers: int | None = setting(None, "residual VQ's stages (--quantizer rvq)", check="positive")
+    quantizer_dropout: float = setting(0.0, "residual VQ's quantizer dropout (--quantizer rvq)", check="unit_fraction")
     kmeans_init: bool = setting(True, "start the codebook at k-means centroids of encoder outputs", fit=True)
     restart_dead_codes: bool = setting(True, "move unused codes onto recent encoder outputs every 200 steps",
                                        fit=True)
+    dataset: str = setting("mnist", "the images to train on: MNIST's digits or Fashion-MNIST's clothes",
+                           choices=("mnist", "fashion_mnist"))
 
     def default_name(self):
         prefix = "keras-example" if self.architecture == "keras-example" else "vqvae"
-        return f"{prefix}-k{self.num_embeddings}-d{self.embedding_dim}-{self.quantizer}"
+        if self.quantizer == "fsq":
+            return f"{prefix}-fsq-{'-'.join(map(str, self.levels or ()))}"
+        if self.quantizer == "lfq":
+            return f"{prefix}-lfq-{self.bits}"
+        stages = f"-s{self.num_quantizers}" if self.quantizer == "rvq" else ""
+        extra = ("-rotation" if self.gradient == "rotation" else "") + ("-simvq" if self.codebook_transform else "")
+        return f"{prefix}-k{self.num_embeddings}-d{self.embedding_dim}-{self.quantizer}{stages}{extra}"
 
 
 @dataclass(frozen=True)
@@ -217,7 +251,7 @@ KINDS = {cls.kind: cls for cls in (VQVAERecipe, VAERecipe, PriorRecipe, JudgeRec
 
 # Every shipped weight's recipe (``python -m vqvae_lessons reproduce NAME`` trains it).
 RECIPES = {
-    "keras-example-k128-d16": VQVAERecipe(
+    "keras-example-k128-d16": VQVAERecipe(validation="test",
         architecture="keras-example", quantizer="loss", kmeans_init=False, restart_dead_codes=False,
         description="The published Keras example's VQ-VAE, reproduced faithfully: its encoder and decoder, a "
                     "codebook learned by the codebook loss, no codebook maintenance."),
@@ -225,14 +259,14 @@ RECIPES = {
         description="The project's default VQ-VAE at the same code budget (7x7 codes of K=128, 343 bits per "
                     "image): a residual encoder and decoder, an EMA codebook with k-means initialisation and "
                     "dead-code restarts."),
-    "vae-z2": VAERecipe(
+    "vae-z2": VAERecipe(validation="test",
         description="A convolutional VAE with a 2-D latent space, for lesson 1's latent map and samples."),
-    "pixelcnn-keras-example": PriorRecipe(
+    "pixelcnn-keras-example": PriorRecipe(validation="test",
         vqvae="keras-example-k128-d16", architecture="keras-example", learning_rate=3e-4,
         description="The published Keras example's PixelCNN prior, reproduced faithfully (7x7 type-A "
                     "convolution, two residual blocks, two 1x1 layers; Adam 3e-4, 30 epochs), over the codes of "
                     "keras-example-k128-d16."),
-    "gated-keras-example": PriorRecipe(
+    "gated-keras-example": PriorRecipe(validation="test",
         vqvae="keras-example-k128-d16", channels=96, dropout=0.25, augment=0.5, epochs=20, lr_schedule="cosine",
         description="The project's gated PixelCNN (no blind spot) over the codes of keras-example-k128-d16, to "
                     "compare with the example's prior on the same codes."),
@@ -243,7 +277,7 @@ RECIPES = {
         conditional=True, dropout=0.1, epochs=24, lr_schedule="cosine",
         description="A class-conditional gated PixelCNN over the codes of vqvae-k128-d16: it draws the digit it "
                     "is asked for."),
-    "judge-mnist": JudgeRecipe(
+    "judge-mnist": JudgeRecipe(validation="test",
         epochs=4,
         description="A small MNIST classifier that judges generated digits: its class probabilities give the "
                     "inception score and class histogram, its penultimate features the Frechet distance."),
@@ -291,12 +325,13 @@ def from_card(card):
     return cls(**cls._from_card_values(card), description=card.get("description", ""))
 
 
-def train(recipe, data=None, vqvae=None, verbose="auto", codes=None):
+def train(recipe, data=None, vqvae=None, verbose="auto", codes=None, validate=True):
     """Train ``recipe`` on MNIST (``data``, an already loaded :class:`~vqvae_lessons.data.MNIST`, or
     :func:`~vqvae_lessons.data.load_mnist`'s); return ``(model, record)`` as the kind's ``train_*`` does.
 
     A prior trains on the codes of ``vqvae``, the VQ-VAE its recipe names, loaded (e.g.
     ``pretrained.load(recipe.vqvae)``); ``codes``: the training images' maps, when already encoded.
+    ``validate=False`` skips the validation curves.
     """
     from . import judge
     from . import train as training
@@ -307,6 +342,42 @@ def train(recipe, data=None, vqvae=None, verbose="auto", codes=None):
             raise ValueError(f"A prior trains on the codes of a VQ-VAE: pass the one its recipe names, "
                              f"vqvae=pretrained.load_vqvae({recipe.vqvae!r}).")
         del settings["vqvae"]
-        return training.train_prior(vqvae, **settings, data=data, verbose=verbose, codes=codes)
+        return training.train_prior(vqvae, **settings, data=data, verbose=verbose, codes=codes, validate=validate)
     trainers = {"vqvae": training.train_vqvae, "vae": training.train_vae, "judge": judge.train_judge}
-    return trainers[recipe.kind](**settings, data=data, verbose=verbose)
+    return trainers[recipe.kind](**settings, data=data, verbose=verbose, validate=validate)
+
+
+FINGERPRINT_STEPS = 20
+FINGERPRINT_TOLERANCE = 1e-4  # what a rerun of the same code meets on these CPUs (TensorFlow; see fingerprint)
+
+
+def fingerprint(recipe, data=None, vqvae=None):
+    """A short, seeded signature of how ``recipe`` trains, which a model card records: ``{"steps",
+    "train_size", "loss", "weights"}``. It trains the recipe for its first :data:`FINGERPRINT_STEPS`
+    steps (one epoch on its first ``20 * batch_size`` training images, no validation) and records
+    their mean training loss and ``weights``, a fixed random projection of every weight after them
+    (:func:`weights_signature`), which moves with any change to the code that alters training (a
+    model, a loss, an initialiser, the seed, the data's order).
+
+    A rerun of the same code on the same backend gives both again to within
+    :data:`FINGERPRINT_TOLERANCE` (relative for the loss, absolute for ``weights``; here reruns
+    agreed exactly). The seeded draws differ between backends, so a card's fingerprint is
+    TensorFlow's. A prior's needs ``vqvae``, as :func:`train` does.
+    """
+    size = FINGERPRINT_STEPS * recipe.batch_size
+    quick = dataclasses.replace(recipe, epochs=1, train_size=size)
+    model, record = train(quick, data, vqvae, verbose=0, validate=False)
+    return {"steps": FINGERPRINT_STEPS, "train_size": size, "loss": round(record["history"]["loss"][0], 6),
+            "weights": round(weights_signature(model), 6)}
+
+
+def weights_signature(model):
+    """One number that depends on every weight of ``model``: the sum over its weights ``w`` (in order)
+    of ``w . r / sqrt(w.size)``, ``r`` standard normal draws of a fixed seed. Of order the weights' size."""
+    import numpy as np
+
+    rng, total = np.random.default_rng(0), 0.0
+    for weight in model.get_weights():
+        flat = np.asarray(weight, "float64").ravel()
+        total += float(flat @ rng.standard_normal(flat.size)) / max(flat.size, 1) ** 0.5
+    return total

@@ -13,7 +13,7 @@ import keras
 import numpy as np
 
 from .checks import check_train_size
-from .data import load_mnist, random_shift, shift_moves
+from .data import load_dataset, load_mnist, random_shift, shift_moves
 from .priors.pixelcnn import PixelCNN, fix_label
 from .quantizers import CodebookMaintenance
 from .vae import VAE
@@ -78,50 +78,70 @@ def fit(model, images, epochs, batch_size, learning_rate, validation_images, cal
 
 def train_vqvae(architecture="residual", num_embeddings=128, embedding_dim=16, quantizer="ema", beta=0.25,
                 decay=0.99, epochs=30, batch_size=128, learning_rate=1e-3, seed=0, kmeans_init=True,
-                restart_dead_codes=True, train_size=None, data=None, validate=True, verbose="auto"):
+                restart_dead_codes=True, train_size=None, data=None, validate=True, verbose="auto",
+                validation="split", gradient="straight_through", codebook_transform=False, levels=None, bits=None,
+                num_quantizers=None, quantizer_dropout=0.0, callbacks=(), dataset="mnist"):
     """Train a :class:`VQVAE` on MNIST; return ``(model, record)``.
 
     ``record`` holds the settings, per-epoch seconds and the Keras history.
-    ``train_size`` trains on the first N training images only (for quick runs);
-    ``data`` is a :class:`~vqvae_lessons.data.MNIST` already loaded.
+    ``validation`` "split": train on the first 55,000 training images and draw the epoch
+    curves (``val_*``) on the last 5,000; "test": all 60,000, curves on the test set (the
+    older recipes; see :meth:`~vqvae_lessons.data.MNIST.split`). ``train_size`` trains on the
+    first N of them only (for quick runs); ``data`` is a :class:`~vqvae_lessons.data.MNIST`
+    already loaded. ``gradient``, ``codebook_transform``, ``levels``, ``bits``, ``num_quantizers``
+    and ``quantizer_dropout`` choose the quantizer (see :class:`VQVAE`). The codebook maintenance
+    applies where there is a codebook to maintain: FSQ and LFQ have none (the record says
+    ``kmeans_init`` and ``restart_dead_codes`` False for them), residual VQ starts every stage at
+    k-means centroids but has no restarts. ``callbacks``: more Keras callbacks, run after the maintenance.
+    ``dataset``: ``"mnist"`` or ``"fashion_mnist"`` (:func:`~vqvae_lessons.data.load_dataset`); ``data``
+    is that dataset when given.
     """
     check_train_size(train_size)
     keras.utils.set_random_seed(seed)
-    data = data or load_mnist()
-    images = data.x_train[:train_size]
+    data = data or load_dataset(dataset)
+    if data.dataset != dataset:
+        raise ValueError(f"data holds {data.dataset} but dataset={dataset!r}: pass load_dataset({dataset!r}) "
+                         f"as data, or leave data out.")
+    x_fit, _, x_val, _ = data.split(validation)
+    images = x_fit[:train_size]
     model = VQVAE(architecture, num_embeddings, embedding_dim, quantizer, beta=beta, decay=decay,
-                  data_variance=data.variance)
+                  data_variance=data.variance, gradient=gradient, codebook_transform=codebook_transform,
+                  levels=levels, bits=bits, num_quantizers=num_quantizers, quantizer_dropout=quantizer_dropout)
+    kmeans_init = kmeans_init and hasattr(model.quantizer, "initialize_kmeans")
+    restart_dead_codes = restart_dead_codes and hasattr(model.quantizer, "restart_dead_codes")
     maintenance = CodebookMaintenance(images, kmeans_init=kmeans_init, restart_dead_codes=restart_dead_codes,
                                       seed=seed)
-    callbacks = [maintenance] if (kmeans_init or restart_dead_codes) else []
-    record = fit(model, images, epochs, batch_size, learning_rate, data.x_test if validate else None,
+    callbacks = ([maintenance] if (kmeans_init or restart_dead_codes) else []) + list(callbacks)
+    record = fit(model, images, epochs, batch_size, learning_rate, x_val if validate else None,
                   callbacks, verbose)
-    record.update(seed=seed, train_size=len(images), kmeans_init=kmeans_init, restart_dead_codes=restart_dead_codes,
+    record.update(seed=seed, train_size=len(images), validation=validation, dataset=dataset, kmeans_init=kmeans_init,
+                  restart_dead_codes=restart_dead_codes,
                   codes_restarted=sum(n for _, n in maintenance.history))
     return model, record
 
 
 def train_vae(latent_dim=2, epochs=30, batch_size=128, learning_rate=1e-3, seed=0, train_size=None, data=None,
-              validate=True, verbose="auto"):
+              validate=True, verbose="auto", validation="split"):
     """Train a :class:`VAE` on MNIST; return ``(model, record)`` as :func:`train_vqvae` does."""
     check_train_size(train_size)
     keras.utils.set_random_seed(seed)
     data = data or load_mnist()
-    images = data.x_train[:train_size]
+    x_fit, _, x_val, _ = data.split(validation)
+    images = x_fit[:train_size]
     model = VAE(latent_dim, seed=seed)
-    record = fit(model, images, epochs, batch_size, learning_rate, data.x_test if validate else None, [], verbose)
-    record.update(seed=seed, train_size=len(images))
+    record = fit(model, images, epochs, batch_size, learning_rate, x_val if validate else None, [], verbose)
+    record.update(seed=seed, train_size=len(images), validation=validation)
     return model, record
 
 
 def train_prior(vqvae, architecture="gated", conditional=False, channels=None, num_layers=None, epochs=15,
                 batch_size=128, learning_rate=1e-3, seed=0, train_size=None, data=None, validate=True,
                 verbose="auto", lr_schedule="constant", dropout=0.0, augment=0.0, condition_on_moves=False,
-                codes=None):
+                codes=None, validation="split"):
     """Train a :class:`~vqvae_lessons.priors.pixelcnn.PixelCNN` prior on the codes ``vqvae`` gives
     MNIST's training images (with their digit labels when ``conditional``); return
-    ``(prior, record)`` as :func:`train_vqvae` does. The loss, and ``val_loss`` on the
-    test images' codes, are negative log-likelihoods in nats per code. ``lr_schedule``
+    ``(prior, record)`` as :func:`train_vqvae` does (``validation`` too). The loss, and
+    ``val_loss`` on the validation images' codes, are negative log-likelihoods in nats per code. ``lr_schedule``
     "cosine" lowers the learning rate to 0 along a cosine over the run; ``dropout``
     (gated priors) and ``augment`` (see :func:`epochs_of_codes`) regularise a long run.
     ``condition_on_moves`` (with ``augment``, unconditional gated priors): tell the prior
@@ -139,13 +159,15 @@ def train_prior(vqvae, architecture="gated", conditional=False, channels=None, n
     check_train_size(train_size)
     keras.utils.set_random_seed(seed)
     data = data or load_mnist()
-    images = data.x_train[:train_size]
+    x_fit, y_fit, x_val, y_val = data.split(validation)
+    images = x_fit[:train_size]
     if codes is not None and len(codes) != len(images):
+        fit_name = "data.x_fit" if validation == "split" else "data.x_train"
         raise ValueError(f"codes are the maps of the {len(images)} training images (train_size={train_size}), got "
-                         f"{len(codes)} maps: encode data.x_train[:train_size], or leave codes out.")
+                         f"{len(codes)} maps: encode {fit_name}[:train_size], or leave codes out.")
     codes = vqvae.encode(images) if codes is None else codes
-    labels = data.y_train[:train_size].astype("int32") if conditional else None
-    test_codes = vqvae.encode(data.x_test)
+    labels = y_fit[:train_size].astype("int32") if conditional else None
+    test_codes = vqvae.encode(x_val)
     num_classes = 10 if conditional else 1 + len(shift_moves()) if condition_on_moves else None
     prior = PixelCNN(architecture, vqvae.num_embeddings, num_classes=num_classes, channels=channels,
                      num_layers=num_layers, dropout=dropout)
@@ -155,14 +177,15 @@ def train_prior(vqvae, architecture="gated", conditional=False, channels=None, n
             vqvae, images, codes, labels, epochs, augment, batch_size, seed, progress=verbose != 0)
     inputs, test_inputs = train_codes, test_codes
     if conditional:
-        inputs, test_inputs = (train_codes, train_labels), (test_codes, data.y_test.astype("int32"))
+        inputs, test_inputs = (train_codes, train_labels), (test_codes, y_val.astype("int32"))
     if condition_on_moves:  # the test maps are unmoved: label 0
         inputs, test_inputs = (train_codes, moves), (test_codes, np.zeros(len(test_codes), "int32"))
     record = fit(prior, inputs, epochs, batch_size, learning_rate, test_inputs if validate else None, [], verbose,
                   targets=train_codes, validation_targets=test_codes,
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), lr_schedule=lr_schedule,
                   steps_per_epoch=steps_per_epoch)
-    record.update(seed=seed, train_size=len(codes), augment=augment, condition_on_moves=condition_on_moves)
+    record.update(seed=seed, train_size=len(codes), validation=validation, augment=augment,
+                  condition_on_moves=condition_on_moves)
     return (fix_label(prior, 0) if condition_on_moves else prior), record
 
 

@@ -1,5 +1,5 @@
 """The figures the lessons show, one call each, in one module a topic:
-:mod:`.images`, :mod:`.codes`, :mod:`.sweep`, :mod:`.priors` and :mod:`.generation`.
+:mod:`.images`, :mod:`.codes`, :mod:`.sweep`, :mod:`.priors`, :mod:`.generation` and :mod:`.quantizers`.
 
 Every function returns a :class:`matplotlib.figure.Figure` built without
 pyplot's global state, so a notebook cell that ends with the call shows the
@@ -41,6 +41,13 @@ from .priors import (  # noqa: F401
     masks,
     raster_order,
 )
+from .quantizers import (  # noqa: F401
+    code_use_curves,
+    fsq_staircase,
+    quantizer_rate_distortion,
+    quantizers_at_343,
+    rotation_gradients,
+)
 from .sweep import (  # noqa: F401
     ablations,
     codebook_use,
@@ -78,4 +85,9 @@ __all__ = [
     "least_confident",
     "interpolation_strip",
     "interpolation_curves",
+    "fsq_staircase",
+    "rotation_gradients",
+    "quantizers_at_343",
+    "quantizer_rate_distortion",
+    "code_use_curves",
 ]

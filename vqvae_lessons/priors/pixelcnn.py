@@ -39,7 +39,7 @@ import numpy as np
 from keras import layers, ops
 
 from ..checks import CODE_GRID, concrete
-from . import ARCHITECTURES
+from . import ARCHITECTURES, TRANSFORMERS
 from .masked import MaskedConv2D
 
 
@@ -162,6 +162,9 @@ class PixelCNN(keras.Model):
         super().__init__(**kwargs)
         if architecture not in ARCHITECTURES:
             raise ValueError(f"architecture={architecture!r} is not known: use one of {list(ARCHITECTURES)}.")
+        if architecture in TRANSFORMERS:
+            raise ValueError(f"architecture={architecture!r} is a transformer prior, not a PixelCNN: build it with "
+                             f"priors.build_prior({architecture!r}, ...).")
         if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer))
                                         or num_classes < 1):
             raise ValueError(f"num_classes is the number of class labels of a class-conditional prior, an int >= 1 "

@@ -1,4 +1,4 @@
-"""Sampling maps of codes from a PixelCNN prior, fast, and decoding them into digits.
+"""Sampling maps of codes from a prior, fast, and decoding them into digits.
 
 :func:`sample` draws maps position by position without recomputing the whole map for each
 of the 49 positions, as the Keras example does: every layer is causal, so the rows above
@@ -11,6 +11,9 @@ the current one never change again, and it keeps what they computed in a cache.
 * The Keras example's residual prior computes the current row of every layer (only the
   columns the next code needs, where the masks allow) from cached rows above, in one
   compiled call per position (:class:`_RowStep`).
+* The transformer priors sample in one compiled loop per batch
+  (:mod:`~vqvae_lessons.priors.decoding`): the autoregressive one position by position from a
+  key/value cache, MaskGIT in a few parallel steps (``steps``).
 
 Codes are drawn by inverting the cumulative distribution of ``softmax(logits / T)`` at a
 uniform number per position, drawn with NumPy from the ``seed`` (so the same seed gives the
@@ -20,16 +23,23 @@ models; the models never import it.
 
 from __future__ import annotations
 
+import functools
+
 import keras
 import numpy as np
 from keras import ops
 
+from .decoding import compiled_step as _step
+from .decoding import draw as _draw
+from .decoding import sample_autoregressive, sample_maskgit
 from .masked import MaskedConv2D
 from .pixelcnn import GatedBlock, _gate, run_stage
+from .transformer import ARTransformerPrior, MaskGITPrior
 
 
-def sample(prior, n=None, *, labels=None, given=None, temperature=1.0, seed=0, batch_size=1000, progress=False):
-    """Draw maps of codes ``(n, H, W)`` (int32) from ``prior``, position by position.
+def sample(prior, n=None, *, labels=None, given=None, temperature=1.0, seed=0, batch_size=1000, progress=False,
+           steps=None, choice_temperature=None):
+    """Draw maps of codes ``(n, H, W)`` (int32) from ``prior``, position by position (MaskGIT: in ``steps``).
 
     * ``labels``: for a class-conditional prior, the class of each map, ``(n,)`` or one int.
     * ``given``: ``(n, H, W)`` ints, -1 where a code is to be sampled; the other codes are
@@ -39,12 +49,17 @@ def sample(prior, n=None, *, labels=None, given=None, temperature=1.0, seed=0, b
     * ``seed``: the same seed gives the same maps.
     * ``batch_size``: maps computed together (memory and speed only).
     * ``progress``: show a Keras progress bar over the batches.
+    * ``steps`` and ``choice_temperature`` (MaskGIT priors only): the number of parallel decoding
+      steps (default 8) and the strength of the Gumbel noise added to the codes' confidence when
+      choosing which to keep (default 4.5, MaskGIT's; 0: keep the most likely codes).
 
     A gated prior computes each position of each layer about once, as one forward pass does;
     the Keras example's prior one row of every layer per position (the rows above are cached).
+    The transformer priors run one compiled loop per batch (see :mod:`~vqvae_lessons.priors.decoding`).
     The first call on a prior also compiles its steps (a few seconds); later calls reuse them.
     """
     n = _sample_count(prior, n, labels, given)
+    sampler, steps, choice_temperature = _sampler(prior, steps, choice_temperature)
     labels = prior.check_labels(labels, n)
     if given is None:
         given = np.full((n, *prior.grid), -1, dtype="int32")
@@ -62,15 +77,21 @@ def sample(prior, n=None, *, labels=None, given=None, temperature=1.0, seed=0, b
                          f"got {temperature}.")
     if batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size}.")
-    uniform = np.random.default_rng(seed).random(given.shape, dtype="float32")  # one number per position
-    gated = isinstance(prior.stages[0], GatedBlock)
+    rng = np.random.default_rng(seed)
+    if steps is None:
+        uniform = rng.random(given.shape, dtype="float32")  # one number per position
+    else:  # MaskGIT: a number per step and position for the draw, and one for the choice's noise
+        uniform, noise = (rng.random((n, steps, *prior.grid), dtype="float32") for _ in range(2))
     parts, bar = [], keras.utils.Progbar(n, unit_name="map") if progress else None
     for i in range(0, n, batch_size):
         batch = slice(i, i + batch_size)
         draws = {"uniform": uniform[batch], "temperature": np.full(len(given[batch]), temperature, "float32")}
         if labels is not None:
             draws["labels"] = labels[batch]
-        parts.append((_sample_gated if gated else _sample_rows)(prior, given[batch], draws))
+        if steps is not None:
+            draws.update(noise=noise[batch], choice_temperature=np.full(len(given[batch]), choice_temperature,
+                                                                        "float32"))
+        parts.append(sampler(prior, given[batch], draws))
         if bar is not None:
             bar.add(len(parts[-1]))
     return np.concatenate(parts) if parts else given
@@ -84,25 +105,25 @@ def _sample_count(prior, n, labels, given):
     return int(n)
 
 
-def _draw(logits, temperature, uniform):
-    """One code per row of ``logits`` ``(N, K)``: the first whose cumulative probability under
-    ``softmax(logits / temperature)`` exceeds ``uniform`` ``(N,)`` in [0, 1); argmax where
-    ``temperature`` ``(N,)`` is 0. Keras ops, run inside the compiled steps."""
-    hot = temperature > 0
-    scaled = logits / ops.where(hot, temperature, 1.0)[:, None]
-    cdf = ops.cumsum(ops.softmax(scaled, axis=-1), axis=-1)
-    below = ops.cast(cdf <= uniform[:, None] * cdf[:, -1:], "int32")  # scaled by the total: never past the end
-    drawn = ops.minimum(ops.sum(below, axis=-1), logits.shape[-1] - 1)
-    return ops.where(hot, drawn, ops.cast(ops.argmax(logits, axis=-1), "int32"))
-
-
-def _step(prior, kind, *args):
-    """The prior's compiled step ``kind(prior, *args)``, made once and kept with the prior (outside
-    Keras's tracking of its layers, so the prior saves and loads exactly as before)."""
-    steps, key = prior.__dict__.setdefault("_sampling_steps", {}), (kind, *args)
-    if key not in steps:
-        steps[key] = kind(prior, *args)
-    return steps[key]
+def _sampler(prior, steps, choice_temperature):
+    """``(sampler, steps, choice_temperature)``: the function that samples one batch of ``prior``'s
+    maps, ``sampler(prior, given, draws)``, and MaskGIT's settings checked (None for other priors)."""
+    if not isinstance(prior, MaskGITPrior):
+        if steps is not None or choice_temperature is not None:
+            raise ValueError("steps and choice_temperature are the settings of MaskGIT's parallel decoding; this "
+                             f"{type(prior).__name__} draws one position after another: leave them out.")
+        if isinstance(prior, ARTransformerPrior):
+            return sample_autoregressive, None, None
+        return (_sample_gated if isinstance(prior.stages[0], GatedBlock) else _sample_rows), None, None
+    steps = 8 if steps is None else steps
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or not 1 <= steps <= prior.length:
+        raise ValueError(f"steps is the number of MaskGIT's decoding steps, an int from 1 to {prior.length} (the "
+                         f"positions of a map), got {steps!r}.")
+    choice_temperature = 4.5 if choice_temperature is None else choice_temperature
+    if not np.isfinite(choice_temperature) or choice_temperature < 0:
+        raise ValueError(f"choice_temperature must be a number >= 0 (0: keep the most likely codes), got "
+                         f"{choice_temperature}.")
+    return functools.partial(sample_maskgit, steps=int(steps)), int(steps), float(choice_temperature)
 
 
 # -- gated priors: vertical stacks once per row, horizontal stacks once per position ----------

@@ -256,7 +256,12 @@ class _Quantizer(keras.layers.Layer):
             centroids = np.where(empty[:, None], vectors[rng.choice(len(vectors), self.num_embeddings)], means)
         self.set_codes(np.arange(self.num_embeddings), centroids)
         assignment = _nearest_numpy(vectors, centroids)
+        self._start_statistics(np.bincount(assignment, minlength=self.num_embeddings), centroids)
         return float(np.mean(np.sum((vectors - centroids[assignment]) ** 2, axis=1)))
+
+    def _start_statistics(self, counts, centroids):
+        """After k-means: a codebook with running statistics (EMA) starts them from the assignment
+        ``counts`` ``(K,)`` of the vectors to the ``centroids`` ``(K, D)``; a learned codebook has none."""
 
     def _assign(self, vectors):
         return _nearest_numpy(vectors, ops.convert_to_numpy(self.codebook))
@@ -408,6 +413,20 @@ class VectorQuantizerEMA(_Quantizer):
         sums[code_indices] = sizes[code_indices, None] * np.asarray(vectors, dtype=sums.dtype)
         self.ema_cluster_size.assign(sizes)
         self.ema_embedding_sum.assign(sums)
+
+    def _start_statistics(self, counts, centroids):
+        """Start the moving averages consistent with the k-means codebook, as if one update had seen
+        the k-means assignment: counts ``N_k`` = the vectors assigned to code k, sums ``m_k = N_k e_k``,
+        one step done. Bias correction then reads them back unchanged, and a code that the next batch
+        does not pick keeps ``m_k / N_k`` = its centroid. (Starting from zero sums instead, the first
+        update would send every code the first batch leaves out to the origin.) Codes no vector picked
+        get the mean count, so that they too stay put."""
+        counts = np.asarray(counts, "float32")
+        counts = np.where(counts > 0, counts, max(counts.mean(), 1.0))
+        fresh = 1.0 - self.decay  # the weight one update gives its batch: 1 - decay**1
+        self.ema_steps.assign(1.0)
+        self.ema_cluster_size.assign(fresh * counts)
+        self.ema_embedding_sum.assign(fresh * counts[:, None] * np.asarray(centroids, "float32"))
 
     def get_config(self):
         return {**super().get_config(), "decay": self.decay, "epsilon": self.epsilon}

@@ -1,0 +1,182 @@
+"""The transformer priors' samplers, each one compiled call per batch of maps, and the draw
+every sampler shares. :func:`~vqvae_lessons.priors.sampling.sample` calls them.
+
+* :func:`sample_autoregressive` (:class:`~vqvae_lessons.priors.transformer.ARTransformerPrior`):
+  49 steps, one position each. A causal block's keys and values at a position never change once
+  computed, so each step keeps them in a *key/value cache* ``(N, heads, T, C / heads)`` per block:
+  the step computes its own token through every block (:meth:`TransformerBlock.step
+  <vqvae_lessons.priors.attention.TransformerBlock.step>`), attending to the cache, and draws its
+  code; the code's embedding is the next step's token. All 49 steps run in one compiled loop.
+* :func:`sample_maskgit` (:class:`~vqvae_lessons.priors.transformer.MaskGITPrior`): MaskGIT's
+  parallel decoding in ``S`` steps (8 by default). Every step predicts all hidden positions at
+  once and fills those it is surest of (the most likely code's log-probability, plus Gumbel noise
+  that fades over the steps) with a code drawn there, so that after step ``s`` a fraction
+  ``cos(pi/2 (s + 1) / S)`` of the positions to fill is still hidden: none after the last step.
+  A code once filled (or given) never changes. The ``S`` steps run in one compiled loop.
+
+Random numbers come from NumPy (the ``seed`` of ``sample``), so the same seed draws the same maps.
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+from keras import ops
+
+
+def draw(logits, temperature, uniform):
+    """One code per row of ``logits`` ``(N, K)``: the first whose cumulative probability under
+    ``softmax(logits / temperature)`` exceeds ``uniform`` ``(N,)`` in [0, 1); argmax where
+    ``temperature`` ``(N,)`` is 0. Keras ops, run inside the compiled steps."""
+    hot = temperature > 0
+    scaled = logits / ops.where(hot, temperature, 1.0)[:, None]
+    cdf = ops.cumsum(ops.softmax(scaled, axis=-1), axis=-1)
+    below = ops.cast(cdf <= uniform[:, None] * cdf[:, -1:], "int32")  # scaled by the total: never past the end
+    drawn = ops.minimum(ops.sum(below, axis=-1), logits.shape[-1] - 1)
+    return ops.where(hot, drawn, ops.cast(ops.argmax(logits, axis=-1), "int32"))
+
+
+def compiled_step(prior, kind, *args):
+    """The prior's compiled step ``kind(prior, *args)``, made once and kept with the prior (outside
+    Keras's tracking of its layers, so the prior saves and loads exactly as before)."""
+    steps, key = prior.__dict__.setdefault("_sampling_steps", {}), (kind, *args)
+    if key not in steps:
+        steps[key] = kind(prior, *args)
+    return steps[key]
+
+
+def _flat_inputs(prior, given, draws, keys):
+    """The step's inputs: ``given`` ``(N, H, W)`` as ``(N, T)``, and ``draws[key]`` for each key (with the
+    positions' axes flattened into one) plus the labels of a conditional prior."""
+    n = len(given)
+    inputs = {"given": given.reshape(n, -1), "temperature": draws["temperature"]}
+    for key in keys:
+        inputs[key] = draws[key].reshape(n, *draws[key].shape[1:-2], -1)
+    if "labels" in draws:
+        inputs["labels"] = draws["labels"]
+    return inputs
+
+
+# -- the autoregressive transformer: one position a step, from a key/value cache ---------------
+def sample_autoregressive(prior, given, draws):
+    """Sample one batch ``given`` ``(N, H, W)`` (-1 where to draw) of an autoregressive transformer prior;
+    ``draws``: ``uniform`` ``(N, H, W)`` and ``temperature`` ``(N,)`` (see :func:`draw`), ``labels``."""
+    step = compiled_step(prior, _CachedDecoder)
+    codes = step.predict_on_batch(_flat_inputs(prior, given, draws, ["uniform"]))
+    return np.asarray(codes, "int32").reshape(given.shape)
+
+
+class _CachedDecoder(keras.Model):
+    """A whole map, position after position, in one call: inputs ``given`` ``(N, T)`` int32 (-1 where
+    to draw), ``uniform`` ``(N, T)``, ``temperature`` ``(N,)`` and ``labels`` ``(N,)`` for a conditional
+    prior; output the codes ``(N, T)`` int32.
+
+    Step ``t`` feeds one token, the start (or class) token at ``t = 0`` and the code drawn at ``t - 1``
+    after, plus position ``t``'s embedding, through every block with :meth:`TransformerBlock.step`, as
+    the full causal pass computes it at ``t``, then draws code ``t`` (or keeps the given one).
+    """
+
+    def __init__(self, prior):
+        super().__init__(name="cached_decoder")
+        self.prior = prior
+
+    def call(self, inputs):
+        prior, given = self.prior, inputs["given"]
+        n, depth = ops.shape(given)[0], prior.channels // prior.heads
+        caches = tuple(ops.zeros((n, prior.heads, prior.length, depth)) for _ in range(2 * len(prior.blocks)))
+        positions, slots = prior.positions(), ops.arange(prior.length)
+
+        def position(t, state):
+            codes, token, caches = state
+            x, updated = token + ops.take(positions, t, axis=0)[None], []
+            for layer, block in enumerate(prior.blocks):
+                x, keys, values = block.step(x, caches[2 * layer], caches[2 * layer + 1], t)
+                updated += [keys, values]
+            drawn = draw(prior.head(prior.norm(x)), inputs["temperature"], ops.take(inputs["uniform"], t, axis=1))
+            fixed = ops.take(given, t, axis=1)
+            code = ops.where(fixed >= 0, fixed, drawn)
+            codes = ops.where(slots[None, :] == t, code[:, None], codes)
+            return codes, prior.code_embedding(code), tuple(updated)
+
+        start = (ops.zeros_like(given), prior.start_tokens(inputs.get("labels"), n), caches)
+        return ops.fori_loop(0, prior.length, position, start)[0]
+
+
+# -- MaskGIT: S parallel steps, keeping the surest codes -----------------------------------------
+def maskgit_schedule(steps):
+    """``(steps,)``: the fraction of the positions to fill that is still hidden after each step,
+    ``cos(pi/2 (s + 1) / steps)``, from nearly 1 down to 0 after the last."""
+    fractions = np.cos(0.5 * math.pi * np.arange(1, steps + 1) / steps)
+    fractions[-1] = 0.0  # exactly: cos(pi/2) is 6e-17 in floating point
+    return fractions.astype("float32")
+
+
+def most_kept(length, steps):
+    """The most positions one step of :func:`maskgit_schedule` can fill in a map of ``length``
+    positions, whatever the number ``U`` of them to fill (``floor(U f_{s-1}) - floor(U f_s)``)."""
+    fractions = np.concatenate([[1.0], maskgit_schedule(steps)])
+    hidden = np.floor(np.arange(1, length + 1)[:, None] * fractions[None, :])  # (U, steps + 1)
+    return int((hidden[:, :-1] - hidden[:, 1:]).max())
+
+
+def sample_maskgit(prior, given, draws, steps=8):
+    """Sample one batch ``given`` ``(N, H, W)`` (-1 where to draw) of a MaskGIT prior in ``steps`` steps;
+    ``draws``: ``uniform`` and ``noise`` ``(N, steps, H, W)`` in [0, 1) (the codes' draws and the Gumbel
+    noise of the choice), ``temperature`` and ``choice_temperature`` ``(N,)``, ``labels``."""
+    step = compiled_step(prior, _ParallelDecoder, steps)
+    codes = step.predict_on_batch(_flat_inputs(prior, given, draws, ["uniform", "noise"]) | {
+        "choice_temperature": draws["choice_temperature"]})
+    return np.asarray(codes, "int32").reshape(given.shape)
+
+
+class _ParallelDecoder(keras.Model):
+    """MaskGIT's decoding of a batch in ``steps`` steps, in one call: inputs ``given`` ``(N, T)`` int32
+    (-1 where to draw), ``uniform`` and ``noise`` ``(N, steps, T)``, ``temperature`` and
+    ``choice_temperature`` ``(N,)``, and ``labels`` ``(N,)`` for a conditional prior; output the codes
+    ``(N, T)`` int32, every position filled.
+
+    At step ``s`` the prior predicts every position from the codes known so far (-1: hidden). Of a
+    map's ``U`` positions to fill, ``floor(U * schedule[s])`` stay hidden after the step
+    (:func:`maskgit_schedule`); the others get a code for good: the hidden positions whose
+    *confidence* is highest, the log-probability of the most likely code there plus
+    ``choice_temperature * (1 - (s + 1) / steps)`` times Gumbel noise (MaskGIT's annealed noise, which
+    varies which codes come first). Only there is a code drawn, at ``temperature``. (MaskGIT's paper
+    draws a code at every hidden position and takes the drawn code's probability as its
+    confidence; taking the most likely code's, the same at temperature 0, needs draws only at the
+    few positions kept, :func:`most_kept` a step, which makes each step much cheaper.)
+    """
+
+    def __init__(self, prior, steps):
+        super().__init__(name="parallel_decoder")
+        self.prior, self.steps = prior, steps
+        self.schedule, self.most_kept = maskgit_schedule(steps), most_kept(prior.length, steps)
+
+    def call(self, inputs):
+        prior, given, labels = self.prior, inputs["given"], inputs.get("labels")
+        length, kept_at_most = prior.length, self.most_kept
+        to_fill = ops.sum(ops.cast(given < 0, "float32"), axis=1)  # U, per map
+        temperature = ops.repeat(inputs["temperature"], kept_at_most)  # one per position drawn
+        schedule = ops.convert_to_tensor(self.schedule)
+        rank = ops.cast(ops.arange(kept_at_most), "float32")[None, :]
+
+        def decode(s, codes):
+            hidden = codes < 0
+            grid = ops.reshape(codes, (-1, *prior.grid))
+            logits = ops.reshape(prior((grid, labels) if prior.conditional else grid), (-1, length, prior.num_codes))
+            top_log_prob = ops.max(logits, axis=-1) - ops.logsumexp(logits, axis=-1)  # (N, T)
+            noise = ops.clip(ops.take(inputs["noise"], s, axis=1), 1e-12, 1.0 - 1e-7)
+            fade = inputs["choice_temperature"][:, None] * (1.0 - ops.cast(s + 1, "float32") / self.steps)
+            confidence = ops.where(hidden, top_log_prob - fade * ops.log(-ops.log(noise)), -1e9)
+            keep = ops.sum(ops.cast(hidden, "float32"), axis=1) - ops.floor(to_fill * ops.take(schedule, s))  # (N,)
+            _, chosen = ops.top_k(confidence, kept_at_most)  # (N, B): the surest positions first
+            chosen_logits = ops.take_along_axis(logits, chosen[..., None], axis=1)  # (N, B, K)
+            uniform = ops.take_along_axis(ops.take(inputs["uniform"], s, axis=1), chosen, axis=1)
+            drawn = draw(ops.reshape(chosen_logits, (-1, prior.num_codes)), temperature, ops.reshape(uniform, (-1,)))
+            # position p gets the code drawn for it, if it is among the first `keep` chosen
+            hits = ops.logical_and(chosen[..., None] == ops.arange(length), (rank < keep[:, None])[..., None])
+            codes_drawn = ops.sum(ops.where(hits, ops.reshape(drawn, (-1, kept_at_most, 1)), 0), axis=1)
+            return ops.where(ops.any(hits, axis=1), codes_drawn, codes)
+
+        return ops.fori_loop(0, self.steps, decode, given)

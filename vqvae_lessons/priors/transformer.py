@@ -1,0 +1,268 @@
+"""Transformer priors over the VQ-VAE's maps of codes: an autoregressive transformer and MaskGIT.
+
+Both read a map of codes ``(H, W) = (7, 7)`` as a sequence of ``T = 49`` tokens in raster
+order. A token is the embedding of its code plus a *2-D position embedding*: a learned
+vector for its row plus one for its column, so the model knows where on the map each code
+lies. Then come :class:`~vqvae_lessons.priors.attention.TransformerBlock` s, a layer
+normalisation and logits over the codebook, ``(N, H, W, K)``, as a PixelCNN gives them.
+
+* :class:`ARTransformerPrior` (``"transformer"``): the blocks are *causal*, and the sequence is
+  shifted by one: the token at position ``t`` holds the code at ``t - 1`` (position 0 holds a
+  start token, or the class token of a class-conditional prior), so the logits at ``t`` see
+  the codes before ``t`` only: ``p(codes) = prod_t p(c_t | c_<t)``, the PixelCNN's
+  factorisation. Trained with ``fit(codes, codes)`` and a cross-entropy from logits, its loss is
+  the negative log-likelihood in nats per code, comparable with a PixelCNN's on the same codes.
+  Sampling keeps every block's keys and values (a *key/value cache*), so each of the 49 steps
+  computes one position (see :mod:`~vqvae_lessons.priors.decoding`).
+* :class:`MaskGITPrior` (``"maskgit"``, Chang et al., 2022): the same blocks without the causal
+  mask, and a ``[MASK]`` token. It learns to fill in hidden codes: each training map hides a
+  random fraction ``cos(pi r / 2)`` (``r`` uniform in [0, 1)) of its codes and the loss is the
+  cross-entropy at the hidden positions only. It draws a map in a few parallel steps
+  (8 by default) instead of 49, keeping the predictions it is surest of at each step. It has no
+  exact likelihood: :meth:`MaskGITPrior.masked_cross_entropy` measures it instead.
+
+A class-conditional prior (``num_classes``) gets a *class token*: the autoregressive prior's
+start token is the class's embedding; MaskGIT's sequence starts with one more token, the class's.
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+from keras import layers, ops
+
+from ..checks import CODE_GRID, concrete
+from . import ARCHITECTURES
+from .attention import TransformerBlock, causal_attention_mask
+from .pixelcnn import PixelCNN
+
+
+class TransformerPrior(keras.Model):
+    """What both transformer priors share: the settings and their checks, the code and position
+    embeddings, the blocks and the head, and the checks of codes and labels (the PixelCNN's).
+
+    ``channels`` (``C``, the model width; a multiple of ``heads``) and ``num_layers`` (blocks)
+    default to the architecture's in :data:`~vqvae_lessons.priors.ARCHITECTURES`; ``heads``
+    attention heads; ``mlp_ratio * C`` hidden units in each block's MLP; ``dropout`` in the
+    blocks while training; ``architecture``, if given, must be the class's own (model cards
+    record it).
+    """
+
+    architecture = None  # each subclass's name in ARCHITECTURES
+    extra_codes = 0  # embedding rows after the K codes' (MaskGIT's [MASK])
+
+    def __init__(self, num_codes=128, num_classes=None, channels=None, num_layers=None, heads=4, mlp_ratio=4,
+                 grid=CODE_GRID, dropout=0.0, architecture=None, **kwargs):
+        super().__init__(**kwargs)
+        if architecture not in (None, self.architecture):
+            raise ValueError(f"{type(self).__name__} is the {self.architecture!r} architecture, got "
+                             f"architecture={architecture!r}: use priors.build_prior({architecture!r}, ...).")
+        if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer))
+                                        or num_classes < 1):
+            raise ValueError(f"num_classes is the number of class labels of a class-conditional prior, an int >= 1 "
+                             f"(10 for MNIST's digits), or None for an unconditional prior; got {num_classes!r}.")
+        if not 0 <= dropout < 1:
+            raise ValueError(f"dropout is the fraction of features dropped while training, in [0, 1), got {dropout!r}.")
+        channels = channels or ARCHITECTURES[self.architecture]["channels"]
+        num_layers = num_layers or ARCHITECTURES[self.architecture]["num_layers"]
+        for name, value in [("num_codes", num_codes), ("channels", channels), ("num_layers", num_layers),
+                            ("heads", heads), ("mlp_ratio", mlp_ratio)]:
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+        if channels % heads:
+            raise ValueError(f"channels ({channels}) must be a multiple of heads ({heads}): each attention head "
+                             "gets channels / heads of them.")
+        self.num_codes, self.num_classes = int(num_codes), None if num_classes is None else int(num_classes)
+        self.channels, self.num_layers, self.heads, self.mlp_ratio = int(channels), int(num_layers), int(heads), int(
+            mlp_ratio)
+        self.grid, self.dropout = tuple(int(g) for g in grid), float(dropout)
+        self.length = self.grid[0] * self.grid[1]  # T, the tokens of a map
+        self.code_embedding = layers.Embedding(self.num_codes + self.extra_codes, self.channels, name="codes")
+        normal = keras.initializers.RandomNormal(stddev=0.02)
+        self.row_embedding = self.add_weight(shape=(self.grid[0], self.channels), initializer=normal, name="rows")
+        self.column_embedding = self.add_weight(shape=(self.grid[1], self.channels), initializer=normal,
+                                                name="columns")
+        self.blocks = [TransformerBlock(self.channels, self.heads, self.mlp_ratio, self.dropout, name=f"block_{i}")
+                       for i in range(self.num_layers)]
+        self.norm = layers.LayerNormalization(epsilon=1e-5, name="norm")
+        self.head = layers.Dense(self.num_codes, name="logits")
+
+    @property
+    def conditional(self):
+        return self.num_classes is not None
+
+    def positions(self):
+        """The 2-D position embeddings ``(T, C)``: position ``(i, j)``'s is row ``i``'s plus column ``j``'s."""
+        return ops.reshape(self.row_embedding[:, None] + self.column_embedding[None], (self.length, self.channels))
+
+    def features(self, x, mask=None, training=None):
+        """Tokens ``(N, T', C)`` through every block (attention ``mask`` ``(T', T')`` or None), then the
+        last layer normalisation; the logits are ``self.head`` of them."""
+        for block in self.blocks:
+            x = block(x, attention_mask=mask, training=training)
+        return self.norm(x)
+
+    def logits_map(self, features):
+        """Features ``(N, T, C)`` -> logits ``(N, H, W, K)``."""
+        return ops.reshape(self.head(features), (-1, *self.grid, self.num_codes))
+
+    _dummy_inputs = PixelCNN._dummy_inputs
+    # The inputs' forms and checks are the PixelCNN's, so that every prior takes and refuses the same.
+    _split, check_codes, check_labels = PixelCNN._split, PixelCNN.check_codes, PixelCNN.check_labels
+    _check_values, _check_arrays = PixelCNN._check_values, PixelCNN._check_arrays
+
+    def __call__(self, *args, **kwargs):
+        inputs = args[0] if args else kwargs.get("inputs")
+        if inputs is not None:
+            self._check_values(*self._split(inputs))
+        return super().__call__(*args, **kwargs)
+
+    def fit(self, x=None, y=None, *args, **kwargs):
+        """``keras.Model.fit`` with the NumPy codes and labels of ``x``, ``y`` and ``validation_data``
+        checked first, as :meth:`PixelCNN.fit <vqvae_lessons.priors.pixelcnn.PixelCNN.fit>` does."""
+        self._check_arrays(x, y)
+        validation = kwargs.get("validation_data")
+        if isinstance(validation, (tuple, list)) and validation:
+            self._check_arrays(validation[0], validation[1] if len(validation) > 1 else None)
+        return super().fit(x, y, *args, **kwargs)
+
+    def get_config(self):
+        return {**super().get_config(), "architecture": self.architecture, "num_codes": self.num_codes,
+                "num_classes": self.num_classes, "channels": self.channels, "num_layers": self.num_layers,
+                "heads": self.heads, "mlp_ratio": self.mlp_ratio, "grid": list(self.grid), "dropout": self.dropout}
+
+
+@keras.saving.register_keras_serializable(package="vqvae_lessons")
+class ARTransformerPrior(TransformerPrior):
+    """An autoregressive transformer prior: ``codes (N, H, W) -> logits (N, H, W, K)``, the logits at
+    each position depending on the codes before it (raster order) only.
+
+    Token ``t`` of the causal sequence is the start token (``t = 0``) or the code at ``t - 1``, plus
+    position ``t``'s embedding, the position whose code it predicts. A class-conditional prior
+    (``num_classes``) starts from its class's token and is called on ``(codes, labels)``. Train it as
+    a PixelCNN: ``compile(loss=SparseCategoricalCrossentropy(from_logits=True))``, ``fit(codes, codes)``;
+    the loss is the negative log-likelihood in nats per code. Codes may be given one-hot
+    ``(N, H, W, K)`` too, which lets gradients flow to the input (the causality tests use it).
+    """
+
+    architecture = "transformer"
+
+    def __init__(self, num_codes=128, num_classes=None, channels=None, num_layers=None, heads=4, mlp_ratio=4,
+                 grid=CODE_GRID, dropout=0.0, architecture=None, **kwargs):
+        super().__init__(num_codes, num_classes, channels, num_layers, heads, mlp_ratio, grid, dropout, architecture,
+                         **kwargs)
+        self.start_embedding = layers.Embedding(self.num_classes or 1, self.channels, name="start")
+        self(self._dummy_inputs())  # create the weights now, so that load_weights works at once
+
+    def start_tokens(self, labels, n):
+        """The first token of ``n`` sequences ``(n, C)``: the class token of each label, or the start token."""
+        return self.start_embedding(labels if self.conditional else ops.zeros((n,), "int32"))
+
+    def call(self, inputs, training=None):
+        codes, labels = self._split(inputs)
+        if len(codes.shape) == 4:  # one-hot (N, H, W, K): a matrix product instead of a lookup
+            tokens = ops.matmul(ops.reshape(codes, (-1, self.length, self.num_codes)), self.code_embedding.embeddings)
+        else:
+            tokens = self.code_embedding(ops.reshape(codes, (-1, self.length)))
+        start = self.start_tokens(labels, ops.shape(tokens)[0])[:, None]
+        x = ops.concatenate([start, tokens[:, :-1]], axis=1) + self.positions()[None]  # shifted: t holds code t - 1
+        return self.logits_map(self.features(x, causal_attention_mask(self.length), training))
+
+    log_probs = PixelCNN.log_probs
+
+
+@keras.saving.register_keras_serializable(package="vqvae_lessons")
+class MaskGITPrior(TransformerPrior):
+    """A masked (bidirectional) transformer prior: codes ``(N, H, W)`` in ``[0, K)``, ``-1`` where
+    a code is hidden (``MASK``), ``->`` logits ``(N, H, W, K)`` of the code at each position given
+    the codes that are not hidden.
+
+    On a map with no hidden position each position's logits see the whole map, its own code
+    included: MaskGIT never trains on such positions (its loss counts hidden positions only), so
+    they are well defined but say little; hide positions to ask about them. A class-conditional
+    prior (``num_classes``) is called on ``(codes, labels)``; its label is one more token.
+
+    Train with ``compile(optimizer)`` and ``fit(codes)`` (targets, if given, are not read: they
+    are the codes themselves): :meth:`compute_loss` hides a cosine-scheduled random fraction of
+    each map and returns the cross-entropy at the hidden positions, in nats per hidden code. Draw
+    maps with :func:`~vqvae_lessons.priors.sampling.sample` (``steps``: 8 by default).
+    """
+
+    architecture = "maskgit"
+    extra_codes = 1  # the [MASK] token's embedding, row K
+    MASK = -1
+
+    def __init__(self, num_codes=128, num_classes=None, channels=None, num_layers=None, heads=4, mlp_ratio=4,
+                 grid=CODE_GRID, dropout=0.0, architecture=None, seed=None, **kwargs):
+        super().__init__(num_codes, num_classes, channels, num_layers, heads, mlp_ratio, grid, dropout, architecture,
+                         **kwargs)
+        self.class_embedding = layers.Embedding(self.num_classes, self.channels, name="classes") if (
+            self.conditional) else None
+        self.seed = seed
+        self.masking_seed = keras.random.SeedGenerator(seed)  # the training masks' random numbers
+        self(self._dummy_inputs())  # create the weights now, so that load_weights works at once
+
+    def call(self, inputs, training=None):
+        codes, labels = self._split(inputs)
+        flat = ops.reshape(codes, (-1, self.length))
+        x = self.code_embedding(ops.where(flat < 0, self.num_codes, flat)) + self.positions()[None]
+        if self.conditional:
+            x = ops.concatenate([self.class_embedding(labels)[:, None], x], axis=1)
+        return self.logits_map(self.features(x, training=training)[:, -self.length:])
+
+    def _check_values(self, codes, labels):
+        """As a PixelCNN checks its inputs, with ``-1`` (hidden) allowed among the codes."""
+        values = concrete(codes)
+        if values is not None and values.size and values.min() < self.MASK:
+            raise ValueError(f"MaskGIT reads codes in [0, {self.num_codes}) and -1 where a code is hidden, got "
+                             f"values down to {values.min()}.")
+        PixelCNN._check_values(self, codes if values is None else np.maximum(values, 0), labels)
+
+    def random_mask(self, n, seed=None):
+        """Which positions to hide in ``n`` training maps, ``(n, H, W)`` booleans: each map hides
+        ``ceil(T cos(pi r / 2))`` of its ``T`` positions (at least one), ``r`` uniform in [0, 1), at
+        positions drawn at random. ``seed``: a ``keras.random.SeedGenerator`` (default: the model's own)."""
+        seed = self.masking_seed if seed is None else seed
+        ratio = ops.cos(0.5 * math.pi * keras.random.uniform((n, 1), seed=seed))
+        count = ops.clip(ops.ceil(ratio * self.length), 1, self.length)
+        ranks = ops.argsort(ops.argsort(keras.random.uniform((n, self.length), seed=seed), axis=-1), axis=-1)
+        return ops.reshape(ops.cast(ranks, count.dtype) < count, (-1, *self.grid))
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """MaskGIT's loss on the maps ``x`` (codes, or ``(codes, labels)``): hide a random part of each
+        (:meth:`random_mask`), predict it, and average the cross-entropy over the hidden positions, in
+        nats. Keras's own forward pass of ``x`` (``y_pred``) saw every code and is not used."""
+        codes, labels = self._split(x)
+        hidden = self.random_mask(ops.shape(codes)[0])
+        visible = ops.where(hidden, self.MASK, codes)
+        logits = self((visible, labels) if self.conditional else visible, training=training)
+        return cross_entropy_at(codes, logits, hidden)
+
+    def masked_cross_entropy(self, codes, labels=None, seed=0, batch_size=1000):
+        """The loss :meth:`compute_loss` trains on, measured on maps ``codes`` ``(N, H, W)`` (and their
+        ``labels``): nats per hidden code, over masks drawn from ``seed`` (the same seed, the same masks).
+        MaskGIT has no exact likelihood; this is what its validation loss reports, not an NLL."""
+        codes, labels = self.check_codes(codes), self.check_labels(labels, len(codes))
+        total, count, generator = 0.0, 0.0, keras.random.SeedGenerator(seed)
+        for start in range(0, len(codes), batch_size):
+            batch = codes[start:start + batch_size]
+            hidden = self.random_mask(len(batch), seed=generator)
+            visible = ops.where(hidden, self.MASK, batch)
+            logits = self((visible, labels[start:start + batch_size]) if self.conditional else visible)
+            weight = float(ops.convert_to_numpy(ops.sum(ops.cast(hidden, "float32"))))
+            total += float(ops.convert_to_numpy(cross_entropy_at(batch, logits, hidden))) * weight
+            count += weight
+        return total / max(count, 1.0)
+
+    def get_config(self):
+        return {**super().get_config(), "seed": self.seed}
+
+
+def cross_entropy_at(codes, logits, hidden):
+    """Mean cross-entropy (nats) of ``logits`` ``(N, H, W, K)`` for ``codes`` ``(N, H, W)`` over the
+    positions where ``hidden`` ``(N, H, W)`` is True."""
+    losses = keras.losses.sparse_categorical_crossentropy(codes, logits, from_logits=True)
+    weights = ops.cast(hidden, losses.dtype)
+    return ops.sum(losses * weights) / ops.maximum(ops.sum(weights), 1.0)
