@@ -18,7 +18,8 @@ def test_names_lists_every_exercise():
     assert names() == ["reparameterize", "kl_divergence", "vae_loss", "pairwise_sq_distances", "nearest_code",
                        "straight_through", "vq_losses", "ema_update", "vqvae_forward", "codebook_perplexity",
                        "rate_distortion_knee", "dead_codes",
-                       "causal_mask", "nll_bits_per_image", "sample_codes", "frechet_distance", "inception_score"]
+                       "causal_mask", "nll_bits_per_image", "sample_codes", "frechet_distance", "inception_score",
+                       "fsq_quantize", "rotate_to", "residual_stage"]
 
 
 @pytest.mark.parametrize("name", names())

@@ -160,7 +160,7 @@ def test_the_shipped_runs_are_consistent(shipped):
     for run, r in zip(comparison.RUNS, shipped["runs"], strict=True):
         m, k = r["metrics"], r["config"]["num_embeddings"]
         stages = r["config"].get("num_quantizers", 1)
-        assert r["settings"] == comparison._jsonable(run.recipe().settings())
+        assert comparison.same_settings(r, run)
         assert r["rate_bits"] == pytest.approx(49 * stages * math.log2(k)) == pytest.approx(m["bits_per_image"])
         assert 1 <= m["test_perplexity"] <= m["codes_used"] + 1e-9 <= k * stages + 1e-9
         assert m["test_psnr_db"] == pytest.approx(metrics.psnr_db(m["test_mse"]))
@@ -252,3 +252,8 @@ def test_cli_runs_a_tiny_comparison_and_resumes_it(synthetic_npz, tmp_path):
     again = subprocess.run([sys.executable, "-m", "vqvae_lessons", *args, "--resume"], capture_output=True,
                            text=True, timeout=600, env=env)
     assert again.returncode == 0 and "[1/2] fsq-8-4-4: kept" in again.stderr, again.stderr
+
+
+def test_the_wheel_s_package_data_lists_the_shipped_results():
+    pyproject = (comparison.RESULTS_DIR.parents[2] / "pyproject.toml").read_text()
+    assert '"vqvae_lessons.weights.quantizers" = ["*.weights.h5", "*.json", "*.md"]' in pyproject

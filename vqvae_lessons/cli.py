@@ -42,7 +42,7 @@ def build_parser():
     train = commands.add_parser("train", help="train a model on MNIST and save its weights and model card")
     models = train.add_subparsers(dest="model", required=True, metavar="MODEL")
     helps = {"vqvae": "train a VQ-VAE", "vae": "train a VAE",
-             "prior": "train a PixelCNN prior on the codes of a VQ-VAE",
+             "prior": "train a prior (PixelCNN, transformer or MaskGIT) on the codes of a VQ-VAE",
              "judge": "train the MNIST classifier that judges generated digits"}
     for kind, recipe in recipes.KINDS.items():
         sub = models.add_parser(kind, help=helps[kind], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -82,6 +82,8 @@ def build_parser():
     sample.add_argument("--temperature", type=float, default=1.0, help="below 1: likelier codes; 0: the most likely")
     sample.add_argument("--label", type=int, default=None, help="the digit to draw (class-conditional priors)")
     sample.add_argument("--batch-size", type=_positive_int, default=1000, help="maps sampled at once")
+    sample.add_argument("--steps", type=_positive_int, default=None,
+                        help="MaskGIT priors: parallel decoding steps (default 8)")
     sample.add_argument("--out", type=Path, required=True,
                         help="FILE.npy: images (N, 28, 28) in [0, 1] (.npy is added to a name without it)")
 
@@ -176,7 +178,8 @@ def cmd_sample(args):
     start = time.perf_counter()
     with contextlib.redirect_stdout(sys.stderr):  # the progress bar on stderr: stdout is for the JSON result
         images = sampling.generate(prior, vqvae, args.n, labels=labels, temperature=args.temperature,
-                                   seed=args.seed, batch_size=args.batch_size, progress=True)[..., 0]
+                                   seed=args.seed, batch_size=args.batch_size, progress=True,
+                                   **({} if args.steps is None else {"steps": args.steps}))[..., 0]
     seconds = time.perf_counter() - start
     np.save(out, images.astype("float32"))
     return {"out": str(out), "shape": list(images.shape), "prior": args.pretrained or str(args.weights),
@@ -238,14 +241,15 @@ def cmd_list(args):
     return {**{name: pretrained.card(name)["metrics"] for name in pretrained.names()}, **comparison.listing()}
 
 
+QUANTIZERS_HELP = ("Train lesson 7's runs (VQ, the rotation trick, SimVQ, FSQ, LFQ, residual VQ; a small prior on the "
+                   "codes of those at 343 bits), measure them on the test set, write quantizers.json, README.md and "
+                   "the weights the lesson loads with their cards to --out. The shipped results: python -m "
+                   "vqvae_lessons quantizers --out vqvae_lessons/weights/quantizers")
+
+
 def _add_quantizers_parser(commands):
-    parser = commands.add_parser(
-        "quantizers", help="lesson 7's comparison of quantizers (weights, quantizers.json)",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-        description="Train lesson 7's runs (VQ, the rotation trick, SimVQ, FSQ, LFQ, residual VQ; a small prior on "
-                    "the codes of those at 343 bits), measure them on the test set, write quantizers.json, README.md "
-                    "and the weights the lesson loads with their cards to --out. The shipped results: python -m "
-                    "vqvae_lessons quantizers --out vqvae_lessons/weights/quantizers")
+    parser = commands.add_parser("quantizers", help="lesson 7's comparison of quantizers (weights, quantizers.json)",
+                                 description=QUANTIZERS_HELP, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--runs", nargs="+", default=None, metavar="NAME", choices=[r.name for r in comparison.RUNS],
                         help="the runs to train (default: all)")
     for key in ("train_size", "epochs"):

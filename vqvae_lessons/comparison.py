@@ -122,6 +122,14 @@ def plan(names=None, prior_epochs=None, **settings):
     return [replace(run, settings={**run.settings, **settings}, **epochs) for run in runs]
 
 
+def same_settings(record, run):
+    """Whether a record of ``quantizers.json`` was trained as ``run`` asks: a setting the record lacks (one
+    added to the recipes after it was trained) counts as that setting's default."""
+    defaults = _jsonable({f.name: f.default for f in VQVAERecipe.settings_fields()})
+    stored = record.get("settings")
+    return isinstance(stored, dict) and {**defaults, **stored} == _jsonable(run.recipe().settings())
+
+
 def _jsonable(settings):
     return {k: list(v) if isinstance(v, tuple) else v for k, v in settings.items()}
 
@@ -177,7 +185,7 @@ column timed side by side ({index.get('timing', {}).get('description', 'not meas
 | --- | --- | --- | --- |
 {rates}
 
-## Codebook collapse at K = 512: codes used on the validation images, every 40 steps
+## Codebook collapse at K = 512: codes used on the validation images, every 40 steps and at each epoch's end
 | name | codes used |
 | --- | --- |
 {collapse}

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .comparison import DATA, INDEX, PRIOR, RESULTS_DIR, SHARED, _jsonable, plan, render_readme
+from .comparison import DATA, INDEX, PRIOR, RESULTS_DIR, SHARED, _jsonable, plan, render_readme, same_settings
 from .pretrained import library_versions, machine
 
 
@@ -120,13 +120,11 @@ def run_comparison(out=RESULTS_DIR, runs=None, data=None, command="", resume=Fal
     from . import pretrained
     from .data import load_mnist
 
-    out = Path(out)
+    runs, data, out = plan() if runs is None else list(runs), data or load_mnist(), Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    runs = plan() if runs is None else list(runs)
-    data = data or load_mnist()
-    done = {}
-    if resume and (out / INDEX).is_file():
-        done = {r["name"]: r for r in json.loads((out / INDEX).read_text()).get("runs", [])}
+    previous = out / INDEX
+    done = {r["name"]: r for r in json.loads(previous.read_text()).get("runs", [])} if (
+        resume and previous.is_file()) else {}
     index = {"description": "Lesson 7's comparison of quantizers on MNIST: the 2017 learned codebook, the rotation "
                             "trick, SimVQ, FSQ, LFQ and residual VQ, at 343 bits per image and across rates.",
              "command": command, "settings": {k: getattr(runs[0].recipe(), k) for k in SHARED} if runs else {},
@@ -134,7 +132,7 @@ def run_comparison(out=RESULTS_DIR, runs=None, data=None, command="", resume=Fal
              "machine": machine(), "versions": library_versions(), "data": DATA, "runs": [], "complete": False}
     for number, run in enumerate(runs, 1):
         record = done.get(run.name)
-        kept = record is not None and record["settings"] == _jsonable(run.recipe().settings()) and (
+        kept = record is not None and same_settings(record, run) and (
             not run.shipped or (out / f"{run.name}.weights.h5").is_file())
         if not kept:
             model, record = train_run(run, data, verbose, weights_dir=out)
@@ -160,12 +158,12 @@ def run_comparison(out=RESULTS_DIR, runs=None, data=None, command="", resume=Fal
     return index
 
 
-def time_steps(index, data, group="343", steps=20, rounds=3):
+def time_steps(index, data, group="343", steps=10, rounds=10):
     """The seconds an epoch of each run of ``group`` takes, timed side by side: fresh models of the runs'
     configs, each round ``steps`` training steps of every model in turn (on a machine shared with other
-    work, all are slowed alike), the median step times the epoch's steps. Returns a dict for the index."""
-    import statistics
-
+    work, all are slowed alike), each round's mean step times the epoch's steps. Returns a dict for the
+    index: each model's fastest round (the one least disturbed by other work, as ``timeit`` reports), and
+    every round's figure (their spread is the noise)."""
     import keras
 
     from .pretrained import build_model
@@ -173,25 +171,27 @@ def time_steps(index, data, group="343", steps=20, rounds=3):
     records = [r for r in index["runs"] if group in r["groups"]]
     if not records:
         return {}
-    batch, train_size = records[0]["settings"]["batch_size"], records[0]["settings"]["train_size"]
-    images = data.split(records[0]["settings"]["validation"])[0][:batch * steps]
+    settings = records[0]["settings"]
+    fit_images = data.split(settings["validation"])[0]
+    images, batch = fit_images[:settings["batch_size"] * steps], settings["batch_size"]
+    per_epoch = math.ceil(min(settings["train_size"] or len(fit_images), len(fit_images)) / batch)
     models = []
     for r in records:
         model = build_model("vqvae", r["config"])
         model.compile(optimizer=keras.optimizers.Adam(r["settings"]["learning_rate"]))
         model.train_on_batch(images[:batch])  # compiles the step
         models.append(model)
-    seconds = {r["name"]: [] for r in records}
+    rounds_seen = {r["name"]: [] for r in records}
     for _ in range(rounds):
         for r, model in zip(records, models, strict=True):
             start = time.perf_counter()
             for i in range(0, len(images), batch):
                 model.train_on_batch(images[i:i + batch])
-            seconds[r["name"]].append((time.perf_counter() - start) / math.ceil(len(images) / batch))
-    per_epoch = math.ceil(min(train_size, len(data.split(records[0]["settings"]["validation"])[0])) / batch)
-    return {"description": f"{steps} training steps of each model in turn, {rounds} rounds; the median step times "
-                           f"the {per_epoch} steps of an epoch",
-            "seconds_per_epoch": {name: round(statistics.median(t) * per_epoch, 2) for name, t in seconds.items()}}
+            rounds_seen[r["name"]].append(round((time.perf_counter() - start) / steps * per_epoch, 2))
+    return {"description": f"{steps} training steps of each model in turn, {rounds} rounds; each round's mean step "
+                           f"times the {per_epoch} steps of an epoch, the fastest round",
+            "seconds_per_epoch": {name: min(t) for name, t in rounds_seen.items()},
+            "rounds": rounds_seen}
 
 
 def _write(path, text):

@@ -117,15 +117,19 @@ def evaluate_vae(model, images, batch_size=1000, seed=0):
 
 
 def evaluate_prior(prior, codes, labels=None, train_codes=None, batch_size=1000):
-    """Test-set negative log-likelihood of a :class:`~vqvae_lessons.priors.pixelcnn.PixelCNN` on
-    maps of codes ``(N, H, W)`` (with their class labels for a conditional prior).
+    """Test-set negative log-likelihood of a prior (a :class:`~vqvae_lessons.priors.pixelcnn.PixelCNN` or an
+    autoregressive transformer) on maps of codes ``(N, H, W)`` (with their class labels for a conditional prior).
 
     Returns a dict: ``test_nll_nats_per_code``, ``test_nll_bits_per_code`` and
     ``test_nll_bits_per_image`` (the bits an ideal coder would spend per map), and two
     baselines in bits per code: ``uniform_bits_per_code`` (log2 K, every code equally
     likely) and, given ``train_codes``, ``unigram_bits_per_code`` (each code as often as
-    in the training maps, add-one smoothed, ignoring its neighbours).
+    in the training maps, add-one smoothed, ignoring its neighbours). A MaskGIT prior has no
+    likelihood of a whole map: for it ``test_masked_nats_per_code`` and ``test_masked_bits_per_code``
+    (the cross-entropy at randomly hidden positions, which it trains on) stand in the NLL's place.
     """
+    if not hasattr(prior, "log_probs"):  # MaskGIT: no exact likelihood to report
+        return _masked_prior_results(prior, codes, labels, train_codes, batch_size)
     log_probs = prior.log_probs(codes, labels, batch_size)
     nats = float(-np.mean(log_probs))
     cells = int(np.prod(log_probs.shape[1:]))
@@ -133,10 +137,25 @@ def evaluate_prior(prior, codes, labels=None, train_codes=None, batch_size=1000)
         "test_nll_nats_per_code": nats,
         "test_nll_bits_per_code": nats_to_bits(nats),
         "test_nll_bits_per_image": nats_to_bits(nats) * cells,
-        "uniform_bits_per_code": math.log2(prior.num_codes),
     }
+    return results | _baselines(prior, codes, train_codes)
+
+
+def _baselines(prior, codes, train_codes):
+    """The uniform baseline, and the unigram one of ``train_codes`` when given, in bits per code."""
+    results = {"uniform_bits_per_code": math.log2(prior.num_codes)}
     if train_codes is not None:
         frequencies = code_counts(train_codes, prior.num_codes) + 1.0
         log2_probs = np.log2(frequencies / frequencies.sum())
         results["unigram_bits_per_code"] = float(-np.mean(log2_probs[np.asarray(codes)]))
     return results
+
+
+def _masked_prior_results(prior, codes, labels, train_codes, batch_size):
+    """What :func:`evaluate_prior` reports of a MaskGIT prior, which gives no likelihood of a whole map:
+    ``test_masked_nats_per_code``, the cross-entropy at randomly hidden positions it trains on
+    (:meth:`~vqvae_lessons.priors.transformer.MaskGITPrior.masked_cross_entropy`, seeded; not an NLL, and
+    not comparable with one), and the baselines."""
+    nats = prior.masked_cross_entropy(codes, labels, seed=0, batch_size=batch_size)
+    return {"test_masked_nats_per_code": nats, "test_masked_bits_per_code": nats_to_bits(nats),
+            **_baselines(prior, codes, train_codes)}

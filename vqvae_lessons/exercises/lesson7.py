@@ -48,40 +48,40 @@ def _fsq_variant(bound="paper", rounding="straight_through", scale="half_width",
     return fsq
 
 
-_FSQ_MISTAKES = [
-    (_fsq_variant(rounding="plain"),
-     "the gradient with respect to z is zero: round has no gradient (its slope is 0 between the steps), so the "
-     "encoder would learn nothing. Round with the straight-through estimator: b + stop_gradient(round(b) - b)."),
-    (_fsq_variant(rounding="none"),
-     "nothing is rounded: the values are the bounded ones, not on the grid of levels. Round them (straight-through)."),
-    (_fsq_variant(bound="no_offset"),
-     "for an even number of levels L, tanh(z) * h rounds to L - 1 values, symmetric about 0: subtract the offset "
-     "1/2 (and shift z by tan(offset / h)) so that the L integers -L/2, ..., L/2 - 1 are all reached."),
-    (_fsq_variant(bound="no_shift"),
-     "you subtracted the offset but did not shift z: add shift = tan(offset / h) to z inside the tanh, so that "
-     "z = 0 lands near 0 (without it z = 0 gives -1/2, between two levels)."),
-    (_fsq_variant(bound="none"),
-     "nothing bounds z: without tanh a large z rounds to a level beyond the last one. Bound it first: "
-     "tanh(z + shift) * h - offset."),
-    (_fsq_variant(scale="one"),
-     "the codes are integers: divide the rounded values by L // 2 so that they lie in [-1, 1]."),
-    (_fsq_variant(scale="h"),
-     "you divided by h: divide the rounded values by L // 2 (the integer half-width), so every level is a "
-     "multiple of 1 / (L // 2)."),
-    (_fsq_variant(scale="levels"),
-     "you divided by L: divide by L // 2, so that the codes lie in [-1, 1]."),
-    (_fsq_variant(eps=0.0),
-     "h is (L - 1)(1 - eps) / 2 with eps = 1e-3: the eps keeps tanh's values just inside the outermost levels."),
-]
+_FSQ_VARIANTS = [_fsq_variant(rounding="plain"), _fsq_variant(rounding="none"), _fsq_variant(bound="no_offset"),
+                 _fsq_variant(bound="no_shift"), _fsq_variant(bound="none"), _fsq_variant(scale="one"),
+                 _fsq_variant(scale="h"), _fsq_variant(scale="levels"), _fsq_variant(eps=0.0)]
+_FSQ_MISTAKES = list(zip(_FSQ_VARIANTS, [
+    "the gradient with respect to z is zero: round has no gradient (its slope is 0 between the steps), so the "
+    "encoder would learn nothing. Round with the straight-through estimator: b + stop_gradient(round(b) - b).",
+    "nothing is rounded: the values are the bounded ones, not on the grid of levels. Round them (straight-through).",
+    "for an even number of levels L, tanh(z) * h rounds to L - 1 values, symmetric about 0: subtract the offset "
+    "1/2 (and shift z by tan(offset / h)) so that the L integers -L/2, ..., L/2 - 1 are all reached.",
+    "you subtracted the offset but did not shift z: add shift = tan(offset / h) to z inside the tanh, so that "
+    "z = 0 lands near 0 (without it z = 0 gives -1/2, between two levels).",
+    "nothing bounds z: without tanh a large z rounds to a level beyond the last one. Bound it first: "
+    "tanh(z + shift) * h - offset.",
+    "the codes are integers: divide the rounded values by L // 2 so that they lie in [-1, 1].",
+    "you divided by h: divide the rounded values by L // 2 (the integer half-width), so every level is a multiple "
+    "of 1 / (L // 2).",
+    "you divided by L: divide by L // 2, so that the codes lie in [-1, 1].",
+    "h is (L - 1)(1 - eps) / 2 with eps = 1e-3: the eps keeps tanh's values just inside the outermost levels.",
+], strict=True))
+
+
+def _observe(fn, tensors, extra, w, names):
+    """The value of ``fn(*tensors, *extra)`` (of the shape of ``w``) and the gradients of ``sum(w * value)`` with
+    respect to each of ``tensors``, keyed ``grad_NAME`` by ``names``."""
+    value = _to_array(_call(fn, *map(ops.convert_to_tensor, tensors), *extra))
+    if value.shape != w.shape:
+        raise _Incorrect(f"expected a result of the shape of {' and '.join(names)}, {w.shape}, got {value.shape}.")
+    [grads] = _gradients(fn, list(tensors), list(extra),
+                         lambda y: [ops.sum(ops.multiply(ops.convert_to_tensor(w), y))])
+    return {"value": value, **{f"grad_{name}": grad for name, grad in zip(names, grads, strict=True)}}
 
 
 def _observe_fsq(fn, z, levels, w):
-    """Value of ``fn(z, levels)`` and the gradient of ``sum(w * fn(z, levels))`` with respect to z."""
-    value = _to_array(_call(fn, ops.convert_to_tensor(z), levels))
-    if value.shape != z.shape:
-        raise _Incorrect(f"expected codes of the shape of z, (N, d) = {z.shape}, got {value.shape}.")
-    [(grad,)] = _gradients(fn, [z], [levels], lambda y: [ops.sum(ops.multiply(ops.convert_to_tensor(w), y))])
-    return {"value": value, "grad": grad}
+    return _observe(fn, [z], [levels], w, ["z"])
 
 
 def _fsq_diagnosis(got, want, z, levels, w):
@@ -89,7 +89,7 @@ def _fsq_diagnosis(got, want, z, levels, w):
         grid = sorted({float(v) for v in np.ravel(want["value"])})
         return (f"the codes differ from FSQ's: each channel i must be one of levels[i] values in [-1, 1] (channel 0 "
                 f"here takes values such as {', '.join(f'{v:.3g}' for v in grid[:4])}).")
-    if not _nonzero(got["grad"]):
+    if not _nonzero(got["grad_z"]):
         return _FSQ_MISTAKES[0][1]
     return ("the values are right but the gradient differs: it must be the bound's, tanh'(z + shift) h / (L // 2), "
             "passed straight through the rounding.")
@@ -148,30 +148,23 @@ def _rotation_variant(stop=True, scale=True, second_term=True, straight=False):
     return rotate
 
 
-_ROTATION_MISTAKES = [
-    (_rotation_variant(straight=True),
-     "that is the straight-through estimator: its value is q, but it hands e the gradient unchanged. The rotation "
-     "trick's value is lam R e, whose gradient rotates and rescales the incoming one."),
-    (_rotation_variant(stop=False),
-     "the value is right, but e_hat, q_hat, r and lam must be constants (stop_gradient): the rotation and the "
-     "rescaling are held fixed, so that the gradient with respect to e is lam R^T times the incoming one."),
-    (_rotation_variant(scale=False),
-     "the direction is q's but not the length: multiply by lam = |q| / |e| (a stop-gradient) so that the value is q."),
-    (_rotation_variant(second_term=False),
-     "one Householder reflection, (I - 2 r r^T) e, sends e_hat to -q_hat, the opposite direction: add the second "
-     "term 2 q_hat (e_hat . e), which makes R a rotation that takes e_hat to q_hat."),
-    (_rotation_variant(second_term=False, scale=False),
-     "one Householder reflection, (I - 2 r r^T) e, sends e_hat to -q_hat: add the term 2 q_hat (e_hat . e), and "
-     "scale by lam = |q| / |e|."),
-]
+_ROTATION_MISTAKES = list(zip([
+    _rotation_variant(straight=True), _rotation_variant(stop=False), _rotation_variant(scale=False),
+    _rotation_variant(second_term=False), _rotation_variant(second_term=False, scale=False)], [
+    "that is the straight-through estimator: its value is q, but it hands e the gradient unchanged. The rotation "
+    "trick's value is lam R e, whose gradient rotates and rescales the incoming one.",
+    "the value is right, but e_hat, q_hat, r and lam must be constants (stop_gradient): the rotation and the "
+    "rescaling are held fixed, so that the gradient with respect to e is lam R^T times the incoming one.",
+    "the direction is q's but not the length: multiply by lam = |q| / |e| (a stop-gradient) so that the value is q.",
+    "one Householder reflection, (I - 2 r r^T) e, sends e_hat to -q_hat, the opposite direction: add the second "
+    "term 2 q_hat (e_hat . e), which makes R a rotation that takes e_hat to q_hat.",
+    "one Householder reflection, (I - 2 r r^T) e, sends e_hat to -q_hat: add the term 2 q_hat (e_hat . e), and "
+    "scale by lam = |q| / |e|.",
+], strict=True))
 
 
 def _observe_rotation(fn, e, q, w):
-    value = _to_array(_call(fn, ops.convert_to_tensor(e), ops.convert_to_tensor(q)))
-    if value.shape != e.shape:
-        raise _Incorrect(f"expected a result of the shape of e and q, {e.shape}, got {value.shape}.")
-    [(grad_e, grad_q)] = _gradients(fn, [e, q], [], lambda y: [ops.sum(ops.multiply(ops.convert_to_tensor(w), y))])
-    return {"value": value, "grad_e": grad_e, "grad_q": grad_q}
+    return _observe(fn, [e, q], [], w, ["e", "q"])
 
 
 def _rotation_diagnosis(got, want, e, q, w):

@@ -33,17 +33,17 @@ def fsq_staircase(levels=(8, 4), eps=1e-3, title="FSQ: bound with tanh, then rou
         ax.plot(z, np.round(bounded) / half, color="tab:red", label="code: round(bounded) / (L // 2)")
         for value in (np.arange(level) - half) / half:
             ax.axhline(value, color="grey", linestyle=":", linewidth=0.8)
-        ax.set_xlabel("encoder output z (one channel)")
+        ax.set_xlabel("encoder output $z_e$ (one channel)")
         ax.set_ylabel("value passed to the decoder")
         ax.set_title(f"L = {level} levels ({'odd' if level % 2 else 'even: offset 1/2'})", fontsize=10)
-        ax.legend(fontsize=8, loc="upper left")
+        ax.legend(fontsize=8, loc="lower right")
     fig.suptitle(title)
     return fig
 
 
 def rotation_gradients(e, q, grad, title="The gradient the encoder receives: straight-through or rotated"):
-    """A 2-D picture of the rotation trick: the encoder output ``e``, its code ``q`` and the gradient ``grad``
-    arriving at ``q``; straight-through hands ``grad`` to ``e`` as it is, the rotation trick hands it
+    """A 2-D picture of the rotation trick: the encoder output ``e`` (z_e), its code ``q`` (z_q) and the gradient
+    ``grad`` arriving at ``q``; straight-through hands ``grad`` to ``e`` as it is, the rotation trick hands it
     ``lam R^T grad``: rotated by the angle from e to q and scaled by ``|q| / |e|``."""
     e, q, grad = (np.asarray(v, "float64") for v in (e, q, grad))
     e_hat, q_hat = e / np.linalg.norm(e), q / np.linalg.norm(q)
@@ -58,9 +58,9 @@ def rotation_gradients(e, q, grad, title="The gradient the encoder receives: str
     ax.quiver(*q, *grad, color="tab:red", alpha=0.6, **arrow)
     ax.quiver(*e, *grad, color="tab:green", **arrow)
     ax.quiver(*e, *rotated, color="tab:purple", **arrow)
-    ax.annotate("e (encoder output)", e, textcoords="offset points", xytext=(6, -12), color="tab:blue")
-    ax.annotate("q (its code)", q, textcoords="offset points", xytext=(6, 4), color="tab:red")
-    ax.annotate("gradient at q", q + grad, textcoords="offset points", xytext=(4, 4), color="tab:red", fontsize=8)
+    ax.annotate("$z_e$ (encoder output)", e, textcoords="offset points", xytext=(6, -14), color="tab:blue")
+    ax.annotate("$z_q$ (its code)", q, textcoords="offset points", xytext=(6, 4), color="tab:red")
+    ax.annotate("gradient at $z_q$", q + grad, textcoords="offset points", xytext=(4, 4), color="tab:red", fontsize=8)
     ax.annotate("straight-through", e + grad, textcoords="offset points", xytext=(4, -10), color="tab:green",
                 fontsize=8)
     ax.annotate("rotation trick", e + rotated, textcoords="offset points", xytext=(4, 4), color="tab:purple",
@@ -78,30 +78,29 @@ def rotation_gradients(e, q, grad, title="The gradient the encoder receives: str
     return fig
 
 
-def quantizers_at_343(rows, title="Five quantizers at 343 bits per image (test set)"):
+def quantizers_at_343(rows, title="The quantizers at 343 bits per image (test set)"):
     """Horizontal bars, one per row of :func:`~vqvae_lessons.comparison.table` (group "343"): test PSNR,
     codes used and perplexity, and the prior's test NLL in bits per image."""
-    labels = [r["label"] for r in rows]
     colours = [METHOD_STYLES.get(r["method"], ("grey",))[0] for r in rows]
     y = np.arange(len(rows))[::-1]
     fig = Figure(figsize=(12, 0.5 * len(rows) + 1.6), layout="constrained")
-    left, middle, right = fig.subplots(1, 3, sharey=True)
-    psnr = [r["test_psnr_db"] for r in rows]
-    left.barh(y, psnr, color=colours)
-    left.set_xlim(min(psnr) - 1.0, max(psnr) + 0.5)
-    left.set_xlabel("test PSNR (dB, higher is better)")
-    left.set_yticks(y, labels, fontsize=8)
-    left.set_title("Distortion", fontsize=10)
-    middle.barh(y + 0.2, [r["codes_used"] for r in rows], height=0.4, color="tab:green", label="codes used")
-    middle.barh(y - 0.2, [r["test_perplexity"] for r in rows], height=0.4, color="tab:orange", label="perplexity")
-    middle.axvline(128, color="grey", linestyle=":", label="K = 128")
-    middle.set_xlabel("codes (of 128)")
-    middle.legend(fontsize=8, loc="lower right")
-    middle.set_title("Codebook use", fontsize=10)
-    nll = [r.get("prior_nll_bits_per_image") or 0.0 for r in rows]
-    right.barh(y, nll, color=colours)
-    right.set_xlabel("prior's test NLL (bits per image, lower is easier)")
-    right.set_title("How predictable the codes are", fontsize=10)
+    panels = dict(zip(("Distortion", "Codebook use", "Predictability (lower: easier)"),
+                      fig.subplots(1, 3, sharey=True), strict=True))
+    distortion, use, predictable = panels.values()
+    for name, ax in panels.items():
+        ax.set_title(name, fontsize=10)
+    psnr = np.array([r["test_psnr_db"] for r in rows])
+    distortion.barh(y, psnr, color=colours)
+    distortion.set(xlim=(psnr.min() - 1.0, psnr.max() + 0.5), xlabel="test PSNR (dB, higher is better)")
+    distortion.set_yticks(y, [r["label"] for r in rows], fontsize=8)
+    for offset, key, colour in ((0.2, "codes_used", "tab:green"), (-0.2, "test_perplexity", "tab:orange")):
+        use.barh(y + offset, [r[key] for r in rows], height=0.4, color=colour,
+                 label="codes used" if key == "codes_used" else "perplexity")
+    use.axvline(128, color="grey", linestyle=":", label="K = 128")
+    use.set_xlabel("codes (of 128)")
+    use.legend(fontsize=8, loc="upper right")
+    predictable.barh(y, [r.get("prior_nll_bits_per_image") or 0.0 for r in rows], color=colours)
+    predictable.set_xlabel("prior's test NLL (bits per image)")
     fig.suptitle(title)
     return fig
 
