@@ -21,7 +21,8 @@ def test_the_recipe_trains_as_its_card_recorded(name, real_mnist):
     assert recorded is not None, f"{name}'s card records no fingerprint: reproduce it, or record one"
     recipe = recipes.RECIPES[name]
     vqvae = pretrained.load_vqvae(recipe.vqvae) if recipe.kind == "prior" else None
-    measured = recipes.fingerprint(recipe, real_mnist, vqvae)
+    data = real_mnist if getattr(recipe, "dataset", "mnist") == "mnist" else None  # Fashion-MNIST: its own file
+    measured = recipes.fingerprint(recipe, data, vqvae)
     assert measured["steps"] == recorded["steps"] and measured["train_size"] == recorded["train_size"]
     tolerance = recipes.FINGERPRINT_TOLERANCE
     np.testing.assert_allclose(measured["loss"], recorded["loss"], rtol=tolerance,

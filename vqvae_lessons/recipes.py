@@ -198,30 +198,33 @@ class VAERecipe(Recipe):
 
 @dataclass(frozen=True)
 class PriorRecipe(Recipe):
-    """A :class:`~vqvae_lessons.priors.pixelcnn.PixelCNN` prior over the codes of the VQ-VAE ``vqvae``,
-    trained by :func:`~vqvae_lessons.train.train_prior`."""
+    """A prior over the codes of the VQ-VAE ``vqvae`` (a :class:`~vqvae_lessons.priors.pixelcnn.PixelCNN`, or
+    a transformer of :mod:`~vqvae_lessons.priors.transformer`), trained by :func:`~vqvae_lessons.train.train_prior`."""
 
     kind: ClassVar[str] = "prior"
     vqvae: str = setting("vqvae-k128-d16", "the VQ-VAE whose codes it models: shipped weights, or a .weights.h5 "
                                            "written by train", shown=True)
-    architecture: str = setting("gated", choices=("gated", "keras-example"), shown=True)
-    conditional: bool = setting(False, "condition on the digit's class (gated only)")
+    architecture: str = setting("gated", choices=("gated", "keras-example", "transformer", "maskgit"), shown=True)
+    conditional: bool = setting(False, "condition on the digit's class (not the Keras example's)")
     channels: int | None = setting(None, "width (default: the architecture's)", check="positive")
-    num_layers: int | None = setting(None, "gated blocks, or the example's residual blocks (default: the "
-                                           "architecture's)", check="positive")
+    num_layers: int | None = setting(None, "gated or transformer blocks, or the example's residual blocks "
+                                           "(default: the architecture's)", check="positive")
     lr_schedule: str = setting("constant", "cosine: the learning rate falls to 0 along a cosine over the run",
                                choices=("constant", "cosine"), fit=True)
-    dropout: float = setting(0.0, "fraction of the gated blocks' features dropped while training (gated only)",
-                             check="fraction")
+    dropout: float = setting(0.0, "fraction of the gated or transformer blocks' features dropped while training "
+                                  "(not the Keras example's)", check="fraction")
     augment: float = setting(0.0, "fraction of the training images moved by a random pixel each epoch before "
                                   "encoding (fresh maps against overfitting)", check="unit_fraction")
     condition_on_moves: bool = setting(False, "with --augment: tell the prior which move made each map and keep "
                                               "the prior of unmoved maps, so that it does not learn to draw moved "
-                                              "digits (gated, unconditional)")
+                                              "digits (gated or transformer, unconditional)")
 
     def default_name(self):
         vqvae = Path(self.vqvae).name.removesuffix(".weights.h5")
-        return f"pixelcnn-{self.architecture}{'-conditional' if self.conditional else ''}-{vqvae}"
+        from .priors import TRANSFORMERS  # no Keras
+
+        kind = self.architecture if self.architecture in TRANSFORMERS else f"pixelcnn-{self.architecture}"
+        return f"{kind}{'-conditional' if self.conditional else ''}-{vqvae}"
 
     @classmethod
     def _from_card_values(cls, card):
@@ -259,6 +262,10 @@ RECIPES = {
         description="The project's default VQ-VAE at the same code budget (7x7 codes of K=128, 343 bits per "
                     "image): a residual encoder and decoder, an EMA codebook with k-means initialisation and "
                     "dead-code restarts."),
+    "vqvae-fashion-k128-d16": VQVAERecipe(
+        dataset="fashion_mnist", epochs=10,
+        description="The default VQ-VAE's recipe (7x7 codes of K=128, 343 bits per image) trained on Fashion-MNIST's "
+                    "clothes instead of digits, for 10 epochs: what changes when the digits are not digits."),
     "vae-z2": VAERecipe(validation="test",
         description="A convolutional VAE with a 2-D latent space, for lesson 1's latent map and samples."),
     "pixelcnn-keras-example": PriorRecipe(validation="test",

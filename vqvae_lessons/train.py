@@ -14,7 +14,7 @@ import numpy as np
 
 from .checks import check_train_size
 from .data import load_dataset, load_mnist, random_shift, shift_moves
-from .priors.pixelcnn import PixelCNN, fix_label
+from .priors.build import build_prior, fix_label
 from .quantizers import CodebookMaintenance
 from .vae import VAE
 from .vqvae import VQVAE
@@ -80,7 +80,7 @@ def train_vqvae(architecture="residual", num_embeddings=128, embedding_dim=16, q
                 decay=0.99, epochs=30, batch_size=128, learning_rate=1e-3, seed=0, kmeans_init=True,
                 restart_dead_codes=True, train_size=None, data=None, validate=True, verbose="auto",
                 validation="split", gradient="straight_through", codebook_transform=False, levels=None, bits=None,
-                num_quantizers=None, quantizer_dropout=0.0, callbacks=(), dataset="mnist"):
+                num_quantizers=None, quantizer_dropout=0.0, callbacks=(), dataset=None):
     """Train a :class:`VQVAE` on MNIST; return ``(model, record)``.
 
     ``record`` holds the settings, per-epoch seconds and the Keras history.
@@ -93,13 +93,13 @@ def train_vqvae(architecture="residual", num_embeddings=128, embedding_dim=16, q
     applies where there is a codebook to maintain: FSQ and LFQ have none (the record says
     ``kmeans_init`` and ``restart_dead_codes`` False for them), residual VQ starts every stage at
     k-means centroids but has no restarts. ``callbacks``: more Keras callbacks, run after the maintenance.
-    ``dataset``: ``"mnist"`` or ``"fashion_mnist"`` (:func:`~vqvae_lessons.data.load_dataset`); ``data``
-    is that dataset when given.
+    ``dataset``: ``"mnist"`` or ``"fashion_mnist"`` (:func:`~vqvae_lessons.data.load_dataset`; default:
+    ``data``'s, else MNIST); ``data``, when given, must be that dataset.
     """
     check_train_size(train_size)
     keras.utils.set_random_seed(seed)
-    data = data or load_dataset(dataset)
-    if data.dataset != dataset:
+    data = data or load_dataset(dataset or "mnist")
+    if dataset is not None and data.dataset != dataset:
         raise ValueError(f"data holds {data.dataset} but dataset={dataset!r}: pass load_dataset({dataset!r}) "
                          f"as data, or leave data out.")
     x_fit, _, x_val, _ = data.split(validation)
@@ -114,8 +114,8 @@ def train_vqvae(architecture="residual", num_embeddings=128, embedding_dim=16, q
     callbacks = ([maintenance] if (kmeans_init or restart_dead_codes) else []) + list(callbacks)
     record = fit(model, images, epochs, batch_size, learning_rate, x_val if validate else None,
                   callbacks, verbose)
-    record.update(seed=seed, train_size=len(images), validation=validation, dataset=dataset, kmeans_init=kmeans_init,
-                  restart_dead_codes=restart_dead_codes,
+    record.update(seed=seed, train_size=len(images), validation=validation, dataset=data.dataset,
+                  kmeans_init=kmeans_init, restart_dead_codes=restart_dead_codes,
                   codes_restarted=sum(n for _, n in maintenance.history))
     return model, record
 
@@ -138,24 +138,26 @@ def train_prior(vqvae, architecture="gated", conditional=False, channels=None, n
                 batch_size=128, learning_rate=1e-3, seed=0, train_size=None, data=None, validate=True,
                 verbose="auto", lr_schedule="constant", dropout=0.0, augment=0.0, condition_on_moves=False,
                 codes=None, validation="split"):
-    """Train a :class:`~vqvae_lessons.priors.pixelcnn.PixelCNN` prior on the codes ``vqvae`` gives
+    """Train a prior (``architecture``: a :class:`~vqvae_lessons.priors.pixelcnn.PixelCNN`'s, "transformer" or
+    "maskgit", see :func:`~vqvae_lessons.priors.build.build_prior`) on the codes ``vqvae`` gives
     MNIST's training images (with their digit labels when ``conditional``); return
     ``(prior, record)`` as :func:`train_vqvae` does (``validation`` too). The loss, and
-    ``val_loss`` on the validation images' codes, are negative log-likelihoods in nats per code. ``lr_schedule``
-    "cosine" lowers the learning rate to 0 along a cosine over the run; ``dropout``
-    (gated priors) and ``augment`` (see :func:`epochs_of_codes`) regularise a long run.
-    ``condition_on_moves`` (with ``augment``, unconditional gated priors): tell the prior
-    which move made each map, as a label (0 for unmoved maps), so that it learns from the
+    ``val_loss`` on the validation images' codes, are negative log-likelihoods in nats per code (MaskGIT's: the
+    cross-entropy at randomly hidden positions, see :class:`~vqvae_lessons.priors.transformer.MaskGITPrior`).
+    ``lr_schedule`` "cosine" lowers the learning rate to 0 along a cosine over the run; ``dropout``
+    (gated and transformer priors) and ``augment`` (see :func:`epochs_of_codes`) regularise a long run.
+    ``condition_on_moves`` (with ``augment``, unconditional gated or autoregressive transformer priors): tell
+    the prior which move made each map, as a label (0 for unmoved maps), so that it learns from the
     moved digits without learning to draw them, and return the prior of unmoved maps
-    (:func:`~vqvae_lessons.priors.pixelcnn.fix_label`): distribution augmentation (Jun et al., 2020).
+    (:func:`~vqvae_lessons.priors.build.fix_label`): distribution augmentation (Jun et al., 2020).
     ``codes``: the training images' maps ``(N, H, W)``, when the caller has already encoded them.
     """
     if not 0 <= augment <= 1:
         raise ValueError(f"augment is the fraction of training images moved each epoch, in [0, 1], got "
                          f"{augment!r}.")
-    if condition_on_moves and (not augment or conditional or architecture != "gated"):
-        raise ValueError("condition_on_moves tells an unconditional gated prior which move made each map: it needs "
-                         "augment > 0, architecture='gated' and conditional=False.")
+    if condition_on_moves and (not augment or conditional or architecture not in ("gated", "transformer")):
+        raise ValueError("condition_on_moves tells an unconditional gated or transformer prior which move made each "
+                         "map: it needs augment > 0, architecture='gated' or 'transformer' and conditional=False.")
     check_train_size(train_size)
     keras.utils.set_random_seed(seed)
     data = data or load_mnist()
@@ -169,8 +171,8 @@ def train_prior(vqvae, architecture="gated", conditional=False, channels=None, n
     labels = y_fit[:train_size].astype("int32") if conditional else None
     test_codes = vqvae.encode(x_val)
     num_classes = 10 if conditional else 1 + len(shift_moves()) if condition_on_moves else None
-    prior = PixelCNN(architecture, vqvae.num_embeddings, num_classes=num_classes, channels=channels,
-                     num_layers=num_layers, dropout=dropout)
+    prior = build_prior(architecture, vqvae.num_embeddings, num_classes=num_classes, channels=channels,
+                        num_layers=num_layers, dropout=dropout)
     steps_per_epoch, train_codes, train_labels = None, codes, labels
     if augment:
         train_codes, train_labels, moves, steps_per_epoch = epochs_of_codes(
