@@ -29,7 +29,8 @@ import vqvae_lessons  # noqa: F401  (first: keeps TensorFlow's start-up quiet)
 import keras
 
 from vqvae_lessons import pretrained
-from vqvae_lessons.priors import ARCHITECTURES, build_prior, sampling
+from vqvae_lessons.priors import ARCHITECTURES, sampling
+from vqvae_lessons.priors.build import build_prior
 
 UNTRAINED_SIZES = {"maskgit": tuple(ARCHITECTURES["maskgit"].values()),
                    "transformer": tuple(ARCHITECTURES["transformer"].values()), "gated": (96, 6)}

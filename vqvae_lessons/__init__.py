@@ -2,7 +2,7 @@
 
 Modules, one concept each: ``data`` (MNIST), ``checks`` (input checks), ``vae``,
 ``quantizers`` (vector quantizers), ``vqvae``, ``priors`` (masked convolutions, PixelCNN
-priors, sampling), ``judge`` (judging generated digits), ``metrics``, ``gradients``
+and transformer priors, sampling), ``judge`` (judging generated digits), ``metrics``, ``gradients``
 (gradients on every backend), ``recipes`` and ``train`` (how each shipped model trains),
 ``sweep`` (lesson 4's sweep), ``pretrained`` (shipped weights), ``plotting``, ``widgets``
 and ``exercises``. ``python -m vqvae_lessons --help`` trains, evaluates, samples, judges

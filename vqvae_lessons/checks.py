@@ -48,6 +48,21 @@ def check_train_size(train_size):
     return train_size
 
 
+def check_prior_settings(num_classes, dropout, **sizes):
+    """Check the settings every prior shares: ``num_classes`` None (unconditional) or an int >= 1,
+    ``dropout`` in [0, 1), and each of ``sizes`` (``channels=96``, ...) a positive integer; a
+    ValueError names the first that is wrong."""
+    if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer))
+                                    or num_classes < 1):
+        raise ValueError(f"num_classes is the number of class labels of a class-conditional prior, an int >= 1 "
+                         f"(10 for MNIST's digits), or None for an unconditional prior; got {num_classes!r}.")
+    if not 0 <= dropout < 1:
+        raise ValueError(f"dropout is the fraction of features dropped while training, in [0, 1), got {dropout!r}.")
+    for name, value in sizes.items():
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+
+
 def check_images(images):
     """Return ``images`` as float32 ``(N, 28, 28, 1)`` in [0, 1], or raise a ValueError that says how to fix them."""
     images = np.asarray(images)

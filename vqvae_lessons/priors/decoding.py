@@ -115,10 +115,11 @@ def maskgit_schedule(steps):
 
 def most_kept(length, steps):
     """The most positions one step of :func:`maskgit_schedule` can fill in a map of ``length``
-    positions, whatever the number ``U`` of them to fill (``floor(U f_{s-1}) - floor(U f_s)``)."""
-    fractions = np.concatenate([[1.0], maskgit_schedule(steps)])
-    hidden = np.floor(np.arange(1, length + 1)[:, None] * fractions[None, :])  # (U, steps + 1)
-    return int((hidden[:, :-1] - hidden[:, 1:]).max())
+    positions, whatever the number ``U`` of them to fill (``floor(U f_{s-1}) - floor(U f_s)``, in
+    float32 as the decoder computes it), plus one to spare for rounding (at most ``length``)."""
+    fractions = np.concatenate([[1.0], maskgit_schedule(steps)]).astype("float32")
+    hidden = np.floor(np.arange(1, length + 1, dtype="float32")[:, None] * fractions[None, :])  # (U, steps + 1)
+    return min(length, int((hidden[:, :-1] - hidden[:, 1:]).max()) + 1)
 
 
 def sample_maskgit(prior, given, draws, steps=8):
@@ -154,29 +155,28 @@ class _ParallelDecoder(keras.Model):
         self.schedule, self.most_kept = maskgit_schedule(steps), most_kept(prior.length, steps)
 
     def call(self, inputs):
-        prior, given, labels = self.prior, inputs["given"], inputs.get("labels")
-        length, kept_at_most = prior.length, self.most_kept
-        to_fill = ops.sum(ops.cast(given < 0, "float32"), axis=1)  # U, per map
-        temperature = ops.repeat(inputs["temperature"], kept_at_most)  # one per position drawn
-        schedule = ops.convert_to_tensor(self.schedule)
-        rank = ops.cast(ops.arange(kept_at_most), "float32")[None, :]
+        return ops.fori_loop(0, self.steps, lambda s, codes: self.decode_step(s, codes, inputs), inputs["given"])
 
-        def decode(s, codes):
-            hidden = codes < 0
-            grid = ops.reshape(codes, (-1, *prior.grid))
-            logits = ops.reshape(prior((grid, labels) if prior.conditional else grid), (-1, length, prior.num_codes))
-            top_log_prob = ops.max(logits, axis=-1) - ops.logsumexp(logits, axis=-1)  # (N, T)
-            noise = ops.clip(ops.take(inputs["noise"], s, axis=1), 1e-12, 1.0 - 1e-7)
-            fade = inputs["choice_temperature"][:, None] * (1.0 - ops.cast(s + 1, "float32") / self.steps)
-            confidence = ops.where(hidden, top_log_prob - fade * ops.log(-ops.log(noise)), -1e9)
-            keep = ops.sum(ops.cast(hidden, "float32"), axis=1) - ops.floor(to_fill * ops.take(schedule, s))  # (N,)
-            _, chosen = ops.top_k(confidence, kept_at_most)  # (N, B): the surest positions first
-            chosen_logits = ops.take_along_axis(logits, chosen[..., None], axis=1)  # (N, B, K)
-            uniform = ops.take_along_axis(ops.take(inputs["uniform"], s, axis=1), chosen, axis=1)
-            drawn = draw(ops.reshape(chosen_logits, (-1, prior.num_codes)), temperature, ops.reshape(uniform, (-1,)))
-            # position p gets the code drawn for it, if it is among the first `keep` chosen
-            hits = ops.logical_and(chosen[..., None] == ops.arange(length), (rank < keep[:, None])[..., None])
-            codes_drawn = ops.sum(ops.where(hits, ops.reshape(drawn, (-1, kept_at_most, 1)), 0), axis=1)
-            return ops.where(ops.any(hits, axis=1), codes_drawn, codes)
-
-        return ops.fori_loop(0, self.steps, decode, given)
+    def decode_step(self, s, codes, inputs):
+        """Step ``s`` (an int, or a scalar tensor inside the loop): the codes ``(N, T)`` (-1: hidden)
+        after it, from those before it; ``inputs`` as :meth:`call` takes them."""
+        prior, labels, kept_at_most = self.prior, inputs.get("labels"), self.most_kept
+        to_fill = ops.sum(ops.cast(inputs["given"] < 0, "float32"), axis=1)  # U, per map
+        hidden = codes < 0
+        grid = ops.reshape(codes, (-1, *prior.grid))
+        logits = ops.reshape(prior((grid, labels) if prior.conditional else grid), (-1, prior.length, prior.num_codes))
+        top_log_prob = ops.max(logits, axis=-1) - ops.logsumexp(logits, axis=-1)  # (N, T)
+        noise = ops.clip(ops.take(inputs["noise"], s, axis=1), 1e-12, 1.0 - 1e-7)
+        fade = inputs["choice_temperature"][:, None] * (1.0 - ops.cast(s + 1, "float32") / self.steps)
+        confidence = ops.where(hidden, top_log_prob - fade * ops.log(-ops.log(noise)), -1e9)  # + fade * Gumbel
+        still_hidden = ops.floor(to_fill * ops.take(ops.convert_to_tensor(self.schedule), s))
+        keep = ops.sum(ops.cast(hidden, "float32"), axis=1) - still_hidden  # (N,): how many to fill now
+        _, chosen = ops.top_k(confidence, kept_at_most)  # (N, B): the surest positions first
+        chosen_logits = ops.reshape(ops.take_along_axis(logits, chosen[..., None], axis=1), (-1, prior.num_codes))
+        uniform = ops.reshape(ops.take_along_axis(ops.take(inputs["uniform"], s, axis=1), chosen, axis=1), (-1,))
+        drawn = draw(chosen_logits, ops.repeat(inputs["temperature"], kept_at_most), uniform)  # (N * B,)
+        # position p gets the code drawn for it if it is among the first `keep` chosen
+        first = ops.cast(ops.arange(kept_at_most), "float32")[None, :] < keep[:, None]  # (N, B)
+        hits = ops.logical_and(chosen[..., None] == ops.arange(prior.length), first[..., None])  # (N, B, T)
+        codes_drawn = ops.sum(ops.where(hits, ops.reshape(drawn, (-1, kept_at_most, 1)), 0), axis=1)
+        return ops.where(ops.any(hits, axis=1), codes_drawn, codes)

@@ -38,7 +38,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from ..checks import CODE_GRID, concrete
+from ..checks import CODE_GRID, check_prior_settings, concrete
 from . import ARCHITECTURES, TRANSFORMERS
 from .masked import MaskedConv2D
 
@@ -164,23 +164,15 @@ class PixelCNN(keras.Model):
             raise ValueError(f"architecture={architecture!r} is not known: use one of {list(ARCHITECTURES)}.")
         if architecture in TRANSFORMERS:
             raise ValueError(f"architecture={architecture!r} is a transformer prior, not a PixelCNN: build it with "
-                             f"priors.build_prior({architecture!r}, ...).")
-        if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer))
-                                        or num_classes < 1):
-            raise ValueError(f"num_classes is the number of class labels of a class-conditional prior, an int >= 1 "
-                             f"(10 for MNIST's digits), or None for an unconditional prior; got {num_classes!r}.")
+                             f"priors.build.build_prior({architecture!r}, ...).")
+        channels = channels or ARCHITECTURES[architecture]["channels"]
+        num_layers = num_layers or ARCHITECTURES[architecture]["num_layers"]
+        check_prior_settings(num_classes, dropout, num_codes=num_codes, channels=channels, num_layers=num_layers)
         if num_classes is not None and architecture != "gated":
             raise ValueError("Only the gated PixelCNN can be class-conditional: use architecture='gated'.")
-        if not 0 <= dropout < 1:
-            raise ValueError(f"dropout is the fraction of features dropped while training, in [0, 1), got {dropout!r}.")
         if dropout and architecture != "gated":
             raise ValueError("Only the gated PixelCNN takes dropout (the Keras example has none): use "
                              "architecture='gated' or dropout=0.")
-        channels = channels or ARCHITECTURES[architecture]["channels"]
-        num_layers = num_layers or ARCHITECTURES[architecture]["num_layers"]
-        for name, value in [("num_codes", num_codes), ("channels", channels), ("num_layers", num_layers)]:
-            if not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
         num_classes = None if num_classes is None else int(num_classes)
         self.architecture, self.num_codes, self.num_classes = architecture, int(num_codes), num_classes
         self.channels, self.num_layers, self.grid = int(channels), int(num_layers), tuple(grid)

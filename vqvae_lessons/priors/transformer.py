@@ -33,7 +33,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from ..checks import CODE_GRID, concrete
+from ..checks import CODE_GRID, check_prior_settings, concrete
 from . import ARCHITECTURES
 from .attention import TransformerBlock, causal_attention_mask
 from .pixelcnn import PixelCNN
@@ -58,19 +58,12 @@ class TransformerPrior(keras.Model):
         super().__init__(**kwargs)
         if architecture not in (None, self.architecture):
             raise ValueError(f"{type(self).__name__} is the {self.architecture!r} architecture, got "
-                             f"architecture={architecture!r}: use priors.build_prior({architecture!r}, ...).")
-        if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer))
-                                        or num_classes < 1):
-            raise ValueError(f"num_classes is the number of class labels of a class-conditional prior, an int >= 1 "
-                             f"(10 for MNIST's digits), or None for an unconditional prior; got {num_classes!r}.")
-        if not 0 <= dropout < 1:
-            raise ValueError(f"dropout is the fraction of features dropped while training, in [0, 1), got {dropout!r}.")
-        channels = channels or ARCHITECTURES[self.architecture]["channels"]
-        num_layers = num_layers or ARCHITECTURES[self.architecture]["num_layers"]
-        for name, value in [("num_codes", num_codes), ("channels", channels), ("num_layers", num_layers),
-                            ("heads", heads), ("mlp_ratio", mlp_ratio)]:
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+                             f"architecture={architecture!r}: use priors.build.build_prior({architecture!r}, ...).")
+        defaults = ARCHITECTURES[self.architecture]
+        channels = defaults["channels"] if channels is None else channels
+        num_layers = defaults["num_layers"] if num_layers is None else num_layers
+        check_prior_settings(num_classes, dropout, num_codes=num_codes, channels=channels, num_layers=num_layers,
+                             heads=heads, mlp_ratio=mlp_ratio)
         if channels % heads:
             raise ValueError(f"channels ({channels}) must be a multiple of heads ({heads}): each attention head "
                              "gets channels / heads of them.")
@@ -184,24 +177,29 @@ class MaskGITPrior(TransformerPrior):
     they are well defined but say little; hide positions to ask about them. A class-conditional
     prior (``num_classes``) is called on ``(codes, labels)``; its label is one more token.
 
+    It is made small (by default 2 blocks of 64 channels, 2 heads, an MLP of twice the width):
+    decoding runs it over the whole map at every step, so its size is its sampling speed.
+
     Train with ``compile(optimizer)`` and ``fit(codes)`` (targets, if given, are not read: they
     are the codes themselves): :meth:`compute_loss` hides a cosine-scheduled random fraction of
     each map and returns the cross-entropy at the hidden positions, in nats per hidden code. Draw
     maps with :func:`~vqvae_lessons.priors.sampling.sample` (``steps``: 8 by default).
+    ``masking_seed`` seeds the training masks (None: drawn from Keras's global seed, which
+    ``keras.utils.set_random_seed`` sets).
     """
 
     architecture = "maskgit"
     extra_codes = 1  # the [MASK] token's embedding, row K
     MASK = -1
 
-    def __init__(self, num_codes=128, num_classes=None, channels=None, num_layers=None, heads=4, mlp_ratio=4,
-                 grid=CODE_GRID, dropout=0.0, architecture=None, seed=None, **kwargs):
+    def __init__(self, num_codes=128, num_classes=None, channels=None, num_layers=None, heads=2, mlp_ratio=2,
+                 grid=CODE_GRID, dropout=0.0, architecture=None, masking_seed=None, **kwargs):
         super().__init__(num_codes, num_classes, channels, num_layers, heads, mlp_ratio, grid, dropout, architecture,
                          **kwargs)
         self.class_embedding = layers.Embedding(self.num_classes, self.channels, name="classes") if (
             self.conditional) else None
-        self.seed = seed
-        self.masking_seed = keras.random.SeedGenerator(seed)  # the training masks' random numbers
+        self.masking_seed = masking_seed
+        self.masking = keras.random.SeedGenerator(masking_seed)  # the training masks' random numbers
         self(self._dummy_inputs())  # create the weights now, so that load_weights works at once
 
     def call(self, inputs, training=None):
@@ -224,7 +222,7 @@ class MaskGITPrior(TransformerPrior):
         """Which positions to hide in ``n`` training maps, ``(n, H, W)`` booleans: each map hides
         ``ceil(T cos(pi r / 2))`` of its ``T`` positions (at least one), ``r`` uniform in [0, 1), at
         positions drawn at random. ``seed``: a ``keras.random.SeedGenerator`` (default: the model's own)."""
-        seed = self.masking_seed if seed is None else seed
+        seed = self.masking if seed is None else seed
         ratio = ops.cos(0.5 * math.pi * keras.random.uniform((n, 1), seed=seed))
         count = ops.clip(ops.ceil(ratio * self.length), 1, self.length)
         ranks = ops.argsort(ops.argsort(keras.random.uniform((n, self.length), seed=seed), axis=-1), axis=-1)
@@ -257,7 +255,25 @@ class MaskGITPrior(TransformerPrior):
         return total / max(count, 1.0)
 
     def get_config(self):
-        return {**super().get_config(), "seed": self.seed}
+        return {**super().get_config(), "masking_seed": self.masking_seed}
+
+
+def fix_class_token(prior, label):
+    """An unconditional copy of the conditional :class:`ARTransformerPrior` ``prior`` that acts as if
+    always given ``label``: its start token is ``label``'s class token, so it computes the same
+    logits ``(N, H, W, K)`` for ``codes`` alone as ``prior`` does for ``(codes, label)``. The
+    transformer's counterpart of :func:`~vqvae_lessons.priors.pixelcnn.fix_label` (training told
+    which move made each map uses it: see ``train.train_prior``)."""
+    if not isinstance(prior, ARTransformerPrior) or not prior.conditional:
+        raise ValueError("fix_class_token needs a class-conditional ARTransformerPrior (num_classes set).")
+    label = int(prior.check_labels(label, 1)[0])
+    config = {key: value for key, value in prior.get_config().items() if key not in ("name", "trainable", "dtype")}
+    fixed = ARTransformerPrior(**{**config, "num_classes": None})
+    start = prior.start_embedding.embeddings
+    for source, target in zip(prior.weights, fixed.weights, strict=True):  # built in the same order
+        value = ops.convert_to_numpy(source)
+        target.assign(value[label:label + 1] if source is start else value)
+    return fixed
 
 
 def cross_entropy_at(codes, logits, hidden):
