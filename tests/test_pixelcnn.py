@@ -500,8 +500,8 @@ def test_training_told_which_move_made_each_map(tiny_mnist):
     prior, record = train_prior(vqvae, "gated", channels=8, num_layers=2, epochs=2, batch_size=64, augment=0.5,
                                 condition_on_moves=True, data=tiny_mnist, verbose=0)
     assert not prior.conditional and record["condition_on_moves"] is True  # the prior of unmoved maps
-    test_nll = -prior.log_probs(vqvae.encode(tiny_mnist.x_test)).mean()
-    assert test_nll == pytest.approx(record["history"]["val_loss"][-1], rel=1e-4)  # validated as label 0
+    val_nll = -prior.log_probs(vqvae.encode(tiny_mnist.x_val)).mean()
+    assert val_nll == pytest.approx(record["history"]["val_loss"][-1], rel=1e-4)  # validated as label 0
     wrongs = [dict(augment=0.0), dict(augment=0.5, conditional=True), dict(augment=0.5, architecture="keras-example")]
     for wrong in wrongs:
         settings = {"architecture": "gated", **wrong}

@@ -1,0 +1,105 @@
+"""Training speed of the default VQ-VAE and the default prior under Keras's compile options, side by side.
+
+What it measures
+    Seconds per training step of the course's default VQ-VAE (``vqvae-k128-d16``'s architecture:
+    residual encoder and decoder, EMA codebook, K=128, D=16) and default prior (``gated-vqvae``'s:
+    a gated PixelCNN of width 96 with dropout 0.2), each compiled with every combination of
+    ``jit_compile`` (XLA: Keras's "auto" leaves it off on a CPU-only TensorFlow) and
+    ``steps_per_execution`` given by ``--jit`` and ``--steps-per-execution``. Each setting fits a fresh
+    model (seed 0) on ``--steps`` batches of 128 (real MNIST images; random codes for the prior, whose
+    cost does not depend on the codes), after one warm-up fit of the same length that traces and
+    compiles the step; settings alternate for ``--repeats`` rounds so that background load hits all.
+
+Output
+    One JSON object: per model and setting the seconds per step of each repeat, their median, the
+    median scaled to a 55,000-image epoch, and ``ratio_to_baseline`` (median over the median of
+    ``jit_compile=False, steps_per_execution=1``; below 1 is faster).
+
+Usage (from the repository root, on an otherwise idle machine)::
+
+    VQVAE_LESSONS_MNIST=../shared/data/mnist.npz python benchmarks/training_speed.py
+    python benchmarks/training_speed.py --steps 10 --repeats 1      # a quick check
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import statistics
+import sys
+import time
+
+# isort: off
+import vqvae_lessons
+
+vqvae_lessons.quiet()
+# isort: on
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+from vqvae_lessons.data import load_mnist  # noqa: E402
+from vqvae_lessons.priors.pixelcnn import PixelCNN  # noqa: E402
+from vqvae_lessons.vqvae import VQVAE  # noqa: E402
+
+BATCH = 128
+
+
+def build(which, variance):
+    if which == "vqvae":
+        model = VQVAE("residual", 128, 16, "ema", data_variance=variance)
+        return model, None
+    model = PixelCNN("gated", 128, channels=96, dropout=0.2)
+    return model, keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+
+def seconds_per_step(which, data, codes, steps, jit, per_execution):
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(0)
+    model, loss = build(which, data.variance)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=loss, jit_compile=jit,
+                  steps_per_execution=per_execution)
+    inputs, targets = (data.x_fit[:steps * BATCH], None) if which == "vqvae" else (codes, codes)
+    model.fit(inputs, targets, batch_size=BATCH, epochs=1, verbose=0)  # traces and compiles the step
+    start = time.perf_counter()
+    model.fit(inputs, targets, batch_size=BATCH, epochs=1, verbose=0)
+    return (time.perf_counter() - start) / steps
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--models", nargs="+", default=["vqvae", "prior"], choices=["vqvae", "prior"])
+    parser.add_argument("--steps", type=int, default=40, help="batches of 128 timed per fit")
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--jit", nargs="+", default=["false", "true"], choices=["false", "true"])
+    parser.add_argument("--steps-per-execution", nargs="+", type=int, default=[1, 8])
+    args = parser.parse_args(argv)
+    data = load_mnist()
+    codes = np.random.default_rng(0).integers(0, 128, (args.steps * BATCH, 7, 7)).astype("int32")
+    settings = list(itertools.product(args.models, [j == "true" for j in args.jit], args.steps_per_execution))
+    times = {s: [] for s in settings}
+    for round_ in range(args.repeats):
+        for which, jit, per_execution in settings:
+            times[(which, jit, per_execution)].append(
+                seconds_per_step(which, data, codes, args.steps, jit, per_execution))
+            print(f"round {round_ + 1}: {which} jit_compile={jit} steps_per_execution={per_execution}: "
+                  f"{times[(which, jit, per_execution)][-1]:.4f} s per step", file=sys.stderr, flush=True)
+    result = {"steps": args.steps, "repeats": args.repeats, "batch_size": BATCH, "backend": keras.config.backend(),
+              "models": {}}
+    for which in args.models:
+        baseline = statistics.median(times[(which, False, 1)]) if (which, False, 1) in times else None
+        rows = {}
+        for (model, jit, per_execution), values in times.items():
+            if model != which:
+                continue
+            median = statistics.median(values)
+            rows[f"jit_compile={jit}, steps_per_execution={per_execution}"] = {
+                "seconds_per_step": [round(v, 5) for v in values], "median_seconds_per_step": round(median, 5),
+                "seconds_per_55000_image_epoch": round(median * 55000 / BATCH, 1),
+                "ratio_to_baseline": round(median / baseline, 3) if baseline else None}
+        result["models"][which] = rows
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
