@@ -251,6 +251,9 @@ def test_class_labels_change_the_samples():
     ({"given": np.full((2, 5, 5), -1)}, r"shape \(2, 7, 7\)"),
     ({"given": np.full((2, 7, 7), -1.0)}, "integer codes"),
     ({"temperature": -1.0}, "temperature must be a number >= 0"),
+    ({"temperature": "1"}, "temperature must be a number >= 0 .* got '1'"),
+    ({"batch_size": 2.5}, "batch_size is how many maps are drawn together, a positive integer, got 2.5"),
+    ({"batch_size": 0}, "a positive integer, got 0"),
     ({"labels": 3}, "not class-conditional: leave labels out"),
 ])
 def test_bad_sampling_requests_are_clear_errors(kwargs, message):

@@ -72,11 +72,12 @@ def sample(prior, n=None, *, labels=None, given=None, temperature=1.0, seed=0, b
         if given.min(initial=0) < -1:
             raise ValueError("given holds codes in [0, K) and -1 for the positions to sample, nothing below -1.")
         given = given.astype("int32")
-    if not np.isfinite(temperature) or temperature < 0:
+    if (isinstance(temperature, bool) or not isinstance(temperature, (int, float, np.integer, np.floating))
+            or not np.isfinite(temperature) or temperature < 0):
         raise ValueError(f"temperature must be a number >= 0 (1: the prior as trained, 0: the most likely code), "
-                         f"got {temperature}.")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size}.")
+                         f"got {temperature!r}.")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size is how many maps are drawn together, a positive integer, got {batch_size!r}.")
     rng = np.random.default_rng(seed)
     if steps is None:
         uniform = rng.random(given.shape, dtype="float32")  # one number per position
