@@ -11,7 +11,7 @@ import vqvae_lessons
 
 vqvae_lessons.quiet()
 
-from vqvae_lessons.data import MNIST, MNIST_ENV, MNISTDataError, load_mnist  # noqa: E402
+from vqvae_lessons.data import FASHION_MNIST_ENV, MNIST, MNIST_ENV, MNISTDataError, load_dataset, load_mnist  # noqa: E402
 
 
 def pytest_collection_modifyitems(config, items):
@@ -23,7 +23,7 @@ def pytest_collection_modifyitems(config, items):
             kinds.add("notebook")
         elif item.path.name == "test_site.py":
             kinds.add("browser")
-        if "real_mnist" in getattr(item, "fixturenames", ()):
+        if {"real_mnist", "real_fashion_mnist"} & set(getattr(item, "fixturenames", ())):
             kinds.add("mnist")
         for kind in kinds | ({"slow"} if kinds else set()):
             item.add_marker(kind)
@@ -67,3 +67,16 @@ def real_mnist() -> MNIST:
         if os.environ.get(MNIST_ENV):
             raise
         pytest.skip(f"the real MNIST is not available ({MNIST_ENV} is not set and Keras's download failed: {error})")
+
+
+@pytest.fixture(scope="session")
+def real_fashion_mnist() -> MNIST:
+    """Fashion-MNIST: the file VQVAE_LESSONS_FASHION_MNIST names, or else Keras's download; skipped when
+    neither is available."""
+    try:
+        return load_dataset("fashion_mnist")
+    except MNISTDataError as error:
+        if os.environ.get(FASHION_MNIST_ENV):
+            raise
+        pytest.skip(f"Fashion-MNIST is not available ({FASHION_MNIST_ENV} is not set and Keras's download "
+                    f"failed: {error})")

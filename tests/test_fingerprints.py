@@ -15,13 +15,15 @@ pytestmark = pytest.mark.skipif(keras.config.backend() != "tensorflow",
 
 
 @pytest.mark.parametrize("name", sorted(recipes.RECIPES))
-def test_the_recipe_trains_as_its_card_recorded(name, real_mnist):
+def test_the_recipe_trains_as_its_card_recorded(name, real_mnist, request):
     card = pretrained.card(name)
     recorded = card["training"].get("fingerprint")
     assert recorded is not None, f"{name}'s card records no fingerprint: reproduce it, or record one"
     recipe = recipes.RECIPES[name]
     vqvae = pretrained.load_vqvae(recipe.vqvae) if recipe.kind == "prior" else None
-    data = real_mnist if getattr(recipe, "dataset", "mnist") == "mnist" else None  # Fashion-MNIST: its own file
+    data = real_mnist
+    if getattr(recipe, "dataset", "mnist") == "fashion_mnist":
+        data = request.getfixturevalue("real_fashion_mnist")
     measured = recipes.fingerprint(recipe, data, vqvae)
     assert measured["steps"] == recorded["steps"] and measured["train_size"] == recorded["train_size"]
     tolerance = recipes.FINGERPRINT_TOLERANCE
