@@ -467,8 +467,9 @@ def test_training_on_augmented_codes(tiny_mnist):
     runs = [train_prior(vqvae, "gated", channels=8, num_layers=2, epochs=2, batch_size=64, augment=0.5,
                         lr_schedule="cosine", data=tiny_mnist, verbose=0) for _ in range(2)]
     (prior, record), (_, again) = runs
-    assert record["augment"] == 0.5 and record["train_size"] == 256
-    assert int(prior.optimizer.iterations) == 2 * 4  # 4 batches an epoch, each epoch on its own maps
+    fitted = tiny_mnist.fit_size  # the training images before the validation split
+    assert record["augment"] == 0.5 and record["train_size"] == fitted
+    assert int(prior.optimizer.iterations) == 2 * (fitted // 64)  # whole batches an epoch, each on its own maps
     assert record["history"] == again["history"]  # reproducible from the seed
     with pytest.raises(ValueError, match=r"augment is the fraction .* in \[0, 1\], got 1.5"):
         train_prior(vqvae, "gated", augment=1.5, data=tiny_mnist)
