@@ -14,6 +14,14 @@ vqvae_lessons.quiet()
 from vqvae_lessons.data import FASHION_MNIST_ENV, MNIST, MNIST_ENV, MNISTDataError, load_dataset, load_mnist  # noqa: E402
 
 
+def pytest_configure(config):
+    """The notebooks nbval executes go to the book's execution cache (``book_cache``), so the book build
+    that follows in CI does not execute them again."""
+    import book_cache
+
+    book_cache.register(config)
+
+
 def pytest_collection_modifyitems(config, items):
     """Mark what is not a fast unit test: the notebooks, the browser test, tests that need the
     real MNIST (all three are also ``slow``)."""
