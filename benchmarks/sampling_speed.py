@@ -33,8 +33,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import statistics
-import time
 
 # isort: off
 import vqvae_lessons  # noqa: F401  (first: keeps TensorFlow's start-up quiet)
@@ -43,7 +41,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from vqvae_lessons import pretrained
+from vqvae_lessons import pretrained, timing
 from vqvae_lessons.priors import pixelcnn, sampling
 
 METHODS = ("forward", "package", "old", "example", "example_lookup")
@@ -118,15 +116,7 @@ def time_prior(name, args, old_sampler):
         new, old = (sampler.sample(prior, args.n, labels=labels, temperature=0, **size)
                     for sampler, prior in ((sampling, model), (old_sampler, old_model)))
         result["same_maps_as_old_at_temperature_0"] = bool(np.array_equal(new, old))
-    for method in methods.values():  # warm up: build and compile once
-        method(0)
-    seconds = {key: [] for key in methods}
-    for repeat in range(args.repeats):
-        for key, method in methods.items():
-            start = time.perf_counter()
-            method(repeat + 1)
-            seconds[key].append(round(time.perf_counter() - start, 3))
-    medians = {key: statistics.median(values) for key, values in seconds.items()}
+    seconds, medians = timing.side_by_side(methods, args.repeats, digits=3)
     result.update({"seconds": seconds, "median_seconds": medians})
     if "forward" in medians:
         result["ratio_to_forward"] = {key: round(value / medians["forward"], 2) for key, value in medians.items()}

@@ -20,15 +20,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import time
 
 # isort: off
 import vqvae_lessons  # noqa: F401  (first: keeps TensorFlow's start-up quiet)
 # isort: on
 import keras
 
-from vqvae_lessons import pretrained
+from vqvae_lessons import pretrained, timing
 from vqvae_lessons.priors import ARCHITECTURES, sampling
 from vqvae_lessons.priors.build import build_prior
 
@@ -80,15 +78,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     priors = load_priors(args)
     methods = methods_of(priors, args)
-    for method in methods.values():  # warm up: compile once
-        method(0)
-    seconds = {key: [] for key in methods}
-    for repeat in range(args.repeats):
-        for key, method in methods.items():
-            start = time.perf_counter()
-            method(repeat + 1)
-            seconds[key].append(round(time.perf_counter() - start, 4))
-    medians = {key: statistics.median(values) for key, values in seconds.items()}
+    seconds, medians = timing.side_by_side(methods, args.repeats)
     result = {"maps": args.n, "batch_size": args.batch_size, "repeats": args.repeats,
               "backend": keras.backend.backend(), "untrained": args.untrained,
               "priors": {kind: {key: prior.get_config()[key] for key in ("channels", "num_layers")}

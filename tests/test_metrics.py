@@ -39,3 +39,18 @@ def test_bits_per_image_count_the_maps_a_grid_can_hold(num_codes, grid):
     # Independently of the formula: list every map of codes the grid can hold, and take log2 of their number.
     maps = {tuple(cells) for cells in itertools.product(range(num_codes), repeat=int(np.prod(grid)))}
     assert metrics.bits_per_image(num_codes, grid=grid) == pytest.approx(math.log2(len(maps)))
+
+
+def test_side_by_side_alternates_the_methods_after_one_warm_up_each():
+    import statistics
+
+    from vqvae_lessons import timing
+
+    calls = []
+    methods = {"a": lambda seed: calls.append(("a", seed)), "b": lambda seed: calls.append(("b", seed))}
+    seconds, medians = timing.side_by_side(methods, repeats=2)
+    assert calls == [("a", 0), ("b", 0), ("a", 1), ("b", 1), ("a", 2), ("b", 2)]
+    assert set(seconds) == {"a", "b"} and all(len(v) == 2 and min(v) >= 0 for v in seconds.values())
+    assert medians == {name: statistics.median(values) for name, values in seconds.items()}
+    with pytest.raises(ValueError, match="repeats"):
+        timing.side_by_side({"a": lambda s: None}, repeats=0)
