@@ -7,13 +7,15 @@ warm-up call each, which compiles), and prints JSON: per method the seconds of e
 their median, and the PixelCNN's median over each method's (``speedup_over_pixelcnn``). Usage::
 
     python benchmarks/transformer_priors.py --untrained [--n 1000] [--repeats 5] [--steps 4 8 16]
-    python benchmarks/transformer_priors.py --maskgit NAME --transformer NAME --pixelcnn gated-vqvae
+    python benchmarks/transformer_priors.py --maskgit NAME --transformer NAME --pixelcnn gated-vqvae [--judge]
 
 ``--untrained`` builds untrained priors of each architecture's default size (speed does not depend
 on the weights): ``--maskgit-size``, ``--transformer-size`` and ``--pixelcnn-size`` (channels and
 layers) change them; the PixelCNN's default is the shipped ``gated-vqvae``'s (96 channels, 6 layers).
 Otherwise ``--maskgit``, ``--transformer`` and ``--pixelcnn`` name shipped priors
-(``pretrained.load``); a method whose prior is not given is left out.
+(``pretrained.load``); a method whose prior is not given is left out. ``--judge`` also judges
+each method's ``--n`` maps of seed 0 (the shipped judge: Frechet distance to the test set,
+inception score, class histogram) and prints each Frechet distance over the PixelCNN's.
 """
 
 from __future__ import annotations
@@ -75,7 +77,12 @@ def main(argv=None):
     parser.add_argument("--n", type=int, default=1000, help="maps to draw per run")
     parser.add_argument("--batch-size", type=int, default=1000, help="the sampler's batch_size")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--judge", action="store_true",
+                        help="also judge each method's --n maps (seed 0), decoded by the priors' VQ-VAE: Frechet "
+                             "distance and inception score at equal sample counts (shipped priors only)")
     args = parser.parse_args(argv)
+    if args.judge and args.untrained:
+        parser.error("--judge judges shipped priors' samples: leave out --untrained")
     priors = load_priors(args)
     methods = methods_of(priors, args)
     seconds, medians = timing.side_by_side(methods, args.repeats)
@@ -87,7 +94,31 @@ def main(argv=None):
     if "gated_pixelcnn" in medians:
         result["speedup_over_pixelcnn"] = {key: round(medians["gated_pixelcnn"] / value, 2)
                                            for key, value in medians.items() if key != "gated_pixelcnn"}
+    if args.judge:
+        result["judged"] = judged(methods, priors, args)
+        if "gated_pixelcnn" in result["judged"]:
+            gated = result["judged"]["gated_pixelcnn"]["frechet_distance"]
+            result["frechet_ratio_to_pixelcnn"] = {key: round(value["frechet_distance"] / gated, 3)
+                                                   for key, value in result["judged"].items()
+                                                   if key != "gated_pixelcnn"}
     print(json.dumps(result, indent=1))
+
+
+def judged(methods, priors, args):
+    """``{method: the judge's verdict}`` on each method's maps of seed 0, decoded by its prior's VQ-VAE."""
+    from vqvae_lessons import judge
+    from vqvae_lessons.data import load_mnist
+
+    data, the_judge = load_mnist(), pretrained.shipped_judge()
+    names = {"maskgit": args.maskgit, "transformer": args.transformer, "gated": args.pixelcnn}
+    vqvaes = {kind: pretrained.load(pretrained.card(names[kind])["vqvae"]) for kind in priors}
+    verdicts = {}
+    for key, method in methods.items():
+        kind = "maskgit" if key.startswith("maskgit") else "transformer" if key.startswith("transformer") else "gated"
+        images = vqvaes[kind].decode(method(0))
+        verdict = judge.judge_images(images, judge=the_judge, data=data)
+        verdicts[key] = {k: round(v, 3) if isinstance(v, float) else v for k, v in verdict.items()}
+    return verdicts
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@ shows its full traceback instead. Run ``python -m vqvae_lessons COMMAND --help``
 
 It parses and prints, nothing else: ``train`` builds a recipe (:mod:`~vqvae_lessons.recipes`)
 from its flags, whose options are the recipe's fields, and hands it to
-:func:`~vqvae_lessons.pretrained.train_and_save`; ``evaluate`` calls
+:func:`~vqvae_lessons.pretrained.train_and_save` (``--devices N``, not a field: how it trains, not what,
+inside :func:`~vqvae_lessons.distribute.training_devices`); ``evaluate`` calls
 :func:`~vqvae_lessons.pretrained.evaluate`, ``reproduce``
 :func:`~vqvae_lessons.pretrained.reproduce_all` (into ``./reproduced`` unless ``--out`` says otherwise), ``sweep``
 :func:`~vqvae_lessons.sweep.run_sweep`, ``quantizers``
@@ -49,6 +50,10 @@ def build_parser():
         add_recipe_options(sub, recipe)
         sub.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder for NAME.weights.h5 and its card")
         sub.add_argument("--name", default=None, help="file name of the weights (default: from the settings)")
+        if kind in ("vqvae", "prior"):
+            sub.add_argument("--devices", type=_positive_int, default=None, metavar="N",
+                             help="train data parallel on the first N GPUs (else CPU devices); --batch-size is "
+                                  "the global batch (see vqvae_lessons.distribute). None: the default device")
 
     evaluate = commands.add_parser("evaluate", help="print a model's MNIST test-set metrics as JSON")
     evaluate.add_argument("model", choices=list(recipes.KINDS))
@@ -145,9 +150,14 @@ _CHECKS = {"positive": _positive_int, "fraction": _fraction, "unit_fraction": _u
 
 
 def cmd_train(args):
+    from . import distribute  # imports Keras: after quiet()
+
     recipe = recipe_of(args)
-    where = (["--out", args.out] if args.out != DEFAULT_OUT else []) + (["--name", args.name] if args.name else [])
-    with contextlib.redirect_stdout(sys.stderr):  # Keras's progress on stderr: stdout is for the JSON result
+    devices = getattr(args, "devices", None)  # how it trains (the card's command says so), not what it is
+    where = ((["--devices", devices] if devices else []) + (["--out", args.out] if args.out != DEFAULT_OUT else [])
+             + (["--name", args.name] if args.name else []))
+    # Keras's progress on stderr: stdout is for the JSON result
+    with contextlib.redirect_stdout(sys.stderr), distribute.training_devices(devices):
         return pretrained.train_and_save(recipe, args.out, args.name, command=recipe.command(*where))
 
 

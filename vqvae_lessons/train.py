@@ -12,6 +12,7 @@ import time
 import keras
 import numpy as np
 
+from . import distribute
 from .checks import check_train_size
 from .data import load_dataset, load_mnist, random_shift, shift_moves
 from .priors.build import build_prior, fix_label
@@ -55,6 +56,7 @@ def fit(model, images, epochs, batch_size, learning_rate, validation_images, cal
         steps = epochs * (steps_per_epoch or -(-len(images[0] if isinstance(images, tuple) else images) // batch_size))
         rate = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=steps)
     model.compile(optimizer=keras.optimizers.Adam(rate), loss=loss)
+    distribute.before_fit(model, images, targets)  # several TensorFlow replicas only
     if verbose == "auto":
         verbose = 1 if sys.stdout.isatty() else 2  # a live progress bar in a terminal, a line an epoch elsewhere
     validation = None
@@ -80,7 +82,7 @@ def train_vqvae(architecture="residual", num_embeddings=128, embedding_dim=16, q
                 decay=0.99, epochs=30, batch_size=128, learning_rate=1e-3, seed=0, kmeans_init=True,
                 restart_dead_codes=True, train_size=None, data=None, validate=True, verbose="auto",
                 validation="split", gradient="straight_through", codebook_transform=False, levels=None, bits=None,
-                num_quantizers=None, quantizer_dropout=0.0, callbacks=(), dataset=None):
+                num_quantizers=None, quantizer_dropout=0.0, callbacks=(), dataset=None, devices=None):
     """Train a :class:`VQVAE` on MNIST; return ``(model, record)``.
 
     ``record`` holds the settings, per-epoch seconds and the Keras history.
@@ -95,6 +97,12 @@ def train_vqvae(architecture="residual", num_embeddings=128, embedding_dim=16, q
     k-means centroids but has no restarts. ``callbacks``: more Keras callbacks, run after the maintenance.
     ``dataset``: ``"mnist"`` or ``"fashion_mnist"`` (:func:`~vqvae_lessons.data.load_dataset`; default:
     ``data``'s, else MNIST); ``data``, when given, must be that dataset.
+    ``devices``: train data parallel on several devices (see :func:`~vqvae_lessons.distribute.distribution_for`):
+    None or 1, the default device; N, the backend's first N GPUs (else CPU devices); or a
+    ``keras.distribution.DataParallel`` (JAX) or ``tf.distribute.MirroredStrategy`` (TensorFlow). ``batch_size``
+    is the global batch, ``batch_size / N`` images a device, and must divide by N; the codebook's
+    statistics are the global batch's. The training and validation images are cut to a multiple of N
+    (:func:`~vqvae_lessons.distribute.even`: at most N - 1 left out), and the record says ``devices``.
     """
     check_train_size(train_size)
     keras.utils.set_random_seed(seed)
@@ -104,19 +112,21 @@ def train_vqvae(architecture="residual", num_embeddings=128, embedding_dim=16, q
                          f"as data, or leave data out.")
     x_fit, _, x_val, _ = data.split(validation)
     images = x_fit[:train_size]
-    model = VQVAE(architecture, num_embeddings, embedding_dim, quantizer, beta=beta, decay=decay,
-                  data_variance=data.variance, gradient=gradient, codebook_transform=codebook_transform,
-                  levels=levels, bits=bits, num_quantizers=num_quantizers, quantizer_dropout=quantizer_dropout)
-    kmeans_init = kmeans_init and hasattr(model.quantizer, "initialize_kmeans")
-    restart_dead_codes = restart_dead_codes and hasattr(model.quantizer, "restart_dead_codes")
-    maintenance = CodebookMaintenance(images, kmeans_init=kmeans_init, restart_dead_codes=restart_dead_codes,
-                                      seed=seed)
-    callbacks = ([maintenance] if (kmeans_init or restart_dead_codes) else []) + list(callbacks)
-    record = fit(model, images, epochs, batch_size, learning_rate, x_val if validate else None,
-                  callbacks, verbose)
+    with distribute.scope(devices, batch_size) as count:  # one device: no scope, nothing changes
+        images, x_val = distribute.even((images, x_val), count)  # several: every batch splits evenly
+        model = VQVAE(architecture, num_embeddings, embedding_dim, quantizer, beta=beta, decay=decay,
+                      data_variance=data.variance, gradient=gradient, codebook_transform=codebook_transform,
+                      levels=levels, bits=bits, num_quantizers=num_quantizers, quantizer_dropout=quantizer_dropout)
+        kmeans_init = kmeans_init and hasattr(model.quantizer, "initialize_kmeans")
+        restart_dead_codes = restart_dead_codes and hasattr(model.quantizer, "restart_dead_codes")
+        maintenance = CodebookMaintenance(images, kmeans_init=kmeans_init, restart_dead_codes=restart_dead_codes,
+                                          seed=seed)
+        callbacks = ([maintenance] if (kmeans_init or restart_dead_codes) else []) + list(callbacks)
+        record = fit(model, images, epochs, batch_size, learning_rate, x_val if validate else None,
+                     callbacks, verbose)
     record.update(seed=seed, train_size=len(images), validation=validation, dataset=data.dataset,
                   kmeans_init=kmeans_init, restart_dead_codes=restart_dead_codes,
-                  codes_restarted=sum(n for _, n in maintenance.history))
+                  codes_restarted=sum(n for _, n in maintenance.history), **_devices_entry(count))
     return model, record
 
 
@@ -137,7 +147,7 @@ def train_vae(latent_dim=2, epochs=30, batch_size=128, learning_rate=1e-3, seed=
 def train_prior(vqvae, architecture="gated", conditional=False, channels=None, num_layers=None, epochs=15,
                 batch_size=128, learning_rate=1e-3, seed=0, train_size=None, data=None, validate=True,
                 verbose="auto", lr_schedule="constant", dropout=0.0, augment=0.0, condition_on_moves=False,
-                codes=None, validation="split"):
+                codes=None, validation="split", devices=None):
     """Train a prior (``architecture``: a :class:`~vqvae_lessons.priors.pixelcnn.PixelCNN`'s, "transformer" or
     "maskgit", see :func:`~vqvae_lessons.priors.build.build_prior`) on the codes ``vqvae`` gives
     MNIST's training images (with their digit labels when ``conditional``); return
@@ -151,6 +161,8 @@ def train_prior(vqvae, architecture="gated", conditional=False, channels=None, n
     moved digits without learning to draw them, and return the prior of unmoved maps
     (:func:`~vqvae_lessons.priors.build.fix_label`): distribution augmentation (Jun et al., 2020).
     ``codes``: the training images' maps ``(N, H, W)``, when the caller has already encoded them.
+    ``devices``: train data parallel on several devices, as :func:`train_vqvae` does (``vqvae`` encodes on
+    the default device).
     """
     if not 0 <= augment <= 1:
         raise ValueError(f"augment is the fraction of training images moved each epoch, in [0, 1], got "
@@ -171,24 +183,33 @@ def train_prior(vqvae, architecture="gated", conditional=False, channels=None, n
     labels = y_fit[:train_size].astype("int32") if conditional else None
     test_codes = vqvae.encode(x_val)
     num_classes = 10 if conditional else 1 + len(shift_moves()) if condition_on_moves else None
-    prior = build_prior(architecture, vqvae.num_embeddings, num_classes=num_classes, channels=channels,
-                        num_layers=num_layers, dropout=dropout)
-    steps_per_epoch, train_codes, train_labels = None, codes, labels
-    if augment:
-        train_codes, train_labels, moves, steps_per_epoch = epochs_of_codes(
-            vqvae, images, codes, labels, epochs, augment, batch_size, seed, progress=verbose != 0)
-    inputs, test_inputs = train_codes, test_codes
-    if conditional:
-        inputs, test_inputs = (train_codes, train_labels), (test_codes, y_val.astype("int32"))
-    if condition_on_moves:  # the test maps are unmoved: label 0
-        inputs, test_inputs = (train_codes, moves), (test_codes, np.zeros(len(test_codes), "int32"))
-    record = fit(prior, inputs, epochs, batch_size, learning_rate, test_inputs if validate else None, [], verbose,
-                  targets=train_codes, validation_targets=test_codes,
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), lr_schedule=lr_schedule,
-                  steps_per_epoch=steps_per_epoch)
+    with distribute.scope(devices, batch_size) as count:  # one device: no scope, nothing changes
+        # several devices: every batch splits evenly among them
+        images, codes, labels, test_codes, y_val = distribute.even((images, codes, labels, test_codes, y_val), count)
+        prior = build_prior(architecture, vqvae.num_embeddings, num_classes=num_classes, channels=channels,
+                            num_layers=num_layers, dropout=dropout)
+        steps_per_epoch, train_codes, train_labels = None, codes, labels
+        if augment:
+            train_codes, train_labels, moves, steps_per_epoch = epochs_of_codes(
+                vqvae, images, codes, labels, epochs, augment, batch_size, seed, progress=verbose != 0)
+        inputs, test_inputs = train_codes, test_codes
+        if conditional:
+            inputs, test_inputs = (train_codes, train_labels), (test_codes, y_val.astype("int32"))
+        if condition_on_moves:  # the test maps are unmoved: label 0
+            inputs, test_inputs = (train_codes, moves), (test_codes, np.zeros(len(test_codes), "int32"))
+        record = fit(prior, inputs, epochs, batch_size, learning_rate, test_inputs if validate else None, [],
+                     verbose, targets=train_codes, validation_targets=test_codes,
+                     loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), lr_schedule=lr_schedule,
+                     steps_per_epoch=steps_per_epoch)
     record.update(seed=seed, train_size=len(codes), validation=validation, augment=augment,
-                  condition_on_moves=condition_on_moves)
+                  condition_on_moves=condition_on_moves, **_devices_entry(count))
     return (fix_label(prior, 0) if condition_on_moves else prior), record
+
+
+def _devices_entry(count):
+    """What a record says of the devices: ``{"devices": count}`` when it trained on several, else nothing (the
+    records, and cards, of single-device runs stay as they were)."""
+    return {"devices": count} if count > 1 else {}
 
 
 def epochs_of_codes(vqvae, images, codes, labels, epochs, augment, batch_size=128, seed=0, progress=False):

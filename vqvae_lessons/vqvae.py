@@ -46,6 +46,7 @@ import numpy as np
 from keras import layers, ops
 
 from .checks import CODE_GRID, IMAGE_SHAPE, ImageInputs, check_images, check_indices, in_batches, model_images
+from .distribute import scale_loss
 from .quantizers import (
     GRADIENTS,
     FiniteScalarQuantizer,
@@ -222,7 +223,7 @@ class VQVAE(ImageInputs, keras.Model):
         self.reconstruction_loss_tracker.update_state(reconstruction_loss)
         self.vq_loss_tracker.update_state(y_pred["vq_loss"])
         self.perplexity_tracker.update_state(y_pred["perplexity"])
-        return reconstruction_loss + y_pred["vq_loss"]
+        return scale_loss(reconstruction_loss + y_pred["vq_loss"])  # on R TensorFlow replicas: its share, / R
 
     def predict_step(self, *args):
         """``predict`` gives the clipped reconstructions and the indices. Keras's step takes ``(data,)``, but

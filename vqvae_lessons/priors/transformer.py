@@ -34,6 +34,7 @@ import numpy as np
 from keras import layers, ops
 
 from ..checks import CODE_GRID, check_prior_settings, concrete
+from ..distribute import scale_loss
 from . import ARCHITECTURES
 from .attention import TransformerBlock, causal_attention_mask
 from .pixelcnn import PixelCNN
@@ -236,7 +237,7 @@ class MaskGITPrior(TransformerPrior):
         hidden = self.random_mask(ops.shape(codes)[0])
         visible = ops.where(hidden, self.MASK, codes)
         logits = self((visible, labels) if self.conditional else visible, training=training)
-        return cross_entropy_at(codes, logits, hidden)
+        return scale_loss(cross_entropy_at(codes, logits, hidden))  # on R TensorFlow replicas: its share, / R
 
     def masked_cross_entropy(self, codes, labels=None, seed=0, batch_size=1000):
         """The loss :meth:`compute_loss` trains on, measured on maps ``codes`` ``(N, H, W)`` (and their

@@ -26,6 +26,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from ..distribute import replica_mean
 from .vq import batch_perplexity, check_vector_size, pairwise_sq_distances, straight_through
 
 __all__ = ["LookupFreeQuantizer", "entropy_terms"]
@@ -37,12 +38,13 @@ def entropy_terms(logits):
     """``(per_sample_entropy, codebook_entropy)`` in nats of the softmax of ``logits`` ``(N, K)``.
 
     ``per_sample_entropy`` is the mean over rows of each row's entropy, ``codebook_entropy`` the
-    entropy of the mean row (how evenly the batch spreads over the K codes).
+    entropy of the mean row (how evenly the batch spreads over the K codes; on several devices, the
+    global batch's: :func:`~vqvae_lessons.distribute.replica_mean`).
     """
     log_p = ops.log_softmax(logits, axis=-1)
     p = ops.exp(log_p)
     per_sample = ops.mean(-ops.sum(p * log_p, axis=-1))
-    average = ops.mean(p, axis=0)
+    average = replica_mean(p, axis=0)
     return per_sample, -ops.sum(average * ops.log(average + 1e-10))
 
 

@@ -26,7 +26,10 @@ Two options change how they learn, nothing else (after the papers and lucidrains
   arXiv:2411.02038). The codes are ``C W``: a frozen random ``C`` ``(K, D)``, a learned ``W``
   ``(D, D)``, so each step of ``W`` moves every code and none is left behind.
 
-Only ``keras.ops`` is used, so both layers run on every Keras 3 backend.
+Only ``keras.ops`` is used, so both layers run on every Keras 3 backend. Trained on several devices
+(:mod:`~vqvae_lessons.distribute`), the EMA's counts and sums and the perplexity and usage are those of
+the global batch, not of one device's shard: on TensorFlow each replica adds them up over the replicas
+(:func:`~vqvae_lessons.distribute.replica_sum`) before it uses them; on JAX they are global already.
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ from __future__ import annotations
 import keras
 import numpy as np
 from keras import ops
+
+from ..distribute import replica_mean, replica_sum
 
 __all__ = [
     "VectorQuantizer",
@@ -118,8 +123,8 @@ def batch_perplexity(indices, num_codes):
 
 
 def _perplexity(encodings):
-    """``(perplexity, usage)`` of one-hot encodings ``(N, K)``."""
-    probs = ops.mean(encodings, axis=0)
+    """``(perplexity, usage)`` of one-hot encodings ``(N, K)`` (on several devices, of the global batch's)."""
+    probs = replica_mean(encodings, axis=0)
     entropy = -ops.sum(probs * ops.log(probs + 1e-10))
     return ops.exp(entropy), ops.mean(ops.cast(probs > 0, encodings.dtype))
 
@@ -163,7 +168,14 @@ class _Quantizer(keras.layers.Layer):
             shape=(self.num_embeddings, self.embedding_dim),
             initializer=self._codebook_initializer(),
             trainable=self.codebook_trainable,
+            aggregation=self._state_aggregation(),
         )
+
+    def _state_aggregation(self):
+        """How a variable that ``call`` assigns is written on several TensorFlow replicas: each replica computes
+        the same value from statistics summed over the replicas, and the first one's is kept
+        (``"only_first_replica"``; unused elsewhere). Variables that the optimizer trains keep Keras's default."""
+        return "none" if self.codebook_trainable else "only_first_replica"
 
     def _codebook_initializer(self):
         return keras.initializers.RandomUniform(-0.05, 0.05)
@@ -377,12 +389,11 @@ class VectorQuantizerEMA(_Quantizer):
 
     def build(self, input_shape):
         super().build(input_shape)
-        self.ema_cluster_size = self.add_weight(name="ema_cluster_size", shape=(self.num_embeddings,),
-                                                initializer="zeros", trainable=False)
+        state = {"initializer": "zeros", "trainable": False, "aggregation": self._state_aggregation()}
+        self.ema_cluster_size = self.add_weight(name="ema_cluster_size", shape=(self.num_embeddings,), **state)
         self.ema_embedding_sum = self.add_weight(name="ema_embedding_sum",
-                                                 shape=(self.num_embeddings, self.embedding_dim),
-                                                 initializer="zeros", trainable=False)
-        self.ema_steps = self.add_weight(name="ema_steps", shape=(), initializer="zeros", trainable=False)
+                                                 shape=(self.num_embeddings, self.embedding_dim), **state)
+        self.ema_steps = self.add_weight(name="ema_steps", shape=(), **state)
 
     def _loss_terms(self, x, quantized):
         _, commitment_loss = vq_losses(x, quantized, self.beta)
@@ -391,8 +402,10 @@ class VectorQuantizerEMA(_Quantizer):
     def _update_codebook(self, flat, one_hot):
         keep = self.decay
         steps = self.ema_steps + 1.0
-        cluster_size = keep * self.ema_cluster_size + (1.0 - keep) * ops.sum(one_hot, axis=0)
-        embedding_sum = keep * self.ema_embedding_sum + (1.0 - keep) * ops.matmul(ops.transpose(one_hot), flat)
+        # the global batch's counts and sums: on several TensorFlow replicas, added up over them
+        counts, sums = replica_sum(ops.sum(one_hot, axis=0)), replica_sum(ops.matmul(ops.transpose(one_hot), flat))
+        cluster_size = keep * self.ema_cluster_size + (1.0 - keep) * counts
+        embedding_sum = keep * self.ema_embedding_sum + (1.0 - keep) * sums
         self.ema_steps.assign(steps)
         self.ema_cluster_size.assign(cluster_size)
         self.ema_embedding_sum.assign(embedding_sum)
