@@ -19,7 +19,7 @@ def test_names_lists_every_exercise():
                        "straight_through", "vq_losses", "ema_update", "vqvae_forward", "codebook_perplexity",
                        "rate_distortion_knee", "dead_codes",
                        "causal_mask", "nll_bits_per_image", "sample_codes", "frechet_distance", "inception_score",
-                       "fsq_quantize", "rotate_to", "residual_stage"]
+                       "fsq_quantize", "rotate_to", "residual_stage", "causal_attention", "maskgit_keep"]
 
 
 @pytest.mark.parametrize("name", names())

@@ -284,6 +284,20 @@ RECIPES = {
         conditional=True, dropout=0.1, epochs=24, lr_schedule="cosine",
         description="A class-conditional gated PixelCNN over the codes of vqvae-k128-d16: it draws the digit it "
                     "is asked for."),
+    "transformer-vqvae": PriorRecipe(
+        architecture="transformer", dropout=0.1, augment=0.5, condition_on_moves=True, epochs=20,
+        lr_schedule="cosine",
+        description="An autoregressive transformer prior (4 pre-norm causal blocks of width 128, 2-D position "
+                    "embeddings) over the codes of vqvae-k128-d16, against gated-vqvae on the same codes."),
+    "maskgit-vqvae": PriorRecipe(
+        architecture="maskgit", dropout=0.1, augment=0.5, epochs=40, lr_schedule="cosine",
+        description="A MaskGIT prior (2 bidirectional blocks of width 64, trained to fill in masked codes) over "
+                    "the codes of vqvae-k128-d16: a whole map in a few parallel steps."),
+    "maskgit-vqvae-wide": PriorRecipe(
+        architecture="maskgit", channels=128, num_layers=4, dropout=0.1, augment=0.5, epochs=16,
+        lr_schedule="cosine",
+        description="A MaskGIT prior of the autoregressive transformer's size (4 bidirectional blocks of width 128) "
+                    "over the codes of vqvae-k128-d16: what a bigger network buys MaskGIT, and what it costs."),
     "judge-mnist": JudgeRecipe(validation="test",
         epochs=4,
         description="A small MNIST classifier that judges generated digits: its class probabilities give the "

@@ -34,7 +34,7 @@ solution's source as a string, and :func:`solution_markdown` as a collapsed
 
 # Importing the lessons registers their exercises, in the order of the lessons; the registry
 # (``_EXERCISES``, ``Exercise``, ``register``) stays reachable for tests and new lessons.
-from . import lesson1, lesson2, lesson3, lesson4, lesson5, lesson6, lesson7  # noqa: F401
+from . import lesson1, lesson2, lesson3, lesson4, lesson5, lesson6, lesson7, lesson8  # noqa: F401
 from .core import (  # noqa: F401
     _EXERCISES,
     Exercise,

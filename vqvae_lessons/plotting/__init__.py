@@ -1,5 +1,6 @@
 """The figures the lessons show, one call each, in one module a topic:
-:mod:`.images`, :mod:`.codes`, :mod:`.sweep`, :mod:`.priors`, :mod:`.generation` and :mod:`.quantizers`.
+:mod:`.images`, :mod:`.codes`, :mod:`.sweep`, :mod:`.priors`, :mod:`.generation`, :mod:`.quantizers` and
+:mod:`.transformers`.
 
 Every function returns a :class:`matplotlib.figure.Figure` built without
 pyplot's global state, so a notebook cell that ends with the call shows the
@@ -54,6 +55,13 @@ from .sweep import (  # noqa: F401
     rate_distortion,
     reconstruction_rows,
 )
+from .transformers import (  # noqa: F401
+    attention_on_map,
+    attention_weights,
+    maskgit_steps,
+    masking_schedules,
+    quality_vs_speed,
+)
 
 __all__ = [
     "image_grid",
@@ -90,4 +98,9 @@ __all__ = [
     "quantizers_at_343",
     "quantizer_rate_distortion",
     "code_use_curves",
+    "attention_weights",
+    "masking_schedules",
+    "maskgit_steps",
+    "attention_on_map",
+    "quality_vs_speed",
 ]
