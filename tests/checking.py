@@ -18,3 +18,32 @@ def assert_incorrect(capsys, name, fn, *phrases):
     for phrase in phrases:
         assert phrase in out, f"{phrase!r} not in: {out}"
     return out
+
+
+def assert_reference_stub_and_crash(capsys, name, reference):
+    """The reference is Correct, the notebook's stub is Not attempted, and an answer that raises is Incorrect
+    with its error named."""
+    assert check(name, reference) is True
+    assert check(name, _stub) is None
+    assert check(name, lambda *_: 1 / 0) is False
+    assert "ZeroDivisionError" in capsys.readouterr().out
+
+
+def assert_every_mistake_named(capsys, name, mistakes):
+    """Each ``(mistaken answer, its hint)`` of an exercise's mistakes table is Incorrect with that hint."""
+    for mistake, mistake_hint in mistakes:
+        assert_incorrect(capsys, name, mistake, mistake_hint)
+
+
+def assert_titled_figure(fig, tmp_path):
+    """``fig`` is a matplotlib figure with a title that saves to a non-trivial PNG."""
+    from matplotlib.figure import Figure
+
+    assert isinstance(fig, Figure)
+    assert fig.get_suptitle() or any(ax.get_title() for ax in fig.axes)
+    fig.savefig(tmp_path / "figure.png")
+    assert (tmp_path / "figure.png").stat().st_size > 1000
+
+
+def _stub(*_):
+    raise NotImplementedError

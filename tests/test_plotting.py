@@ -1,6 +1,6 @@
 import numpy as np
 import pytest
-from matplotlib.figure import Figure
+from checking import assert_titled_figure
 
 from vqvae_lessons import plotting
 
@@ -20,11 +20,7 @@ CODES = rng.integers(0, 16, (6, 7, 7))
     lambda: plotting.codebook_2d(rng.normal(size=(100, 2)), rng.normal(size=(5, 2))),
 ])
 def test_every_figure_has_a_title_and_draws(make, tmp_path):
-    fig = make()
-    assert isinstance(fig, Figure)
-    assert fig.get_suptitle() or any(ax.get_title() for ax in fig.axes)
-    fig.savefig(tmp_path / "figure.png")
-    assert (tmp_path / "figure.png").stat().st_size > 1000
+    assert_titled_figure(make(), tmp_path)
 
 
 def test_code_usage_reports_the_perplexity():
