@@ -47,5 +47,12 @@ result["shipped_log_probs"] = {}
 for name in shipped("prior"):
     prior, vqvae = pretrained.load(name), pretrained.load(pretrained.card(name)["vqvae"])
     labels = data.y_test[:16].astype("int32") if prior.conditional else None
-    result["shipped_log_probs"][name] = prior.log_probs(vqvae.encode(data.x_test[:16]), labels).tolist()
+    codes = vqvae.encode(data.x_test[:16])
+    if hasattr(prior, "log_probs"):
+        log_probs = prior.log_probs(codes, labels)
+    else:  # MaskGIT has no likelihood: its log-softmax with the lower three rows of each map hidden
+        hidden = np.where(np.arange(7)[:, None] >= 4, -1, codes)
+        logits = prior((hidden, labels) if prior.conditional else hidden)
+        log_probs = keras.ops.convert_to_numpy(keras.ops.log_softmax(logits, axis=-1))
+    result["shipped_log_probs"][name] = np.asarray(log_probs).tolist()
 print(json.dumps(result))
