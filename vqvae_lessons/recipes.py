@@ -254,7 +254,7 @@ KINDS = {cls.kind: cls for cls in (VQVAERecipe, VAERecipe, PriorRecipe, JudgeRec
 
 # Every shipped weight's recipe (``python -m vqvae_lessons reproduce NAME`` trains it).
 RECIPES = {
-    "keras-example-k128-d16": VQVAERecipe(validation="test",
+    "keras-example-k128-d16": VQVAERecipe(
         architecture="keras-example", quantizer="loss", kmeans_init=False, restart_dead_codes=False,
         description="The published Keras example's VQ-VAE, reproduced faithfully: its encoder and decoder, a "
                     "codebook learned by the codebook loss, no codebook maintenance."),
@@ -266,17 +266,18 @@ RECIPES = {
         dataset="fashion_mnist", epochs=10,
         description="The default VQ-VAE's recipe (7x7 codes of K=128, 343 bits per image) trained on Fashion-MNIST's "
                     "clothes instead of digits, for 10 epochs: what changes when the digits are not digits."),
-    "vae-z2": VAERecipe(validation="test",
+    "vae-z2": VAERecipe(
         description="A convolutional VAE with a 2-D latent space, for lesson 1's latent map and samples."),
-    "pixelcnn-keras-example": PriorRecipe(validation="test",
+    "pixelcnn-keras-example": PriorRecipe(
         vqvae="keras-example-k128-d16", architecture="keras-example", learning_rate=3e-4,
         description="The published Keras example's PixelCNN prior, reproduced faithfully (7x7 type-A "
                     "convolution, two residual blocks, two 1x1 layers; Adam 3e-4, 30 epochs), over the codes of "
                     "keras-example-k128-d16."),
-    "gated-keras-example": PriorRecipe(validation="test",
-        vqvae="keras-example-k128-d16", channels=96, dropout=0.25, augment=0.5, epochs=20, lr_schedule="cosine",
-        description="The project's gated PixelCNN (no blind spot) over the codes of keras-example-k128-d16, to "
-                    "compare with the example's prior on the same codes."),
+    "gated-keras-example": PriorRecipe(
+        vqvae="keras-example-k128-d16", channels=96, dropout=0.2, augment=0.5, condition_on_moves=True, epochs=20,
+        lr_schedule="cosine",
+        description="The project's gated PixelCNN (no blind spot) with gated-vqvae's recipe, over the codes of "
+                    "keras-example-k128-d16, to compare with the example's prior on the same codes."),
     "gated-vqvae": PriorRecipe(
         channels=96, dropout=0.2, augment=0.5, condition_on_moves=True, epochs=20, lr_schedule="cosine",
         description="The project's default prior: a gated PixelCNN over the codes of vqvae-k128-d16."),
