@@ -5,7 +5,10 @@ What it measures
     residual encoder and decoder, EMA codebook, K=128, D=16) and default prior (``gated-vqvae``'s:
     a gated PixelCNN of width 96 with dropout 0.2), each compiled with every combination of
     ``jit_compile`` (XLA: Keras's "auto" leaves it off on a CPU-only TensorFlow) and
-    ``steps_per_execution`` given by ``--jit`` and ``--steps-per-execution``. Each setting fits a fresh
+    ``steps_per_execution`` given by ``--jit`` and ``--steps-per-execution``, and for the prior each of
+    ``--kernels``: "half", the package's horizontal stack, whose one-row type-B kernels compute only the
+    columns up to their centre (``MaskedConv2D.columns``), or "full", every kernel column computed and the
+    masked ones multiplied by 0, as before. Each setting fits a fresh
     model (seed 0) on ``--steps`` batches of 128 (real MNIST images; random codes for the prior, whose
     cost does not depend on the codes), after one warm-up fit of the same length that traces and
     compiles the step; settings alternate for ``--repeats`` rounds so that background load hits all.
@@ -13,7 +16,7 @@ What it measures
 Output
     One JSON object: per model and setting the seconds per step of each repeat, their median, the
     median scaled to a 55,000-image epoch, and ``ratio_to_baseline`` (median over the median of
-    ``jit_compile=False, steps_per_execution=1``; below 1 is faster).
+    ``jit_compile=False, steps_per_execution=1`` with the package's kernels; below 1 is faster).
 
 Usage (from the repository root, on an otherwise idle machine)::
 
@@ -39,24 +42,29 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from vqvae_lessons.data import load_mnist  # noqa: E402
+from vqvae_lessons.priors.masked import MaskedConv2D  # noqa: E402
 from vqvae_lessons.priors.pixelcnn import PixelCNN  # noqa: E402
 from vqvae_lessons.vqvae import VQVAE  # noqa: E402
 
 BATCH = 128
 
 
-def build(which, variance):
+def build(which, variance, kernels="half"):
     if which == "vqvae":
         model = VQVAE("residual", 128, 16, "ema", data_variance=variance)
         return model, None
     model = PixelCNN("gated", 128, channels=96, dropout=0.2)
+    if kernels == "full":  # the masked columns computed too, times 0: the same outputs, the old cost
+        for layer in model._flatten_layers():
+            if isinstance(layer, MaskedConv2D):
+                layer.columns = layer.kernel_size[1]
     return model, keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
 
-def seconds_per_step(which, data, codes, steps, jit, per_execution):
+def seconds_per_step(which, data, codes, steps, jit, per_execution, kernels="half"):
     keras.backend.clear_session()
     keras.utils.set_random_seed(0)
-    model, loss = build(which, data.variance)
+    model, loss = build(which, data.variance, kernels)
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=loss, jit_compile=jit,
                   steps_per_execution=per_execution)
     inputs, targets = (data.x_fit[:steps * BATCH], None) if which == "vqvae" else (codes, codes)
@@ -73,27 +81,33 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--jit", nargs="+", default=["false", "true"], choices=["false", "true"])
     parser.add_argument("--steps-per-execution", nargs="+", type=int, default=[1, 8])
+    parser.add_argument("--kernels", nargs="+", default=["half", "full"], choices=["half", "full"],
+                        help="the prior's one-row kernels: up to the centre (the package's) or every column")
     args = parser.parse_args(argv)
     data = load_mnist()
     codes = np.random.default_rng(0).integers(0, 128, (args.steps * BATCH, 7, 7)).astype("int32")
-    settings = list(itertools.product(args.models, [j == "true" for j in args.jit], args.steps_per_execution))
+    settings = [(which, jit, per_execution, kernels) for which, jit, per_execution, kernels in itertools.product(
+                    args.models, [j == "true" for j in args.jit], args.steps_per_execution, args.kernels)
+                if which == "prior" or kernels == args.kernels[0]]  # the VQ-VAE has no masked kernels
     times = {s: [] for s in settings}
     for round_ in range(args.repeats):
-        for which, jit, per_execution in settings:
-            times[(which, jit, per_execution)].append(
-                seconds_per_step(which, data, codes, args.steps, jit, per_execution))
-            print(f"round {round_ + 1}: {which} jit_compile={jit} steps_per_execution={per_execution}: "
-                  f"{times[(which, jit, per_execution)][-1]:.4f} s per step", file=sys.stderr, flush=True)
+        for setting in settings:
+            times[setting].append(seconds_per_step(*setting[:1], data, codes, args.steps, *setting[1:]))
+            which, jit, per_execution, kernels = setting
+            print(f"round {round_ + 1}: {which} jit_compile={jit} steps_per_execution={per_execution} "
+                  f"kernels={kernels}: {times[setting][-1]:.4f} s per step", file=sys.stderr, flush=True)
     result = {"steps": args.steps, "repeats": args.repeats, "batch_size": BATCH, "backend": keras.config.backend(),
               "models": {}}
     for which in args.models:
-        baseline = statistics.median(times[(which, False, 1)]) if (which, False, 1) in times else None
+        base = (which, False, 1, args.kernels[0])
+        baseline = statistics.median(times[base]) if base in times else None
         rows = {}
-        for (model, jit, per_execution), values in times.items():
+        for (model, jit, per_execution, kernels), values in times.items():
             if model != which:
                 continue
             median = statistics.median(values)
-            rows[f"jit_compile={jit}, steps_per_execution={per_execution}"] = {
+            name = f"jit_compile={jit}, steps_per_execution={per_execution}"
+            rows[name + (f", kernels={kernels}" if which == "prior" else "")] = {
                 "seconds_per_step": [round(v, 5) for v in values], "median_seconds_per_step": round(median, 5),
                 "seconds_per_55000_image_epoch": round(median * 55000 / BATCH, 1),
                 "ratio_to_baseline": round(median / baseline, 3) if baseline else None}

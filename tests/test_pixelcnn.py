@@ -92,6 +92,27 @@ def test_the_mask_is_applied_in_the_forward_pass_not_stored_in_the_kernel():
     assert np.abs(ops.convert_to_numpy(layer.kernel)[2]).max() > 50  # the weights themselves are untouched
 
 
+@pytest.mark.parametrize("kernel_size, mask_type, columns", [((1, 3), "B", 2), ((1, 5), "A", 2), ((1, 5), "B", 3),
+                                                          (3, "B", 3), (5, "vertical-B", 5)])
+@pytest.mark.parametrize("pads", [{}, {"pad_left": 0, "pad_right": 0}, {"pad_left": 1, "pad_right": 0}])
+def test_a_one_row_kernel_computes_only_the_columns_up_to_its_centre(kernel_size, mask_type, columns, pads):
+    layer = MaskedConv2D(5, kernel_size, mask_type)
+    x = np.random.default_rng(1).normal(size=(2, 7, 7, 3)).astype("float32")
+    out = ops.convert_to_numpy(layer(x, **pads))
+    assert layer.columns == columns  # (1, k): the k // 2 + 1 columns up to the centre (type A: before it)
+    kh, kw = layer.kernel_size
+    left, right = pads.get("pad_left", kw // 2), pads.get("pad_right", kw // 2)
+    padded = np.pad(x, [(0, 0), (kh // 2, 0), (left, right), (0, 0)])  # the full kernel's padding
+    kernel = ops.convert_to_numpy(layer.kernel) * layer.mask[:, :, None, None]
+    rows = kh // 2 + 1  # the rows below the centre are masked: the layer pads none below
+    reference = np.zeros((2, 7, padded.shape[2] - kw + 1, 5))
+    for j in range(reference.shape[2]):
+        reference[:, :, j] = sum(np.einsum("nhc,cf->nhf", padded[:, dy:dy + 7, j + dx], kernel[dy, dx])
+                                 for dy in range(rows) for dx in range(kw))
+    assert out.shape == reference.shape
+    np.testing.assert_allclose(out, reference, atol=1e-5)
+
+
 # -- causality, proven by gradients -----------------------------------------------------------
 def dependence(prior, labels=None, seed=0, training=False):
     """(49, 49) total |d logits at position p / d one-hot input at q| (row p, column q), in one
@@ -381,18 +402,22 @@ def test_augmented_epochs_hold_new_maps_in_a_new_order(tiny_mnist):
 
     vqvae, images = tiny_vqvae(), tiny_mnist.x_train  # 256 images: 4 batches of 64 an epoch
     codes, labels = vqvae.encode(images), tiny_mnist.y_train.astype("int32")
-    drawn, drawn_labels, moves, steps = epochs_of_codes(vqvae, images, codes, labels, epochs=3, augment=0.5,
-                                                        batch_size=64)
-    assert steps == 4 and drawn.shape == (3 * 256, 7, 7) and drawn_labels.shape == moves.shape == (3 * 256,)
-    plain, plain_labels, plain_moves, _ = epochs_of_codes(vqvae, images, codes, labels, epochs=3, augment=0.0,
-                                                          batch_size=64)
+    def drawn_epochs(augment, batch_size=64):  # each epoch's (maps, labels, moves), laid end to end
+        epochs = list(epochs_of_codes(vqvae, images, codes, labels, epochs=3, augment=augment, batch_size=batch_size))
+        assert len(epochs) == 3
+        return [np.concatenate(parts) for parts in zip(*epochs, strict=True)]
+
+    drawn, drawn_labels, moves = drawn_epochs(0.5)
+    assert drawn.shape == (3 * 256, 7, 7) and drawn_labels.shape == moves.shape == (3 * 256,)
+    assert drawn_epochs(0.0, batch_size=100)[0].shape == (3 * 200, 7, 7)  # whole batches only: 56 of 256 left out
+    plain, plain_labels, plain_moves = drawn_epochs(0.0)
     assert not plain_moves.any()  # nothing moved
     for epoch in range(3):  # without augmentation, each epoch is every map once, in its own order
         block = slice(epoch * 256, (epoch + 1) * 256)
         keys = lambda c, y: sorted(map(bytes, np.concatenate([c.reshape(256, -1), y[:, None]], 1)))  # noqa: E731
         assert keys(plain[block], plain_labels[block]) == keys(codes, labels)  # labels travel with their maps
     assert not np.array_equal(plain[:256], plain[256:512])
-    again = epochs_of_codes(vqvae, images, codes, labels, epochs=3, augment=0.5, batch_size=64)
+    again = drawn_epochs(0.5)
     np.testing.assert_array_equal(again[0], drawn)  # seeded
     known = {bytes(c) for c in codes.reshape(256, -1)}
     new = np.mean([bytes(c) not in known for c in drawn.reshape(len(drawn), -1)])
@@ -431,32 +456,46 @@ class _PerEpoch(keras.callbacks.Callback):
         self.seen.append((float(self.recorder.total), float(self.recorder.count)))
 
 
-def test_augmented_epoch_k_trains_on_its_own_block_of_maps():
+def test_augmented_epoch_k_trains_on_its_own_maps_drawn_as_it_starts(capsys):
     from vqvae_lessons import train
 
-    # epochs_of_codes lays the epochs one after another, steps_per_epoch batches each (the rest left out) ...
+    # epochs_of_codes draws an epoch only when asked for it, steps_per_epoch whole batches (the rest left out) ...
     n, batch_size, epochs = 10, 4, 3
     codes, labels = np.arange(n).reshape(n, 1, 1).astype("int32"), np.arange(n).astype("int32")
-    drawn, drawn_labels, moves, steps = train.epochs_of_codes(None, None, codes, labels, epochs, 0.0, batch_size)
-    per_epoch = steps * batch_size
-    assert steps == 2 and drawn.shape == (epochs * per_epoch, 1, 1) and not moves.any()
-    np.testing.assert_array_equal(drawn[:, 0, 0], drawn_labels)  # each map keeps its label
-    for k in range(epochs):
-        block = drawn[k * per_epoch:(k + 1) * per_epoch, 0, 0]
-        assert len(set(block)) == per_epoch  # epoch k's block: distinct maps of the training set
-    # ... and fit with steps_per_epoch reads epoch k's batches from rows [k * per_epoch, (k + 1) * per_epoch).
+    drawing = train.epochs_of_codes(None, None, codes, labels, epochs, 0.0, batch_size)
+    for drawn, drawn_labels, moves in drawing:
+        assert drawn.shape == (8, 1, 1) and not moves.any() and len(set(drawn[:, 0, 0])) == 8
+        np.testing.assert_array_equal(drawn[:, 0, 0], drawn_labels)  # each map keeps its label
+    with pytest.raises(ValueError, match="at least one batch"):
+        train.epochs_of_codes(None, None, codes[:3], None, epochs, 0.5, batch_size)
+    # ... and fit trains epoch k on the data its iterator gives as epoch k starts, in that order.
+    per_epoch, steps = 8, 2
+    asked = []
+
+    def epoch_data():
+        for k in range(epochs):
+            asked.append(k)
+            rows = np.arange(k * per_epoch, (k + 1) * per_epoch, dtype="float32")[:, None]  # rows hold their number
+            yield rows, np.zeros((per_epoch, 1), "float32")
+
     keras.utils.set_random_seed(0)
     recorder = _RowRecorder()
     model = keras.Sequential([keras.Input((1,)), recorder, keras.layers.Dense(1)])
     spy = _PerEpoch(recorder)
-    rows = np.arange(len(drawn), dtype="float32")[:, None]  # each row holds its own number
-    train.fit(model, rows, epochs, batch_size, 1e-3, None, [spy], 0, targets=np.zeros((len(rows), 1), "float32"),
-              loss="mse", steps_per_epoch=steps)
+    data = epoch_data()
+    record = train.fit(model, None, epochs, batch_size, 1e-3, None, [spy], 2, loss="mse", lr_schedule="cosine",
+                       epoch_data=data, steps_per_epoch=steps)
+    assert asked == [0, 1, 2]
     totals = np.diff([0.0] + [total for total, _ in spy.seen])
     counts = np.diff([0.0] + [count for _, count in spy.seen])
     np.testing.assert_array_equal(counts, [per_epoch] * epochs)
     np.testing.assert_array_equal(totals, [sum(range(k * per_epoch, (k + 1) * per_epoch)) for k in range(epochs)])
     assert int(model.optimizer.iterations) == epochs * steps
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.0, abs=1e-9)  # the cosine spans the whole run
+    assert len(record["seconds_per_epoch"]) == len(record["drawing_seconds_per_epoch"]) == epochs
+    assert len(record["history"]["loss"]) == epochs
+    printed = capsys.readouterr().out
+    assert [f"Epoch {k}/3" in printed for k in (1, 2, 3)] == [True] * 3 and "Epoch 2/2" not in printed
 
 
 @pytest.mark.slow

@@ -22,9 +22,12 @@ from .vqvae import VQVAE
 
 
 class EpochTimer(keras.callbacks.Callback):
-    """Records the wall-clock seconds each epoch spends training (validation excluded) in ``seconds``."""
+    """Records the wall-clock seconds each epoch spends training (validation excluded) in ``seconds``,
+    over every ``fit`` it is given to (:func:`fit` calls ``model.fit`` once an epoch for epochs drawn
+    as they start)."""
 
-    def on_train_begin(self, logs=None):
+    def __init__(self):
+        super().__init__()
         self.seconds = []
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -38,12 +41,28 @@ class EpochTimer(keras.callbacks.Callback):
         self.seconds.append((self._train_end or time.perf_counter()) - self._start)
 
 
+class _RunProgress(keras.callbacks.ProgbarLogger):
+    """Keras's progress bar and lines for a run fitted one epoch at a time: "Epoch k/EPOCHS" of the whole run."""
+
+    def __init__(self, epochs):
+        super().__init__()
+        self.run_epochs = epochs
+
+    def set_params(self, params):
+        super().set_params(params)
+        self.epochs = self.run_epochs
+
+
 def fit(model, images, epochs, batch_size, learning_rate, validation_images, callbacks, verbose, targets=None,
-        validation_targets=None, loss=None, lr_schedule="constant", steps_per_epoch=None):
+        validation_targets=None, loss=None, lr_schedule="constant", epoch_data=None, steps_per_epoch=None):
     """Compile ``model`` with Adam (``lr_schedule`` "constant", or "cosine" down to 0 over the run) and
     ``loss``, fit it and time each epoch; return the record: the settings, the seconds per epoch (their
     median and total) and the Keras history. ``images`` (and ``targets``) as ``keras.Model.fit`` takes
-    them; ``steps_per_epoch``: they hold every epoch's batches one after another, already shuffled.
+    them, shuffled anew each epoch. Or ``epoch_data``: an iterator that gives each epoch's
+    ``(inputs, targets)``, already shuffled, of ``steps_per_epoch`` whole batches, when that epoch starts
+    (``images`` and ``targets`` None): ``model.fit`` then runs once an epoch, and the record also holds
+    ``drawing_seconds_per_epoch``, the seconds each epoch took to draw (:func:`epochs_of_codes`: moving and
+    encoding images), which ``seconds_per_epoch`` leaves out.
     ``verbose="auto"``: a progress bar in a terminal, a line an epoch elsewhere."""
     if epochs < 1 or batch_size < 1 or learning_rate <= 0:
         raise ValueError(f"Need epochs >= 1, batch_size >= 1 and learning_rate > 0; got {epochs}, {batch_size}, "
@@ -56,16 +75,20 @@ def fit(model, images, epochs, batch_size, learning_rate, validation_images, cal
         steps = epochs * (steps_per_epoch or -(-len(images[0] if isinstance(images, tuple) else images) // batch_size))
         rate = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=steps)
     model.compile(optimizer=keras.optimizers.Adam(rate), loss=loss)
-    distribute.before_fit(model, images, targets)  # several TensorFlow replicas only
     if verbose == "auto":
         verbose = 1 if sys.stdout.isatty() else 2  # a live progress bar in a terminal, a line an epoch elsewhere
     validation = None
     if validation_images is not None:
-        validation = (validation_images,) if targets is None else (validation_images, validation_targets)
-    # steps_per_epoch: the data holds every epoch's batches one after another, already shuffled.
-    history = model.fit(images, targets, epochs=epochs, batch_size=batch_size, shuffle=steps_per_epoch is None,
-                        steps_per_epoch=steps_per_epoch, verbose=verbose, validation_data=validation,
-                        callbacks=[timer, *callbacks])
+        validation = (validation_images,) if validation_targets is None else (validation_images, validation_targets)
+    extra = {}
+    if epoch_data is None:
+        distribute.before_fit(model, images, targets)  # several TensorFlow replicas only
+        history = model.fit(images, targets, epochs=epochs, batch_size=batch_size, verbose=verbose,
+                            validation_data=validation, callbacks=[timer, *callbacks]).history
+    else:
+        history, drawing = _fit_epoch_by_epoch(model, epoch_data, epochs, batch_size, verbose, validation,
+                                               [timer, *callbacks])
+        extra = {"drawing_seconds_per_epoch": [round(s, 2) for s in drawing]}
     return {
         "epochs": epochs,
         "batch_size": batch_size,
@@ -74,8 +97,30 @@ def fit(model, images, epochs, batch_size, learning_rate, validation_images, cal
         "seconds_per_epoch": [round(s, 2) for s in timer.seconds],
         "median_seconds_per_epoch": round(statistics.median(timer.seconds), 2),
         "total_seconds": round(sum(timer.seconds), 1),
-        "history": {k: [round(float(v), 6) for v in vs] for k, vs in history.history.items()},
+        **extra,
+        "history": {k: [round(float(v), 6) for v in vs] for k, vs in history.items()},
     }
+
+
+def _fit_epoch_by_epoch(model, epoch_data, epochs, batch_size, verbose, validation, callbacks):
+    """``model.fit`` once an epoch, on the data ``epoch_data`` gives as that epoch starts, without
+    shuffling it again; the same run as one ``fit`` over every epoch's batches laid end to end (the
+    optimizer, its schedule and the model's seeds carry on from epoch to epoch). Returns the history
+    of the whole run and the seconds each epoch's data took to draw."""
+    progress = [_RunProgress(epochs)] if verbose else []
+    history, drawing, epoch_data = {}, [], iter(epoch_data)
+    for epoch in range(epochs):
+        start = time.perf_counter()
+        inputs, targets = next(epoch_data)
+        drawing.append(time.perf_counter() - start)
+        if epoch == 0:
+            distribute.before_fit(model, inputs, targets)  # several TensorFlow replicas only
+        logs = model.fit(inputs, targets, batch_size=batch_size, initial_epoch=epoch, epochs=epoch + 1,
+                         shuffle=False, verbose=verbose, validation_data=validation,
+                         callbacks=[*progress, *callbacks]).history
+        for key, values in logs.items():
+            history.setdefault(key, []).extend(values)
+    return history, drawing
 
 
 def train_vqvae(architecture="residual", num_embeddings=128, embedding_dim=16, quantizer="ema", beta=0.25,
@@ -188,19 +233,26 @@ def train_prior(vqvae, architecture="gated", conditional=False, channels=None, n
         images, codes, labels, test_codes, y_val = distribute.even((images, codes, labels, test_codes, y_val), count)
         prior = build_prior(architecture, vqvae.num_embeddings, num_classes=num_classes, channels=channels,
                             num_layers=num_layers, dropout=dropout)
-        steps_per_epoch, train_codes, train_labels = None, codes, labels
-        if augment:
-            train_codes, train_labels, moves, steps_per_epoch = epochs_of_codes(
-                vqvae, images, codes, labels, epochs, augment, batch_size, seed, progress=verbose != 0)
-        inputs, test_inputs = train_codes, test_codes
+        test_inputs = test_codes
         if conditional:
-            inputs, test_inputs = (train_codes, train_labels), (test_codes, y_val.astype("int32"))
+            test_inputs = (test_codes, y_val.astype("int32"))
         if condition_on_moves:  # the test maps are unmoved: label 0
-            inputs, test_inputs = (train_codes, moves), (test_codes, np.zeros(len(test_codes), "int32"))
+            test_inputs = (test_codes, np.zeros(len(test_codes), "int32"))
+
+        def inputs_of(maps, labels, moves):
+            """What the prior reads: its maps, with their digit labels or the moves that made them."""
+            return (maps, labels) if conditional else (maps, moves) if condition_on_moves else maps
+
+        epoch_data, steps_per_epoch, inputs = None, None, inputs_of(codes, labels, None)
+        if augment:  # each epoch's maps, moved and encoded as that epoch starts
+            steps_per_epoch = len(codes) // batch_size
+            epoch_data = ((inputs_of(maps, labels, moves), maps) for maps, labels, moves in
+                          epochs_of_codes(vqvae, images, codes, labels, epochs, augment, batch_size, seed))
+            inputs = None
         record = fit(prior, inputs, epochs, batch_size, learning_rate, test_inputs if validate else None, [],
-                     verbose, targets=train_codes, validation_targets=test_codes,
+                     verbose, targets=None if augment else codes, validation_targets=test_codes,
                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), lr_schedule=lr_schedule,
-                     steps_per_epoch=steps_per_epoch)
+                     epoch_data=epoch_data, steps_per_epoch=steps_per_epoch)
     record.update(seed=seed, train_size=len(codes), validation=validation, augment=augment,
                   condition_on_moves=condition_on_moves, **_devices_entry(count))
     return (fix_label(prior, 0) if condition_on_moves else prior), record
@@ -212,24 +264,27 @@ def _devices_entry(count):
     return {"devices": count} if count > 1 else {}
 
 
-def epochs_of_codes(vqvae, images, codes, labels, epochs, augment, batch_size=128, seed=0, progress=False):
-    """Every epoch's training maps for a prior, drawn before training: ``(codes, labels, moves, steps_per_epoch)``.
+def epochs_of_codes(vqvae, images, codes, labels, epochs, augment, batch_size=128, seed=0):
+    """Each epoch's training maps for a prior, drawn when that epoch starts: an iterator of ``epochs``
+    ``(codes, labels, moves)``, one epoch each, so that one epoch's maps are held at a time.
 
-    Each epoch is the training maps ``codes`` ``(N, H, W)`` in a new random order, with a fraction
-    ``augment`` of them (chosen anew each epoch) replaced by the codes of their image moved by a
-    pixel or so (:func:`~vqvae_lessons.data.random_shift`), so the prior rarely sees the same
-    map twice. The epochs follow one another: ``codes`` is
-    ``(epochs * steps_per_epoch * batch_size, H, W)`` (the last ``N % batch_size`` maps of each
-    epoch's order are left out, so that epochs start on a batch), ``labels`` the same, or None, and
-    ``moves`` ``(len(codes),)`` int32 the move that made each map (0: unmoved; see ``random_shift``).
-    ``progress``: a progress bar over the epochs drawn (encoding takes a few seconds an epoch).
+    Each epoch is the training maps ``codes`` ``(N, H, W)`` in a new random order, the last
+    ``N % batch_size`` of that order left out so that every batch is whole
+    (``(N // batch_size * batch_size, H, W)``), with a fraction ``augment`` of them (chosen anew each
+    epoch) replaced by the codes ``vqvae`` gives their image moved by a pixel or so
+    (:func:`~vqvae_lessons.data.random_shift`), so the prior rarely sees the same map twice.
+    ``labels`` are the maps' labels in the same order, or None; ``moves`` ``(len(codes),)`` int32 the
+    move that made each map (0: unmoved; see ``random_shift``). Seeded: the same ``seed`` draws the
+    same epochs, in order. Moving and encoding takes a few seconds an epoch.
     """
     steps_per_epoch = len(codes) // batch_size
     if steps_per_epoch < 1:
         raise ValueError(f"augment needs at least one batch of training maps ({batch_size}), got {len(codes)}.")
-    rng, per_epoch = np.random.default_rng(seed), steps_per_epoch * batch_size
-    bar = keras.utils.Progbar(epochs, unit_name="epoch") if progress else None
-    epoch_codes, epoch_labels, epoch_moves = [], [], []
+    return _draw_epochs(vqvae, images, codes, labels, epochs, augment, steps_per_epoch * batch_size, seed)
+
+
+def _draw_epochs(vqvae, images, codes, labels, epochs, augment, per_epoch, seed):
+    rng = np.random.default_rng(seed)
     for _ in range(epochs):
         order = rng.permutation(len(codes))[:per_epoch]
         transformed = np.flatnonzero(rng.random(per_epoch) < augment)
@@ -238,11 +293,4 @@ def epochs_of_codes(vqvae, images, codes, labels, epochs, augment, batch_size=12
             moved, moves[transformed] = random_shift(images[order[transformed]], seed=int(rng.integers(2**31)),
                                                      return_moves=True)
             drawn[transformed] = vqvae.encode(moved)
-        epoch_codes.append(drawn)
-        epoch_moves.append(moves)
-        epoch_labels.append(None if labels is None else labels[order])
-        if bar is not None:
-            bar.add(1)
-    labels = None if labels is None else np.concatenate(epoch_labels)
-    return np.concatenate(epoch_codes), labels, np.concatenate(epoch_moves), steps_per_epoch
-
+        yield drawn, None if labels is None else labels[order], moves

@@ -53,6 +53,10 @@ class MaskedConv2D(layers.Layer):
     ``kh // 2``, which keeps ``H' = H``, like ``padding="same"``) and none below.
     ``pad_top=0`` takes an input whose first ``kh // 2`` rows are context and returns
     ``H' = H - kh // 2`` rows: :func:`sample` computes one row at a time that way.
+    Likewise the kernel columns right of the centre are all masked in a one-row kernel
+    (``(1, kw)``, the gated PixelCNN's horizontal stack), so it computes only the
+    ``kw // 2 + 1`` columns up to the centre (``columns``), with the input padded on the left:
+    the same outputs as the full kernel, a third less work for ``kw = 3``.
 
     A convolution of one-hot codes adds up one kernel row ``kernel[dy, dx, code]`` per
     visible position, so for integer codes the layer looks those rows up instead of
@@ -67,6 +71,10 @@ class MaskedConv2D(layers.Layer):
         self.mask = causal_mask(self.kernel_size, mask_type)
         self.rows_above, self.side = self.kernel_size[0] // 2, self.kernel_size[1] // 2
         self.taps = [(int(dy), int(dx)) for dy, dx in np.argwhere(self.mask)]  # visible kernel positions
+        # The kernel columns that can be visible: a one-row kernel of type A or B, the horizontal stack's
+        # (1, k), sees only the columns up to its centre, so it computes those alone (k // 2 + 1 of k).
+        visible = np.flatnonzero(self.mask[:self.rows_above + 1].any(axis=0))
+        self.columns = int(visible[-1]) + 1 if len(visible) else 1
 
     def build(self, input_shape):
         channels = self.num_codes if self.num_codes is not None else input_shape[-1]
@@ -82,8 +90,13 @@ class MaskedConv2D(layers.Layer):
         if _is_integer(inputs):
             outputs = self._lookup(inputs, kernel, *pads)
         else:
-            padded = ops.pad(inputs, [[0, 0], [pads[0], 0], pads[1:], [0, 0]])
-            outputs = ops.conv(padded, kernel, padding="valid")
+            # Only the first `columns` kernel columns can be visible: the same output width needs
+            # kw - columns fewer columns on the right, and input columns no kept tap reads are cut.
+            right = pads[2] - (self.kernel_size[1] - self.columns)
+            if right < 0:
+                inputs = inputs[:, :, :inputs.shape[2] + right]
+            padded = ops.pad(inputs, [[0, 0], [pads[0], 0], [pads[1], max(right, 0)], [0, 0]])
+            outputs = ops.conv(padded, kernel[:, :self.columns], padding="valid")
         return self.activation(outputs + self.bias)
 
     def _lookup(self, codes, kernel, pad_top, pad_left, pad_right):
