@@ -15,7 +15,9 @@ What it measures
 
 Output
     One JSON object: per model and setting the seconds per step of each repeat, their median, the
-    median scaled to a 55,000-image epoch, and ``ratio_to_baseline`` (median over the median of
+    median scaled to a 55,000-image epoch, the seconds one validation over the 5,000 held-out images
+    takes and its share of an epoch with validation (``validation_share_of_epoch``: what validating
+    only every few epochs could save), and ``ratio_to_baseline`` (median over the median of
     ``jit_compile=False, steps_per_execution=1`` with the package's kernels; below 1 is faster).
 
 Usage (from the repository root, on an otherwise idle machine)::
@@ -47,6 +49,7 @@ from vqvae_lessons.priors.pixelcnn import PixelCNN  # noqa: E402
 from vqvae_lessons.vqvae import VQVAE  # noqa: E402
 
 BATCH = 128
+VALIDATION = 5000  # the held-out images of data.MNIST.split
 
 
 def build(which, variance, kernels="half"):
@@ -67,11 +70,17 @@ def seconds_per_step(which, data, codes, steps, jit, per_execution, kernels="hal
     model, loss = build(which, data.variance, kernels)
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=loss, jit_compile=jit,
                   steps_per_execution=per_execution)
-    inputs, targets = (data.x_fit[:steps * BATCH], None) if which == "vqvae" else (codes, codes)
+    inputs, targets = (data.x_fit[:steps * BATCH], None) if which == "vqvae" else (codes[:steps * BATCH],) * 2
     model.fit(inputs, targets, batch_size=BATCH, epochs=1, verbose=0)  # traces and compiles the step
     start = time.perf_counter()
     model.fit(inputs, targets, batch_size=BATCH, epochs=1, verbose=0)
-    return (time.perf_counter() - start) / steps
+    step = (time.perf_counter() - start) / steps
+    # validating on the 5,000 held-out images (their maps for the prior), as every epoch of training does
+    held_out = data.x_val if which == "vqvae" else codes[:VALIDATION]
+    model.evaluate(held_out, None if which == "vqvae" else held_out, batch_size=BATCH, verbose=0)  # traces
+    start = time.perf_counter()
+    model.evaluate(held_out, None if which == "vqvae" else held_out, batch_size=BATCH, verbose=0)
+    return step, time.perf_counter() - start
 
 
 def main(argv=None):
@@ -85,14 +94,16 @@ def main(argv=None):
                         help="the prior's one-row kernels: up to the centre (the package's) or every column")
     args = parser.parse_args(argv)
     data = load_mnist()
-    codes = np.random.default_rng(0).integers(0, 128, (args.steps * BATCH, 7, 7)).astype("int32")
+    codes = np.random.default_rng(0).integers(0, 128, (max(args.steps * BATCH, VALIDATION), 7, 7)).astype("int32")
     settings = [(which, jit, per_execution, kernels) for which, jit, per_execution, kernels in itertools.product(
                     args.models, [j == "true" for j in args.jit], args.steps_per_execution, args.kernels)
                 if which == "prior" or kernels == args.kernels[0]]  # the VQ-VAE has no masked kernels
-    times = {s: [] for s in settings}
+    times, validating = {s: [] for s in settings}, {s: [] for s in settings}
     for round_ in range(args.repeats):
         for setting in settings:
-            times[setting].append(seconds_per_step(*setting[:1], data, codes, args.steps, *setting[1:]))
+            step, validation = seconds_per_step(*setting[:1], data, codes, args.steps, *setting[1:])
+            times[setting].append(step)
+            validating[setting].append(validation)
             which, jit, per_execution, kernels = setting
             print(f"round {round_ + 1}: {which} jit_compile={jit} steps_per_execution={per_execution} "
                   f"kernels={kernels}: {times[setting][-1]:.4f} s per step", file=sys.stderr, flush=True)
@@ -106,10 +117,14 @@ def main(argv=None):
             if model != which:
                 continue
             median = statistics.median(values)
+            validation = statistics.median(validating[(model, jit, per_execution, kernels)])
+            epoch = median * 55000 / BATCH
             name = f"jit_compile={jit}, steps_per_execution={per_execution}"
             rows[name + (f", kernels={kernels}" if which == "prior" else "")] = {
                 "seconds_per_step": [round(v, 5) for v in values], "median_seconds_per_step": round(median, 5),
-                "seconds_per_55000_image_epoch": round(median * 55000 / BATCH, 1),
+                "seconds_per_55000_image_epoch": round(epoch, 1),
+                "validation_seconds_5000": round(validation, 2),
+                "validation_share_of_epoch": round(validation / (epoch + validation), 4),
                 "ratio_to_baseline": round(median / baseline, 3) if baseline else None}
         result["models"][which] = rows
     print(json.dumps(result, indent=1))
