@@ -299,7 +299,7 @@ RECIPES = {
         lr_schedule="cosine",
         description="A MaskGIT prior of the autoregressive transformer's size (4 bidirectional blocks of width 128) "
                     "over the codes of vqvae-k128-d16: what a bigger network buys MaskGIT, and what it costs."),
-    "judge-mnist": JudgeRecipe(validation="test",
+    "judge-mnist": JudgeRecipe(
         epochs=4,
         description="A small MNIST classifier that judges generated digits: its class probabilities give the "
                     "inception score and class histogram, its penultimate features the Frechet distance."),
