@@ -163,7 +163,7 @@ def test_the_validation_split_is_the_last_twelfth_of_the_training_set(tiny_mnist
     assert len(x_val) == n // 12 and len(x_fit) + len(x_val) == n
     np.testing.assert_array_equal(np.concatenate([x_fit, x_val]), tiny_mnist.x_train)  # the last ones, in order
     np.testing.assert_array_equal(y_val, tiny_mnist.y_train[-(n // 12):])
-    older = tiny_mnist.split("test")  # the older recipes: all training images, the test set
+    older = tiny_mnist.split("test")  # validation="test": all training images, the test set
     assert older[0] is tiny_mnist.x_train and older[2] is tiny_mnist.x_test
     with pytest.raises(ValueError, match="validation='val' is not known: use 'split'"):
         tiny_mnist.split("val")

@@ -29,7 +29,7 @@ DATASETS = {  # name: (environment variable of the offline file, keras.datasets 
 VALIDATION_SHARE = 12  # the last twelfth of the training images (MNIST's last 5,000): the validation split
 VALIDATIONS = {
     "split": "trained on the first 55,000 training images; curves and choices on the last 5,000 (validation)",
-    "test": "trained on all 60,000 training images; curves on the test set (the older recipes)",
+    "test": "trained on all 60,000 training images; curves on the test set (as recipes did before the split)",
 }
 SCALES = {"unit": (0.0, 1.0), "centered": (-0.5, 0.5)}
 _EXPECTED = {
@@ -95,7 +95,7 @@ class MNIST:
         trained; their cards say so)."""
         if validation not in VALIDATIONS:
             raise ValueError(f"validation={validation!r} is not known: use 'split' (the last 5,000 training "
-                             f"images) or 'test' (the older recipes' test-set curves).")
+                             f"images) or 'test' (all 60,000, curves on the test set, as before the split).")
         if validation == "test":
             return self.x_train, self.y_train, self.x_test, self.y_test
         return self.x_fit, self.y_fit, self.x_val, self.y_val

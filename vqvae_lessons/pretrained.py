@@ -414,7 +414,7 @@ def write_card(directory, name, kind, model, record, metrics, command, descripti
 def curves_on(card):
     """Which images a card's ``val_*`` curves were measured on, in a word: ``"validation"`` (the last
     5,000 training images, held out: :meth:`~vqvae_lessons.data.MNIST.split`) or ``"test"`` (the
-    older recipes, which trained on all 60,000)."""
+    recipes trained with ``validation="test"``, on all 60,000; no shipped weight is)."""
     return "validation" if card["training"].get("validation", "test") == "split" else "test"
 
 

@@ -59,8 +59,9 @@ class Recipe:
     train_size: int | None = setting(None, "train on the first N training images only (default: all of them)",
                                      check="positive")
     validation: str = setting("split", "split: train on the first 55,000 training images, curves and choices on "
-                                       "the last 5,000; test: train on all 60,000, curves on the test set (the "
-                                       "older recipes)", choices=("split", "test"))
+                                       "the last 5,000; test: train on all 60,000, curves on the test set (as "
+                                       "recipes did before the split; no shipped weight does now)",
+                              choices=("split", "test"))
     # What the recipe is for: a shipped weight's card says it. Not a setting: recipes equal without it.
     description: str = field(default="", compare=False, repr=False)
 

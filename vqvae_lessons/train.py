@@ -132,8 +132,8 @@ def train_vqvae(architecture="residual", num_embeddings=128, embedding_dim=16, q
 
     ``record`` holds the settings, per-epoch seconds and the Keras history.
     ``validation`` "split": train on the first 55,000 training images and draw the epoch
-    curves (``val_*``) on the last 5,000; "test": all 60,000, curves on the test set (the
-    older recipes; see :meth:`~vqvae_lessons.data.MNIST.split`). ``train_size`` trains on the
+    curves (``val_*``) on the last 5,000; "test": all 60,000, curves on the test set (as
+    recipes did before the split; see :meth:`~vqvae_lessons.data.MNIST.split`). ``train_size`` trains on the
     first N of them only (for quick runs); ``data`` is a :class:`~vqvae_lessons.data.MNIST`
     already loaded. ``gradient``, ``codebook_transform``, ``levels``, ``bits``, ``num_quantizers``
     and ``quantizer_dropout`` choose the quantizer (see :class:`VQVAE`). The codebook maintenance
