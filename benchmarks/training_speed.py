@@ -12,6 +12,10 @@ What it measures
     model (seed 0) on ``--steps`` batches of 128 (real MNIST images; random codes for the prior, whose
     cost does not depend on the codes), after one warm-up fit of the same length that traces and
     compiles the step; settings alternate for ``--repeats`` rounds so that background load hits all.
+    Each round also times the machine's float32 matrix product (2048 x 2048), its best rate, and for
+    the prior each setting's rate is given against it: the prior's step does a known number of
+    multiply-adds (``prior_training_gflop``), so ``share_of_matmul_rate`` says how near the machine's
+    limit it runs.
 
 Output
     One JSON object: per model and setting the seconds per step of each repeat, their median, the
@@ -64,6 +68,33 @@ def build(which, variance, kernels="half"):
     return model, keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
 
+def prior_training_gflop(model, batch=BATCH):
+    """About the floating-point work of one training step of a PixelCNN prior over ``batch`` maps, in
+    GFLOP: the multiply-adds its kernels compute at each of the 49 positions (a masked convolution
+    computes its visible rows and ``columns``; the first block's lookups add no products), times 2
+    FLOP each, times 3 for the forward pass and the backward pass's two products."""
+    macs = 0
+    for layer in model._flatten_layers(include_self=False):
+        if isinstance(layer, MaskedConv2D) and layer.num_codes is None:
+            macs += (layer.rows_above + 1) * layer.columns * int(layer.kernel.shape[2]) * layer.filters
+        elif isinstance(layer, keras.layers.Conv2D):
+            macs += int(np.prod(layer.kernel.shape))
+    return 3 * 2 * macs * batch * 49 / 1e9
+
+
+def matmul_gflops(size=2048, repeats=5):
+    """The machine's float32 rate, in GFLOP/s, on its best case: the median of ``repeats`` (size x size)
+    matrix products through the backend (warmed up once)."""
+    a = keras.random.normal((size, size), seed=0)
+    keras.ops.convert_to_numpy(keras.ops.matmul(a, a))
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        keras.ops.convert_to_numpy(keras.ops.matmul(a, a))
+        times.append(time.perf_counter() - start)
+    return 2 * size**3 / statistics.median(times) / 1e9
+
+
 def seconds_per_step(which, data, codes, steps, jit, per_execution, kernels="half"):
     keras.backend.clear_session()
     keras.utils.set_random_seed(0)
@@ -99,7 +130,9 @@ def main(argv=None):
                     args.models, [j == "true" for j in args.jit], args.steps_per_execution, args.kernels)
                 if which == "prior" or kernels == args.kernels[0]]  # the VQ-VAE has no masked kernels
     times, validating = {s: [] for s in settings}, {s: [] for s in settings}
+    peak = []
     for round_ in range(args.repeats):
+        peak.append(matmul_gflops())
         for setting in settings:
             step, validation = seconds_per_step(*setting[:1], data, codes, args.steps, *setting[1:])
             times[setting].append(step)
@@ -108,7 +141,9 @@ def main(argv=None):
             print(f"round {round_ + 1}: {which} jit_compile={jit} steps_per_execution={per_execution} "
                   f"kernels={kernels}: {times[setting][-1]:.4f} s per step", file=sys.stderr, flush=True)
     result = {"steps": args.steps, "repeats": args.repeats, "batch_size": BATCH, "backend": keras.config.backend(),
+              "matmul_gflops": [round(p, 1) for p in peak], "median_matmul_gflops": round(statistics.median(peak), 1),
               "models": {}}
+    work = {kernels: prior_training_gflop(build("prior", 1.0, kernels)[0]) for kernels in args.kernels}
     for which in args.models:
         base = (which, False, 1, args.kernels[0])
         baseline = statistics.median(times[base]) if base in times else None
@@ -126,6 +161,11 @@ def main(argv=None):
                 "validation_seconds_5000": round(validation, 2),
                 "validation_share_of_epoch": round(validation / (epoch + validation), 4),
                 "ratio_to_baseline": round(median / baseline, 3) if baseline else None}
+            if which == "prior":  # how near the step runs to the machine's matmul rate
+                rows[name + f", kernels={kernels}"].update(
+                    training_gflop_per_step=round(work[kernels], 2),
+                    gflops=round(work[kernels] / median, 1),
+                    share_of_matmul_rate=round(work[kernels] / median / statistics.median(peak), 3))
         result["models"][which] = rows
     print(json.dumps(result, indent=1))
 
