@@ -22,19 +22,10 @@ def pytest_configure(config):
     book_cache.register(config)
 
 
-# Files whose tests share nothing costly and are each long (a recipe's 20 training steps): pytest-xdist
-# may spread their tests over its workers. Every other file runs whole on one worker, in order
-# (a notebook's cells must, and a module's fixtures are then built once).
-SPREAD_FILES = {"test_fingerprints.py"}
-
-
 def pytest_collection_modifyitems(config, items):
     """Mark what is not a fast unit test: the notebooks, the browser test, tests that need the
-    real MNIST (all three are also ``slow``). Group each file's tests for pytest-xdist's
-    ``--dist loadgroup`` (``pyproject.toml``), except those of :data:`SPREAD_FILES`."""
+    real MNIST (all three are also ``slow``)."""
     for item in items:
-        if item.path.name not in SPREAD_FILES:
-            item.add_marker(pytest.mark.xdist_group(str(item.path)))
         kinds = set()
         if item.path.suffix == ".ipynb":
             kinds.add("notebook")
