@@ -352,6 +352,7 @@ def test_bad_settings_are_clear_errors():
 def test_generate_decodes_samples_and_checks_the_codebook_size():
     from vqvae_lessons.vqvae import VQVAE
 
+    keras.utils.set_random_seed(0)  # its codes, and so which moved maps are new, do not hang on the tests before
     vqvae = VQVAE("keras-example", num_embeddings=K, embedding_dim=4)
     vqvae(np.zeros((1, 28, 28, 1), "float32"))
     images = sampling.generate(small_prior(), vqvae, 2, seed=0)
@@ -380,6 +381,7 @@ def test_training_lowers_the_negative_log_likelihood(tiny_mnist):
     from vqvae_lessons.train import train_prior
     from vqvae_lessons.vqvae import VQVAE
 
+    keras.utils.set_random_seed(0)  # its codes, and so which moved maps are new, do not hang on the tests before
     vqvae = VQVAE("keras-example", num_embeddings=K, embedding_dim=4)
     vqvae(np.zeros((1, 28, 28, 1), "float32"))
     prior, record = train_prior(vqvae, "gated", conditional=True, channels=8, num_layers=3, epochs=3,
@@ -392,6 +394,7 @@ def test_training_lowers_the_negative_log_likelihood(tiny_mnist):
 def tiny_vqvae():
     from vqvae_lessons.vqvae import VQVAE
 
+    keras.utils.set_random_seed(0)  # its codes, and so which moved maps are new, do not hang on the tests before
     vqvae = VQVAE("keras-example", num_embeddings=K, embedding_dim=4)
     vqvae(np.zeros((1, 28, 28, 1), "float32"))
     return vqvae
@@ -421,7 +424,7 @@ def test_augmented_epochs_hold_new_maps_in_a_new_order(tiny_mnist):
     np.testing.assert_array_equal(again[0], drawn)  # seeded
     known = {bytes(c) for c in codes.reshape(256, -1)}
     new = np.mean([bytes(c) not in known for c in drawn.reshape(len(drawn), -1)])
-    assert 0.05 < new <= 0.5  # transformed copies make maps the training set does not hold
+    assert 0.05 < new <= np.mean(moves > 0)  # moved copies make maps the training set does not hold, and only they
     assert 0.3 < np.mean(moves > 0) < 0.7 and set(np.unique(moves)) == set(range(9))  # 0: unmoved, 1-8: moves
     np.testing.assert_array_equal(again[2], moves)
     first = slice(0, 256)  # in an epoch, unmoved maps are training maps, moved ones the codes of a moved image

@@ -246,8 +246,8 @@ def train_prior(vqvae, architecture="gated", conditional=False, channels=None, n
         epoch_data, steps_per_epoch, inputs = None, None, inputs_of(codes, labels, None)
         if augment:  # each epoch's maps, moved and encoded as that epoch starts
             steps_per_epoch = len(codes) // batch_size
-            epoch_data = ((inputs_of(maps, labels, moves), maps) for maps, labels, moves in
-                          epochs_of_codes(vqvae, images, codes, labels, epochs, augment, batch_size, seed))
+            drawn = epochs_of_codes(vqvae, images, codes, labels, epochs, augment, batch_size, seed)
+            epoch_data = ((inputs_of(maps, maps_labels, moves), maps) for maps, maps_labels, moves in drawn)
             inputs = None
         record = fit(prior, inputs, epochs, batch_size, learning_rate, test_inputs if validate else None, [],
                      verbose, targets=None if augment else codes, validation_targets=test_codes,
