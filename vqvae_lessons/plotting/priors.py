@@ -6,10 +6,10 @@ import numpy as np
 from matplotlib.figure import Figure
 
 
-def raster_order(height=7, width=7, shown=25):
-    """A grid of positions numbered c_1 ... c_{H W} in raster order: blue before position ``shown``, red
-    ``shown`` itself, grey after it."""
-    order = np.arange(1, height * width + 1).reshape(height, width)
+def raster_order(height=7, width=7, shown=24):
+    """A grid of positions numbered c_0 ... c_{H W - 1} in raster order, counted from 0 as the code
+    indexes them: blue before position ``shown``, red ``shown`` itself, grey after it."""
+    order = np.arange(height * width).reshape(height, width)
     status = np.where(order < shown, 0, np.where(order == shown, 1, 2))
     colours = np.array([[0.62, 0.79, 0.88], [0.84, 0.15, 0.16], [0.96, 0.96, 0.96]])
     fig = Figure(figsize=(4.6, 4.6), layout="constrained")
@@ -21,7 +21,7 @@ def raster_order(height=7, width=7, shown=25):
     ax.set_yticks(np.arange(height))
     ax.set_xlabel("column")
     ax.set_ylabel("row")
-    ax.set_title(f"$p(c_{{{shown}}} \\mid c_1, \\dots, c_{{{shown - 1}}})$: blue = the codes it may see,\n"
+    ax.set_title(f"$p(c_{{{shown}}} \\mid c_0, \\dots, c_{{{shown - 1}}})$: blue = the codes it may see,\n"
                  "red = the code it predicts, grey = codes it must not see", fontsize=10)
     return fig
 
