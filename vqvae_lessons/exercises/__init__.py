@@ -23,7 +23,7 @@ the learner.
 
 The package is split the way the lessons are: :mod:`.core` holds what every exercise
 shares (verdicts, comparisons, gradient checks, the registry and the functions above)
-and imports no lesson; each of :mod:`.lesson1` ... :mod:`.lesson6` holds its lesson's
+and imports no lesson; each of :mod:`.lesson1` ... :mod:`.lesson8` holds its lesson's
 exercises (reference, checker, hints and table of known mistakes) and registers them
 with the core. Where the package has the function already, the reference *is* the
 package's function (e.g. :func:`vqvae_lessons.vae.reparameterize`), so it is written

@@ -2,7 +2,7 @@
 learner's function and comparing its results, gradient checks, and the registry behind
 :func:`check`, :func:`hint`, :func:`solution` and :func:`solution_markdown`.
 
-This module imports no lesson: each lesson module (``lesson1`` ... ``lesson5``) calls
+This module imports no lesson: each lesson module (``lesson1`` ... ``lesson8``) calls
 :func:`register` for its exercises, and the package's ``__init__`` imports the lessons.
 """
 
