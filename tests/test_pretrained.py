@@ -122,6 +122,22 @@ def test_missing_weights_and_card(copied):
         pretrained._load_weights(VQVAE(), copied.with_name("gone.weights.h5"), {"name": "vqvae-k128-d16"})
 
 
+@pytest.fixture(scope="module")
+def shipped_maps(real_mnist):
+    """``maps(vqvae_name, validation)``: the test maps and the unigram's training maps that a shipped VQ-VAE gives
+    MNIST, encoded once for every prior over its codes (six priors share ``vqvae-k128-d16``'s)."""
+    encoded = {}
+
+    def maps(name, validation):
+        if (name, validation) not in encoded:
+            vqvae = pretrained.load(name)
+            fitted = real_mnist.split(validation)[0]  # the unigram's training maps
+            encoded[name, validation] = vqvae.encode(real_mnist.x_test), vqvae.encode(fitted)
+        return encoded[name, validation]
+
+    return maps
+
+
 @pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_weights_reproduce_their_recorded_test_metrics(name, real_mnist, request):
     info = pretrained.card(name)
@@ -129,11 +145,10 @@ def test_shipped_weights_reproduce_their_recorded_test_metrics(name, real_mnist,
     if info["training"].get("dataset", "mnist") == "fashion_mnist":
         real_mnist = request.getfixturevalue("real_fashion_mnist")  # measured on the data it was trained on
     if kind == "prior":
-        vqvae = pretrained.load(info["vqvae"])
         labels = real_mnist.y_test.astype("int32") if model.conditional else None
-        fitted = real_mnist.split(info["training"].get("validation", "test"))[0]  # the unigram's training maps
-        measured = metrics.evaluate_prior(model, vqvae.encode(real_mnist.x_test), labels,
-                                          train_codes=vqvae.encode(fitted))
+        test_maps, fitted_maps = request.getfixturevalue("shipped_maps")(
+            info["vqvae"], info["training"].get("validation", "test"))
+        measured = metrics.evaluate_prior(model, test_maps, labels, train_codes=fitted_maps)
     elif kind == "judge":
         measured = judge.evaluate_judge(model, real_mnist)
     else:

@@ -158,9 +158,10 @@ def _labels(label, n):
 
 
 def train_judge(epochs=4, batch_size=128, learning_rate=1e-3, seed=0, train_size=None, data=None, validate=True,
-                verbose="auto", validation="split"):
-    """Train a :class:`Judge` on MNIST's training digits; return ``(judge, record)``. ``validation``:
-    which images it trains on and validates on, as :func:`~vqvae_lessons.train.train_vqvae` says."""
+                verbose="auto", validation="split", callbacks=()):
+    """Train a :class:`Judge` on MNIST's training digits; return ``(judge, record)``. ``validation``
+    (which images it trains on and validates on) and ``callbacks``, as :func:`~vqvae_lessons.train.train_vqvae`
+    takes them."""
     from .train import fit
 
     check_train_size(train_size)
@@ -169,7 +170,7 @@ def train_judge(epochs=4, batch_size=128, learning_rate=1e-3, seed=0, train_size
     x_fit, y_fit, x_val, y_val = data.split(validation)
     judge = Judge()
     record = fit(judge, x_fit[:train_size], epochs, batch_size, learning_rate,
-                  x_val if validate else None, [], verbose, targets=y_fit[:train_size].astype("int32"),
+                  x_val if validate else None, list(callbacks), verbose, targets=y_fit[:train_size].astype("int32"),
                   validation_targets=y_val.astype("int32"),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     record.update(seed=seed, train_size=len(x_fit[:train_size]), validation=validation)

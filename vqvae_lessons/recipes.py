@@ -348,13 +348,13 @@ def from_card(card):
     return cls(**cls._from_card_values(card), description=card.get("description", ""))
 
 
-def train(recipe, data=None, vqvae=None, verbose="auto", codes=None, validate=True):
+def train(recipe, data=None, vqvae=None, verbose="auto", codes=None, validate=True, callbacks=()):
     """Train ``recipe`` on MNIST (``data``, an already loaded :class:`~vqvae_lessons.data.MNIST`, or
     :func:`~vqvae_lessons.data.load_mnist`'s); return ``(model, record)`` as the kind's ``train_*`` does.
 
     A prior trains on the codes of ``vqvae``, the VQ-VAE its recipe names, loaded (e.g.
     ``pretrained.load(recipe.vqvae)``); ``codes``: the training images' maps, when already encoded.
-    ``validate=False`` skips the validation curves.
+    ``validate=False`` skips the validation curves; ``callbacks``: more Keras callbacks for the fit.
     """
     from . import judge
     from . import train as training
@@ -365,33 +365,50 @@ def train(recipe, data=None, vqvae=None, verbose="auto", codes=None, validate=Tr
             raise ValueError(f"A prior trains on the codes of a VQ-VAE: pass the one its recipe names, "
                              f"vqvae=pretrained.load_vqvae({recipe.vqvae!r}).")
         del settings["vqvae"]
-        return training.train_prior(vqvae, **settings, data=data, verbose=verbose, codes=codes, validate=validate)
+        return training.train_prior(vqvae, **settings, data=data, verbose=verbose, codes=codes, validate=validate,
+                                    callbacks=callbacks)
     trainers = {"vqvae": training.train_vqvae, "vae": training.train_vae, "judge": judge.train_judge}
-    return trainers[recipe.kind](**settings, data=data, verbose=verbose, validate=validate)
+    return trainers[recipe.kind](**settings, data=data, verbose=verbose, validate=validate, callbacks=callbacks)
 
 
 FINGERPRINT_STEPS = 20
 FINGERPRINT_TOLERANCE = 1e-4  # what a rerun of the same code meets on these CPUs (TensorFlow; see fingerprint)
 
 
-def fingerprint(recipe, data=None, vqvae=None):
+def fingerprint(recipe, data=None, vqvae=None, steps=FINGERPRINT_STEPS):
     """A short, seeded signature of how ``recipe`` trains, which a model card records: ``{"steps",
-    "train_size", "loss", "weights"}``. It trains the recipe for its first :data:`FINGERPRINT_STEPS`
-    steps (one epoch on its first ``20 * batch_size`` training images, no validation) and records
-    their mean training loss and ``weights``, a fixed random projection of every weight after them
-    (:func:`weights_signature`), which moves with any change to the code that alters training (a
-    model, a loss, an initialiser, the seed, the data's order).
-
-    A rerun of the same code on the same backend gives both again to within
-    :data:`FINGERPRINT_TOLERANCE` (relative for the loss, absolute for ``weights``; here reruns
-    agreed exactly). The seeded draws differ between backends, so a card's fingerprint is
-    TensorFlow's. A prior's needs ``vqvae``, as :func:`train` does.
+    "train_size", "loss", "losses", "weights", "scale"}``. It trains the recipe for its first ``steps``
+    steps (one epoch on its first ``steps * batch_size`` training images, no validation) and records
+    their mean training loss, ``losses`` (the running mean after each step: entry k is the mean loss of
+    steps 1..k), ``weights``, a fixed random projection of every weight after them
+    (:func:`weights_signature`), and ``scale``, the size of such a projection (the root of the sum of the
+    weights' mean squares). A prior's needs ``vqvae``, as :func:`train` does.
     """
-    size = FINGERPRINT_STEPS * recipe.batch_size
+    import keras
+
+    class Losses(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.values = []
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.values.append(float(logs["loss"]))
+
+    size = steps * recipe.batch_size
     quick = dataclasses.replace(recipe, epochs=1, train_size=size)
-    model, record = train(quick, data, vqvae, verbose=0, validate=False)
-    return {"steps": FINGERPRINT_STEPS, "train_size": size, "loss": round(record["history"]["loss"][0], 6),
-            "weights": round(weights_signature(model), 6)}
+    losses = Losses()
+    model, record = train(quick, data, vqvae, verbose=0, validate=False, callbacks=[losses])
+    return {"steps": steps, "train_size": size, "loss": round(record["history"]["loss"][0], 6),
+            "losses": [round(value, 8) for value in losses.values], "weights": round(weights_signature(model), 6),
+            "scale": round(signature_scale(model), 6)}
+
+
+def signature_scale(model):
+    """The size of :func:`weights_signature`'s projection of ``model``'s weights: the root of the sum over its
+    weights of their mean square (each term of the signature has that term's root mean square as its spread)."""
+    import numpy as np
+
+    return float(np.sqrt(sum(np.mean(np.square(np.asarray(w, "float64"))) for w in model.get_weights())))
 
 
 def weights_signature(model):

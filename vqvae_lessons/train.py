@@ -176,15 +176,16 @@ def train_vqvae(architecture="residual", num_embeddings=128, embedding_dim=16, q
 
 
 def train_vae(latent_dim=2, epochs=30, batch_size=128, learning_rate=1e-3, seed=0, train_size=None, data=None,
-              validate=True, verbose="auto", validation="split"):
-    """Train a :class:`VAE` on MNIST; return ``(model, record)`` as :func:`train_vqvae` does."""
+              validate=True, verbose="auto", validation="split", callbacks=()):
+    """Train a :class:`VAE` on MNIST; return ``(model, record)`` as :func:`train_vqvae` does (``callbacks`` too)."""
     check_train_size(train_size)
     keras.utils.set_random_seed(seed)
     data = data or load_mnist()
     x_fit, _, x_val, _ = data.split(validation)
     images = x_fit[:train_size]
     model = VAE(latent_dim, seed=seed)
-    record = fit(model, images, epochs, batch_size, learning_rate, x_val if validate else None, [], verbose)
+    record = fit(model, images, epochs, batch_size, learning_rate, x_val if validate else None, list(callbacks),
+                 verbose)
     record.update(seed=seed, train_size=len(images), validation=validation)
     return model, record
 
@@ -192,7 +193,7 @@ def train_vae(latent_dim=2, epochs=30, batch_size=128, learning_rate=1e-3, seed=
 def train_prior(vqvae, architecture="gated", conditional=False, channels=None, num_layers=None, epochs=15,
                 batch_size=128, learning_rate=1e-3, seed=0, train_size=None, data=None, validate=True,
                 verbose="auto", lr_schedule="constant", dropout=0.0, augment=0.0, condition_on_moves=False,
-                codes=None, validation="split", devices=None):
+                codes=None, validation="split", devices=None, callbacks=()):
     """Train a prior (``architecture``: a :class:`~vqvae_lessons.priors.pixelcnn.PixelCNN`'s, "transformer" or
     "maskgit", see :func:`~vqvae_lessons.priors.build.build_prior`) on the codes ``vqvae`` gives
     MNIST's training images (with their digit labels when ``conditional``); return
@@ -207,7 +208,7 @@ def train_prior(vqvae, architecture="gated", conditional=False, channels=None, n
     (:func:`~vqvae_lessons.priors.build.fix_label`): distribution augmentation (Jun et al., 2020).
     ``codes``: the training images' maps ``(N, H, W)``, when the caller has already encoded them.
     ``devices``: train data parallel on several devices, as :func:`train_vqvae` does (``vqvae`` encodes on
-    the default device).
+    the default device). ``callbacks``: more Keras callbacks, as :func:`train_vqvae` takes them.
     """
     if not 0 <= augment <= 1:
         raise ValueError(f"augment is the fraction of training images moved each epoch, in [0, 1], got "
@@ -226,7 +227,7 @@ def train_prior(vqvae, architecture="gated", conditional=False, channels=None, n
                          f"{len(codes)} maps: encode {fit_name}[:train_size], or leave codes out.")
     codes = vqvae.encode(images) if codes is None else codes
     labels = y_fit[:train_size].astype("int32") if conditional else None
-    test_codes = vqvae.encode(x_val)
+    test_codes = vqvae.encode(x_val) if validate else None
     num_classes = 10 if conditional else 1 + len(shift_moves()) if condition_on_moves else None
     with distribute.scope(devices, batch_size) as count:  # one device: no scope, nothing changes
         # several devices: every batch splits evenly among them
@@ -234,9 +235,9 @@ def train_prior(vqvae, architecture="gated", conditional=False, channels=None, n
         prior = build_prior(architecture, vqvae.num_embeddings, num_classes=num_classes, channels=channels,
                             num_layers=num_layers, dropout=dropout)
         test_inputs = test_codes
-        if conditional:
+        if conditional and validate:
             test_inputs = (test_codes, y_val.astype("int32"))
-        if condition_on_moves:  # the test maps are unmoved: label 0
+        if condition_on_moves and validate:  # the test maps are unmoved: label 0
             test_inputs = (test_codes, np.zeros(len(test_codes), "int32"))
 
         def inputs_of(maps, labels, moves):
@@ -249,8 +250,8 @@ def train_prior(vqvae, architecture="gated", conditional=False, channels=None, n
             drawn = epochs_of_codes(vqvae, images, codes, labels, epochs, augment, batch_size, seed)
             epoch_data = ((inputs_of(maps, maps_labels, moves), maps) for maps, maps_labels, moves in drawn)
             inputs = None
-        record = fit(prior, inputs, epochs, batch_size, learning_rate, test_inputs if validate else None, [],
-                     verbose, targets=None if augment else codes, validation_targets=test_codes,
+        record = fit(prior, inputs, epochs, batch_size, learning_rate, test_inputs if validate else None,
+                     list(callbacks), verbose, targets=None if augment else codes, validation_targets=test_codes,
                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), lr_schedule=lr_schedule,
                      epoch_data=epoch_data, steps_per_epoch=steps_per_epoch)
     record.update(seed=seed, train_size=len(codes), validation=validation, augment=augment,
