@@ -1,4 +1,4 @@
-"""Command line: ``python -m vqvae_lessons {train,evaluate,sample,judge,reproduce,list,sweep,quantizers} ...``.
+"""Command line: ``python -m vqvae_lessons {train,evaluate,sample,judge,reproduce,list,sweep,quantizers,grade} ...``.
 
 Results are JSON on standard output; progress bars go to standard error. An error is a
 one-line message on standard error (exit status 2); ``python -m vqvae_lessons --debug COMMAND ...``
@@ -13,7 +13,8 @@ inside :func:`~vqvae_lessons.distribute.training_devices`); ``evaluate`` calls
 :func:`~vqvae_lessons.sweep.run_sweep`, ``quantizers``
 :func:`~vqvae_lessons.comparison_training.run_comparison`, ``sample``
 :func:`~vqvae_lessons.priors.sampling.generate` and ``judge``
-:func:`~vqvae_lessons.judge.judge_images`, the functions the lessons call too.
+:func:`~vqvae_lessons.judge.judge_images`, the functions the lessons call too; ``grade`` runs learners'
+notebooks with ``vqvae_lessons.grading`` (its CSV to ``--csv``, its table on standard error).
 """
 
 from __future__ import annotations
@@ -99,6 +100,7 @@ def build_parser():
                               help="the class asked for: also report the share judged to be that class")
     _add_sweep_parser(commands)
     _add_quantizers_parser(commands)
+    _add_grade_parser(commands)
     return parser
 
 
@@ -347,14 +349,50 @@ def _sweep_command(args):
     return f"{recipes.PROGRAM} " + shlex.join([*words, "--out", str(args.out)])
 
 
+def _add_grade_parser(commands):
+    parser = commands.add_parser(
+        "grade", help="grade learners' notebooks: run each, read its exercises' verdicts (CSV, and a table)",
+        description="Run each learner's notebook in a fresh kernel, in its own folder, and read the verdict each "
+                    "exercise's check showed: correct, incorrect, not attempted, not checked, or not run (the "
+                    "notebook stopped before it: a cell raised, or the time limit; 'cell N' counts every cell "
+                    "from 1). Writes one CSV row per notebook and exercise to --csv (notebook, exercise, verdict, "
+                    "message), a table on standard error and the grades as JSON on standard output. The "
+                    "notebooks' files are not changed.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("notebooks", nargs="+", type=Path, metavar="NOTEBOOK", help="the learners' .ipynb files")
+    parser.add_argument("--timeout", type=_positive_float, default=600.0, metavar="SECONDS",
+                        help="time limit for each notebook, from its first cell")
+    parser.add_argument("--csv", type=Path, default=None, metavar="OUT.csv", help="write the grades to this file")
+
+
+def _positive_float(text):
+    value = float(text)
+    if not 0 < value < float("inf"):  # NaN and inf too
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
+    return value
+
+
+def cmd_grade(args):
+    from . import grading
+
+    out = grading.writable_csv(args.csv) if args.csv else None  # before the minutes of grading
+    log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
+    grades = grading.grade_notebooks(args.notebooks, timeout=args.timeout, log=log)
+    if out:
+        grading.write_csv(grades, out)
+    log("\n" + grading.summary_table(grades))
+    return {"csv": str(out) if out else None, "timeout": args.timeout, "notebooks": [g.as_dict() for g in grades]}
+
+
 HANDLERS = {"train": cmd_train, "evaluate": cmd_evaluate, "reproduce": cmd_reproduce, "list": cmd_list,
-            "sweep": cmd_sweep, "sample": cmd_sample, "judge": cmd_judge, "quantizers": cmd_quantizers}
+            "sweep": cmd_sweep, "sample": cmd_sample, "judge": cmd_judge, "quantizers": cmd_quantizers,
+            "grade": cmd_grade}
 
 
 def main(argv=None):
     """Run the command line with ``argv`` (default: ``sys.argv[1:]``); return the exit status."""
     args = build_parser().parse_args(argv)
-    if args.command != "list":  # list reads the cards only
+    if args.command not in ("list", "grade"):  # list reads the cards only; grade's kernels import Keras, not it
         quiet()  # before a command imports Keras: TensorFlow's start-up noise stays off the terminal
     from .data import MNISTDataError
 
