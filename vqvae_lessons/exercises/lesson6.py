@@ -1,15 +1,17 @@
 """Lesson 6's exercises (judging generated digits): ``frechet_distance`` and ``inception_score``.
 
-The references are the package's own :func:`vqvae_lessons.judge.frechet_distance` and
-:func:`vqvae_lessons.judge.inception_score`. The Fréchet distance's test cases have covariances
-that do not commute, so the shortcut ``Tr(S_a^(1/2) S_b^(1/2))`` fails them.
+The references are written out in NumPy, so that a folded solution runs when pasted alone into
+lesson 6 (where the name ``judge`` is the classifier model, not the module); they compute what
+the package's :func:`vqvae_lessons.judge.frechet_distance` and
+:func:`vqvae_lessons.judge.inception_score` compute, and the lesson uses the package's. The
+Fréchet distance's test cases have covariances that do not commute, so the shortcut
+``Tr(S_a^(1/2) S_b^(1/2))`` fails them.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .. import judge
 from . import core
 from .core import _check_number
 
@@ -19,13 +21,23 @@ _NOT_APPLICABLE = np.zeros(0)  # what a mistake returns where it can't be comput
 def frechet_distance(features_a, features_b):
     """The squared Fréchet distance (as FID reports it) between Gaussians fitted to features
     ``(N, F)`` and ``(M, F)``: ``|mu_a - mu_b|^2 + Tr(S_a + S_b - 2 (S_a S_b)^(1/2))``."""
-    return judge.frechet_distance(features_a, features_b)
+    a, b = np.asarray(features_a, "float64"), np.asarray(features_b, "float64")
+    mean_a, mean_b = a.mean(axis=0), b.mean(axis=0)
+    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)  # (F, F), unbiased
+    # Tr((S_a S_b)^(1/2)) = sum of sqrt(eigenvalues of S_a^(1/2) S_b S_a^(1/2)), a symmetric matrix
+    values, vectors = np.linalg.eigh(cov_a)
+    root_a = (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
+    cross = np.sqrt(np.clip(np.linalg.eigvalsh(root_a @ cov_b @ root_a), 0, None)).sum()
+    return float(np.sum((mean_a - mean_b) ** 2) + np.trace(cov_a) + np.trace(cov_b) - 2 * cross)
 
 
 def inception_score(probs):
     """``exp(mean over images of KL(p(y|x) || p(y)))`` of class probabilities ``(N, C)``, with
     ``p(y)`` the mean of ``p(y|x)`` over the images."""
-    return judge.inception_score(probs)
+    p = np.clip(np.asarray(probs, "float64"), 1e-12, 1.0)  # no log(0)
+    marginal = p.mean(axis=0, keepdims=True)  # p(y), (1, C)
+    kl = np.sum(p * (np.log(p) - np.log(marginal)), axis=1)  # KL(p(y|x) || p(y)) per image, in nats
+    return float(np.exp(kl.mean()))
 
 
 def _real(fn):
@@ -154,12 +166,13 @@ def _frechet_distance_cases():
 
 def _register(reference, cases, mistakes, describe, **details):
     """Register a lesson 6 exercise whose answer is one number, checked on ``cases()``; its
-    solution shows the package's function of the same name in :mod:`vqvae_lessons.judge`."""
+    solution is the NumPy reference alone (it equals the package's function of the same name in
+    :mod:`vqvae_lessons.judge`, which the lesson uses after the exercise)."""
     def checker(fn):
         _check_number(_real(fn), cases(), reference, mistakes, describe)
 
     core.register(reference.__name__, reference=reference, checker=checker, lesson=6,
-                  shows=(getattr(judge, reference.__name__),), mistakes=mistakes, **details)
+                  mistakes=mistakes, **details)
 
 
 _register(
