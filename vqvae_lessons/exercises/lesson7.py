@@ -1,7 +1,9 @@
 """Lesson 7's exercises (modern quantizers): ``fsq_quantize``, ``rotate_to`` and ``residual_stage``.
 
-Each reference is the package's own code in :mod:`vqvae_lessons.quantizers`: FSQ's bound and
-rounding (:class:`~vqvae_lessons.quantizers.FiniteScalarQuantizer`), the rotation trick
+``fsq_quantize``'s reference is written out with NumPy and ``keras.ops``, computing FSQ's constants
+from the levels itself; it computes what the package's
+:class:`~vqvae_lessons.quantizers.FiniteScalarQuantizer` does in its ``bound`` and ``quantize_bounded``.
+The other references are the package's own code in :mod:`vqvae_lessons.quantizers`: the rotation trick
 (:func:`~vqvae_lessons.quantizers.rotate_to`) and one stage of residual VQ (the loop of
 :class:`~vqvae_lessons.quantizers.ResidualVectorQuantizer`, with
 :func:`~vqvae_lessons.quantizers.nearest_code`). The first two are checked by their gradients
@@ -25,8 +27,14 @@ rotate_to = quantizers.rotate_to
 # ---------------------------------------------------------------------------------------------
 def fsq_quantize(z, levels):
     """FSQ's codes ``(N, d)`` in [-1, 1] of encoder outputs ``z`` ``(N, d)``, ``levels[i]`` values in channel i."""
-    fsq = quantizers.FiniteScalarQuantizer(levels)
-    return fsq.quantize_bounded(fsq.bound(z))
+    levels = np.asarray(levels, "float32")  # (d,): one value per channel, computed once with NumPy
+    h = (levels - 1) * (1 - 1e-3) / 2  # the bound's half range, just inside the outermost levels
+    offset = np.where(levels % 2 == 0, 0.5, 0.0).astype("float32")  # even L: no middle level, move by half a step
+    shift = np.tan(offset / h).astype("float32")  # moves z = 0 back near b = 0 (the FSQ paper's tan; artanh is exact)
+    half_width = np.floor(levels / 2)  # L // 2
+    bounded = ops.tanh(z + shift) * h - offset  # b, in (-h - offset, h - offset)
+    rounded = bounded + ops.stop_gradient(ops.round(bounded) - bounded)  # round(b), with the identity's gradient
+    return rounded / half_width
 
 
 def _constants(levels, eps=1e-3):
@@ -107,16 +115,15 @@ def _check_fsq_quantize(fn):
 
 core.register(
     "fsq_quantize", reference=fsq_quantize, checker=_check_fsq_quantize, lesson=7,
-    shows=(quantizers.FiniteScalarQuantizer.bound, quantizers.FiniteScalarQuantizer.quantize_bounded,
-           quantizers.round_ste, quantizers.straight_through),
     hints="""
         Three steps per channel, all with keras.ops: squash z into a bounded range with tanh, so that rounding
         can only give L values; round to the nearest integer in a way that still lets a gradient reach z; then
         divide so that the codes lie in [-1, 1]. Even L needs care: L integers are not symmetric about 0.
 
         With h = (L - 1)(1 - eps) / 2, offset = 0 for odd L and 1/2 for even L, and shift = tan(offset / h)
-        (NumPy arrays over the channels), bound with b = tanh(z + shift) * h - offset, round with the
-        straight-through estimator b + stop_gradient(round(b) - b), and divide by L // 2.
+        (NumPy arrays over the channels; tan is the FSQ paper's choice, the exact root of tanh(s) h = offset is
+        artanh(offset / h), and the two differ by under 0.1% here), bound with b = tanh(z + shift) * h - offset,
+        round with the straight-through estimator b + stop_gradient(round(b) - b), and divide by L // 2.
         """,
     error_hint="z is a backend tensor (N, d) and levels a tuple of d integers: compute h, offset and shift with "
                "NumPy from levels, and the rest with keras.ops (tanh, round, stop_gradient).",
