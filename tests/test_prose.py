@@ -271,8 +271,8 @@ def test_definitional_constants_code_and_links_pass():
 # Lessons that still type a card's figure into their prose, edited by others while this test was written
 # (issue #27): xfail, not strict, so the test passes again as soon as each is fixed.
 STILL_TYPED = {
-    "04_codebook_size.ipynb": "cell 49 types vqvae-fashion-k128-d16's 10 epochs ('trained on the clothes for 10 epochs')",
-    "07_modern_quantizers.ipynb": "cell 34 types the quantizer cards' training set ('the first 20,000 training images')",
+    "04_codebook_size.ipynb": "cell 49 types vqvae-fashion-k128-d16's 10 epochs ('on the clothes for 10 epochs')",
+    "07_modern_quantizers.ipynb": "cell 34 types the quantizer cards' training set ('first 20,000 training images')",
     "intro.md": "types the Keras example's card's 30 epochs ('128 embeddings, 30 epochs')",
 }
 
