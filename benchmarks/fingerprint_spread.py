@@ -17,16 +17,18 @@ What it measures
       drawn from Glorot-normal instead), ``data-order`` (the same training images, their order reversed).
 
 Output
-    One JSON object: ``runs``, ``{setting or change: {recipe: {"losses": [...], "weights": w}}}``, and
-    ``summary``, per recipe and step the largest relative spread of the loss over the settings
-    (``noise``) and the smallest relative move under a change (``change``), with the same for
-    ``weights``, relative to the mean absolute value of the weights' signature terms (the scale
-    ``recipes.fingerprint`` uses).
+    One JSON object: ``runs``, ``{setting or change: {recipe: fingerprint}}`` (``recipes.fingerprint``'s dicts),
+    and ``summary``, per recipe its tolerance, the largest move across the settings and the smallest under a
+    change (each as ``[losses, weights]``: the largest relative difference over the steps' losses, and the
+    weights' signature difference over its ``scale``), and the changes ``recipes.fingerprint_differences``
+    catches and misses.
 
 Usage (from the repository root; about a minute a recipe and setting on two cores)::
 
     VQVAE_LESSONS_MNIST=../shared/data/mnist.npz VQVAE_LESSONS_FASHION_MNIST=../shared/data/fashion-mnist.npz \\
         python benchmarks/fingerprint_spread.py > spread.json
+    python benchmarks/fingerprint_spread.py --settings as-is threads-1 onednn-off --change-recipes judge-mnist \\
+        vae-z2 vqvae-k128-d16 keras-example-k128-d16 gated-vqvae transformer-vqvae maskgit-vqvae   # the README's
     python benchmarks/fingerprint_spread.py --recipes judge-mnist --settings as-is threads-1 --changes seed
 """
 
@@ -120,24 +122,29 @@ class changed_code:
 
 
 def summarize(runs, settings, changes):
-    """Per recipe: the largest relative spread over ``settings`` and the smallest relative move under ``changes``,
-    for each step's loss and for the weights' signature (relative to its scale)."""
+    """Per recipe, as the README's table gives it: the tolerance, the largest move over ``settings`` (against the
+    first) and the smallest under ``changes``, each as (losses: the largest relative difference over the steps,
+    weights: the signature's difference over its scale), and which changes ``recipes.fingerprint_differences``
+    catches."""
+    from vqvae_lessons import recipes
+
+    def move(a, b):
+        losses = max(abs(x - y) / abs(y) for x, y in zip(a["losses"], b["losses"], strict=True))
+        return losses, abs(a["weights"] - b["weights"]) / b["scale"]
+
     summary = {}
     for name, base in runs[settings[0]].items():
-        def relative_loss(a, b):
-            return [abs(x - y) / max(abs(y), 1e-12) for x, y in zip(a["losses"], b["losses"])]
-
-        def relative_weights(a, b):
-            return abs(a["weights"] - b["weights"]) / b["scale"]
-
-        noise = [relative_loss(runs[s][name], base) for s in settings[1:] if name in runs[s]]
-        moved = {c: relative_loss(runs[c][name], base) for c in changes if name in runs.get(c, {})}
+        tolerance = recipes.fingerprint_tolerance(recipes.RECIPES[name])
+        noise = [move(runs[s][name], base) for s in settings[1:] if name in runs.get(s, {})]
+        moved = {c: move(runs[c][name], base) for c in changes if name in runs.get(c, {})}
         summary[name] = {
-            "noise_loss": [max(column) for column in zip(*noise)] if noise else None,
-            "change_loss": {c: v for c, v in moved.items()},
-            "noise_weights": max((relative_weights(runs[s][name], base) for s in settings[1:] if name in runs[s]),
-                                 default=None),
-            "change_weights": {c: relative_weights(runs[c][name], base) for c in changes if name in runs.get(c, {})},
+            "tolerance": tolerance,
+            "largest_move_across_settings": [max(column) for column in zip(*noise, strict=True)] if noise else None,
+            "smallest_move_of_a_change": ([min(column) for column in zip(*moved.values(), strict=True)]
+                                          if moved else None),
+            "moves_of_changes": moved,
+            "caught": [c for c in moved if recipes.fingerprint_differences(runs[c][name], base, tolerance)],
+            "missed": [c for c in moved if not recipes.fingerprint_differences(runs[c][name], base, tolerance)],
         }
     return summary
 
@@ -147,6 +154,9 @@ def main(argv=None):
     parser.add_argument("--recipes", nargs="+", default=None, help="recipe names (default: every shipped one)")
     parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
     parser.add_argument("--changes", nargs="*", default=list(CHANGES), choices=list(CHANGES))
+    parser.add_argument("--change-recipes", nargs="+", default=None,
+                        help="the recipes to change (default: --recipes); the README's table used judge-mnist vae-z2 "
+                             "vqvae-k128-d16 keras-example-k128-d16 gated-vqvae transformer-vqvae maskgit-vqvae")
     parser.add_argument("--steps", type=int, default=None, help="training steps (default: the fingerprint's)")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)  # a setting's process: measure, print JSON
     args = parser.parse_args(argv)
@@ -165,7 +175,8 @@ def main(argv=None):
         runs[setting] = json.loads(subprocess.run(command, env=env, check=True, capture_output=True,
                                                   text=True).stdout.strip().splitlines()[-1])
     for change in args.changes:
-        command = [sys.executable, __file__, "--child", change, "--steps", str(steps), "--recipes", *names]
+        command = [sys.executable, __file__, "--child", change, "--steps", str(steps), "--recipes",
+                   *(args.change_recipes or names)]
         runs[change] = json.loads(subprocess.run(command, check=True, capture_output=True,
                                                  text=True).stdout.strip().splitlines()[-1])
     print(json.dumps({"steps": steps, "settings": args.settings, "changes": args.changes,

@@ -34,7 +34,8 @@ def test_the_recipe_trains_as_its_card_recorded(name, real_mnist, request):
     if getattr(recipes.RECIPES[name], "dataset", "mnist") == "fashion_mnist":
         data = request.getfixturevalue("real_fashion_mnist")
     recorded, measured = recorded_and_measured(name, data)
-    differences = recipes.fingerprint_differences(measured, recorded, recipes.fingerprint_tolerance(recipes.RECIPES[name]))
+    tolerance = recipes.fingerprint_tolerance(recipes.RECIPES[name])
+    differences = recipes.fingerprint_differences(measured, recorded, tolerance)
     assert not differences, f"{name} no longer trains as its card recorded: " + "; ".join(differences)
 
 
