@@ -1,22 +1,25 @@
-"""The command line, run as a learner runs it: ``python -m vqvae_lessons ...`` in a subprocess."""
+"""The command line: ``python -m vqvae_lessons ...``, run in this process (``command_line.run``: the same
+``cli.main`` a new process runs, without its seconds of TensorFlow start-up), and as a learner runs it, in a new
+process (``test_the_command_runs_in_a_new_process_as_a_learner_runs_it``)."""
 
 import json
-import os
 import shlex
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from command_line import run, run_in_a_new_process  # tests/command_line.py
 
 from vqvae_lessons import cli, pretrained, recipes
 from vqvae_lessons.data import MNIST_ENV, load_mnist
 
 
-def run(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "vqvae_lessons", *args], capture_output=True, text=True,
-                          timeout=600, env={**os.environ, **(env or {})})
+def test_the_command_runs_in_a_new_process_as_a_learner_runs_it(tmp_path):
+    result = run_in_a_new_process("--help")
+    assert result.returncode == 0 and "usage: python -m vqvae_lessons" in result.stdout
+    result = run_in_a_new_process("evaluate", "vqvae", "--pretrained", "vqvae-k128-d16",
+                                  env={MNIST_ENV: str(tmp_path / "no.npz")})
+    assert result.returncode == 2 and "does not exist" in result.stderr and "Traceback" not in result.stderr
 
 
 @pytest.mark.parametrize("args", [[], ["train"], ["train", "vqvae"], ["train", "vae"], ["train", "prior"],

@@ -4,14 +4,12 @@ and a tiny comparison run by the command line."""
 
 import json
 import math
-import os
 import shlex
-import subprocess
-import sys
 
 import keras
 import numpy as np
 import pytest
+from command_line import run as run_command  # tests/command_line.py
 from matplotlib.figure import Figure
 
 from vqvae_lessons import cli, comparison, metrics, plotting, pretrained, quantizers, recipes, sweep
@@ -237,9 +235,8 @@ def test_cli_runs_a_tiny_comparison_and_resumes_it(synthetic_npz, tmp_path):
     out = tmp_path / "q"
     args = ["quantizers", "--runs", "fsq-8-4-4", "rvq-3x16", "--train-size", "64", "--epochs", "1",
             "--prior-epochs", "1", "--out", str(out)]
-    env = {**os.environ, MNIST_ENV: str(synthetic_npz)}
-    result = subprocess.run([sys.executable, "-m", "vqvae_lessons", *args], capture_output=True, text=True,
-                            timeout=600, env=env)
+    env = {MNIST_ENV: str(synthetic_npz)}
+    result = run_command(*args, env=env)
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert [r["name"] for r in summary["runs"]] == ["fsq-8-4-4", "rvq-3x16"] and "[2/2] rvq-3x16: PSNR" in result.stderr
@@ -249,8 +246,7 @@ def test_cli_runs_a_tiny_comparison_and_resumes_it(synthetic_npz, tmp_path):
     assert [len(r["rates"]) for r in index["runs"]] == [1, 3] and "prior" in index["runs"][0]
     assert comparison.load_model("rvq-3x16", index).num_stages == 3
     assert (out / "README.md").read_text().startswith("# Lesson 7's comparison")
-    again = subprocess.run([sys.executable, "-m", "vqvae_lessons", *args, "--resume"], capture_output=True,
-                           text=True, timeout=600, env=env)
+    again = run_command(*args, "--resume", env=env)
     assert again.returncode == 0 and "[1/2] fsq-8-4-4: kept" in again.stderr, again.stderr
 
 

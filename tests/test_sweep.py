@@ -3,14 +3,12 @@ line runs a sweep and writes readable results, and bad inputs give errors that n
 
 import json
 import math
-import os
 import shlex
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
+from command_line import run  # tests/command_line.py
 from matplotlib.figure import Figure
 
 from vqvae_lessons import metrics, plotting, sweep
@@ -116,11 +114,6 @@ def test_plan_rejects_bad_settings():
 
 
 # -- running a sweep --------------------------------------------------------------------------------------
-def run(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "vqvae_lessons", *args], capture_output=True, text=True,
-                          timeout=600, env={**os.environ, **(env or {})})
-
-
 @pytest.fixture(scope="module")
 def tiny_sweep(synthetic_npz, tmp_path_factory):
     """A sweep of three tiny models run by the command line, as a learner would run it."""
