@@ -268,22 +268,7 @@ def test_definitional_constants_code_and_links_pass():
 
 
 # -- the lessons ------------------------------------------------------------------------------------
-# Lessons that still type a card's figure into their prose, edited by others while this test was written
-# (issue #27): xfail, not strict, so the test passes again as soon as each is fixed.
-STILL_TYPED = {
-    "04_codebook_size.ipynb": "cell 49 types vqvae-fashion-k128-d16's 10 epochs ('on the clothes for 10 epochs')",
-    "07_modern_quantizers.ipynb": "cell 34 types the quantizer cards' training set ('first 20,000 training images')",
-    "intro.md": "types the Keras example's card's 30 epochs ('128 embeddings, 30 epochs')",
-}
-
-
-def _params():
-    for path in [*LESSONS, BOOK / "intro.md"]:
-        marks = [pytest.mark.xfail(strict=False, reason=STILL_TYPED[path.name])] if path.name in STILL_TYPED else []
-        yield pytest.param(path, id=path.stem, marks=marks)
-
-
-@pytest.mark.parametrize("path", list(_params()))
+@pytest.mark.parametrize("path", [*LESSONS, BOOK / "intro.md"], ids=lambda path: path.stem)
 def test_no_lesson_types_a_card_figure_into_its_prose(path):
     if path.suffix == ".md":
         findings = card_figures(path.read_text(), where=path.name)
