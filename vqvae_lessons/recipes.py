@@ -298,8 +298,9 @@ RECIPES = {
     "maskgit-vqvae-wide": PriorRecipe(
         architecture="maskgit", channels=128, num_layers=4, dropout=0.1, augment=0.5, epochs=16,
         lr_schedule="cosine",
-        description="A MaskGIT prior of the autoregressive transformer's size (4 bidirectional blocks of width 128) "
-                    "over the codes of vqvae-k128-d16: what a bigger network buys MaskGIT, and what it costs."),
+        description="A MaskGIT prior of the autoregressive transformer's depth and width (4 bidirectional blocks of "
+                    "width 128, half its heads and MLP width) over the codes of vqvae-k128-d16: what a bigger "
+                    "network buys MaskGIT, and what it costs."),
     "judge-mnist": JudgeRecipe(
         epochs=4,
         description="A small MNIST classifier that judges generated digits: its class probabilities give the "
