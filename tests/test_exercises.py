@@ -435,3 +435,13 @@ def test_sample_codes_mistakes(capsys):
         return np.asarray(logits_fn(np.zeros(shape[1:], dtype=int))).argmax(-1)
 
     assert_incorrect(capsys, name, wrong_input, "logits_fn takes the whole map")
+
+
+def test_the_last_hint_points_to_what_a_lesson_can_run(capsys):
+    """A lesson imports only check and hint: the hints end at the folded solution, or at an import that works."""
+    for name in exercises.names():
+        last = hint(name, 99)
+        assert "folded solution" in last and f"solution({name!r})" in last, name
+        namespace = {}
+        exec(last.split("or run ")[1].rstrip("."), namespace)  # the import and the call, as a learner types them
+        capsys.readouterr()

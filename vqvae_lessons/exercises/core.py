@@ -343,11 +343,13 @@ def hint(name, level=1):
         return message
     if level >= last:
         text = (f"that was every hint for {name!r}. Write what you can and check it with check({name!r}, "
-                f"{name}); to see a reference solution, call solution({name!r}).")
+                f"{name}); to see a reference solution, open the folded solution under the exercise, or run "
+                f"from vqvae_lessons.exercises import solution; solution({name!r}).")
         print(f"Hint {last} of {last}: {text}")
         return text
     text = exercise.hints[level - 1]
-    more = f"A stronger hint: hint({name!r}, {level + 1})" if level + 1 < last else f"Still stuck? solution({name!r})"
+    more = (f"A stronger hint: hint({name!r}, {level + 1})" if level + 1 < last else
+            "Still stuck? The folded solution under the exercise shows one way to write it")
     print(f"Hint {level} of {last}: {text}\n({more}.)")
     return text
 
