@@ -25,6 +25,18 @@ def test_importing_the_package_imports_neither_keras_nor_tensorflow_nor_touches_
     assert result.returncode == 0, result.stderr
 
 
+def test_the_cards_recipes_and_results_read_without_keras():
+    """``python -m vqvae_lessons list`` starts at once because the modules that read cards, recipes and lesson 7's
+    results import no Keras: this keeps it so."""
+    result = run("import sys\n"
+                 "from vqvae_lessons import cli, comparison, pretrained, recipes, sweep\n"
+                 "assert pretrained.names() and recipes.RECIPES and comparison.load_results()['runs']\n"
+                 "assert sweep.load_sweep()['points'] and cli.cmd_list(None)\n"
+                 "heavy = {'keras', 'tensorflow', 'jax'} & set(sys.modules)\n"
+                 "assert not heavy, f'reading cards imported {heavy}'\n")
+    assert result.returncode == 0, result.stderr
+
+
 @pytest.mark.slow
 def test_quiet_keeps_tensorflows_start_up_messages_off_standard_error():
     loud = run("import keras\nkeras.ops.add(1, 1)\n")
