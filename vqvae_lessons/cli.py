@@ -200,26 +200,31 @@ def cmd_sample(args):
 
 
 def _writable_npy(out):
-    """The file ``sample --out`` writes: ``out``, with ``.npy`` added when it lacks it (as ``np.save`` would),
-    its folder made; a ValueError now if it names a folder or cannot be written."""
+    """``out`` as the ``.npy`` path ``np.save`` will write (the suffix added when missing), after checking that it
+    can be written; ValueError otherwise. For checking ``--out`` before sampling, which takes minutes."""
     out = Path(out)
-    if out.is_dir():
-        raise ValueError(f"--out {out} is a folder: name the file to write, e.g. --out {out / 'digits.npy'}.")
-    if out.suffix != ".npy":
+    if out.suffix != ".npy" and not out.is_dir():
         out = out.with_name(out.name + ".npy")
-        if out.is_dir():
-            raise ValueError(f"--out {out} is a folder: name the file to write, e.g. --out {out / 'digits.npy'}.")
-    existed = out.exists()
+    return _writable(out, "--out", "digits.npy", "runs/digits.npy")
+
+
+def _writable(path, flag, name, example):
+    """``path`` after checking that a file can be written there (its folder made, nothing left behind): the value
+    of ``flag``; ValueError naming the problem and an ``example`` otherwise (``name``: a file name to suggest
+    inside a folder given by mistake)."""
+    if path.is_dir():
+        raise ValueError(f"{flag} {path} is a folder: name the file to write, e.g. {flag} {path / name}.")
+    existed = path.exists()
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with open(out, "ab"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "ab"):
             pass
     except OSError as error:
-        raise ValueError(f"--out {out} cannot be written ({error.strerror or error}): choose a file in a folder you "
-                         "can write to, e.g. --out runs/digits.npy.") from error
+        raise ValueError(f"{flag} {path} cannot be written ({error.strerror or error}): choose a file in a folder "
+                         f"you can write to, e.g. {flag} {example}.") from error
     if not existed:
-        out.unlink()
-    return out
+        path.unlink()
+    return path
 
 
 def cmd_judge(args):
@@ -375,7 +380,7 @@ def _positive_float(text):
 def cmd_grade(args):
     from . import grading
 
-    out = grading.writable_csv(args.csv) if args.csv else None  # before the minutes of grading
+    out = _writable(Path(args.csv), "--csv", "grades.csv", "grades.csv") if args.csv else None  # before grading
     log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
     grades = grading.grade_notebooks(args.notebooks, timeout=args.timeout, log=log)
     if out:

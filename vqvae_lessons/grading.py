@@ -191,25 +191,6 @@ def grade_notebooks(paths, timeout=600.0, log=None):
     return grades
 
 
-def writable_csv(path):
-    """``path`` as a Path, after checking that a CSV can be written there (its folder made);
-    ValueError otherwise. For checking ``--csv`` before grading, which takes minutes."""
-    path = Path(path)
-    if path.is_dir():
-        raise ValueError(f"--csv {path} is a folder: name the file to write, e.g. --csv {path / 'grades.csv'}.")
-    existed = path.exists()
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "a"):
-            pass
-    except OSError as error:
-        raise ValueError(f"--csv {path} cannot be written ({error.strerror or error}): choose a file in a folder "
-                         "you can write to, e.g. --csv grades.csv.") from error
-    if not existed:
-        path.unlink()
-    return path
-
-
 def write_csv(grades, file):
     """Write the rows of ``grades`` (:data:`CSV_COLUMNS`, one row per notebook and exercise) as
     CSV to ``file``, a path or an open text file."""
