@@ -32,8 +32,8 @@ from vqvae_lessons import pretrained, timing
 from vqvae_lessons.priors import ARCHITECTURES, sampling
 from vqvae_lessons.priors.build import build_prior
 
-UNTRAINED_SIZES = {"maskgit": tuple(ARCHITECTURES["maskgit"].values()),
-                   "transformer": tuple(ARCHITECTURES["transformer"].values()), "gated": (96, 6)}
+UNTRAINED_SIZES = {**{kind: (ARCHITECTURES[kind]["channels"], ARCHITECTURES[kind]["num_layers"])
+                      for kind in ("maskgit", "transformer")}, "gated": (96, 6)}
 
 
 def load_priors(args):

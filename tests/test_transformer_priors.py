@@ -234,6 +234,72 @@ def test_maskgit_fills_every_position_in_exactly_its_steps_and_never_changes_a_c
     np.testing.assert_array_equal(sampled.reshape(5, -1), after[-1])  # the compiled loop does the same
 
 
+def test_maskgit_ranks_by_the_drawn_code_when_asked_and_agrees_with_the_default_at_temperature_zero():
+    prior = spread_prior("maskgit")
+    given = np.full((4, 7, 7), -1, "int32")
+    rng = np.random.default_rng(3)
+    uniform, noise = (rng.random((4, 1, 49), dtype="float32") for _ in range(2))
+    inputs = {key: ops.convert_to_tensor(value) for key, value in {
+        "given": given.reshape(4, -1), "uniform": uniform, "noise": noise, "temperature": np.ones(4, "float32"),
+        "choice_temperature": np.zeros(4, "float32")}.items()}
+    codes = ops.convert_to_numpy(decoding._ParallelDecoder(prior, 1, "drawn").decode_step(0, inputs["given"], inputs))
+    log_p = logits_of(prior, given).reshape(4, 49, K)
+    log_p -= np.log(np.exp(log_p).sum(-1, keepdims=True))
+    cdf = np.cumsum(np.exp(log_p), axis=-1)
+    drawn = np.minimum((cdf <= uniform[:, 0, :, None] * cdf[..., -1:]).sum(-1), K - 1)  # draw()'s inverse CDF
+    np.testing.assert_array_equal(codes, drawn)  # one step fills every position with its own draw
+    # two steps: the first keeps the positions whose drawn code is likeliest, not whose top code is
+    two = {**inputs, "uniform": np.repeat(uniform, 2, axis=1), "noise": np.repeat(noise, 2, axis=1)}
+    first = ops.convert_to_numpy(decoding._ParallelDecoder(prior, 2, "drawn").decode_step(0, inputs["given"], two))
+    kept = first >= 0
+    score = np.take_along_axis(log_p, drawn[..., None], -1)[..., 0]
+    for m in range(4):
+        assert score[m][kept[m]].min() >= score[m][~kept[m]].max()
+        np.testing.assert_array_equal(first[m][kept[m]], drawn[m][kept[m]])
+    cold = {"temperature": 0.0, "choice_temperature": 0.0, "steps": 8, "seed": 2}
+    np.testing.assert_array_equal(sampling.sample(prior, 6, confidence="drawn", **cold),
+                                  sampling.sample(prior, 6, confidence="top", **cold))
+    assert (sampling.sample(prior, 6, confidence="drawn", seed=2) != sampling.sample(prior, 6, seed=2)).any()
+
+
+def test_a_maskgit_training_step_runs_the_network_once_on_the_maps_it_hid():
+    prior = new_prior("maskgit")
+    codes = random_codes(8)
+    logits, hidden = prior(codes, training=True)  # the training game: hide, then predict
+    hidden = ops.convert_to_numpy(hidden)
+    assert logits.shape == (8, 7, 7, K) and hidden.any() and not hidden.all()
+    visible = np.where(hidden, -1, codes)
+    np.testing.assert_allclose(ops.convert_to_numpy(logits), logits_of(prior, visible), atol=1e-5)  # no dropout
+    want = cross_entropy_at(codes, logits_of(prior, visible), hidden)
+    got = prior.compute_loss(codes, codes, (logits, hidden))
+    assert float(ops.convert_to_numpy(got)) == pytest.approx(float(ops.convert_to_numpy(want)), rel=1e-5)
+    calls = []
+    features = prior.features
+    prior.features = lambda *args, **kwargs: calls.append(kwargs.get("training")) or features(*args, **kwargs)
+    prior.compile(optimizer="adam", run_eagerly=True)
+    prior.fit(codes, epochs=1, batch_size=8, verbose=0)
+    assert calls == [True]  # one forward pass a step, in training mode (no forward pass of the whole map)
+
+
+def test_maskgit_in_a_fixed_order_is_a_normalised_likelihood():
+    keras.utils.set_random_seed(0)
+    prior = build_prior("maskgit", 3, channels=8, num_layers=1, heads=2, grid=(1, 3))
+    rng = np.random.default_rng(0)
+    prior.head.kernel.assign(rng.normal(0, 2.0, prior.head.kernel.shape).astype("float32"))
+    every_map = np.array(np.meshgrid(*[range(3)] * 3, indexing="ij")).reshape(3, -1).T.reshape(-1, 1, 3)
+    raster = prior.order_bits(every_map.astype("int32"))
+    assert raster.shape == (27,) and np.sum(2.0 ** -raster) == pytest.approx(1.0, abs=1e-5)
+    # one random order (a one-map call draws its first row), the same for every map: normalised too
+    shuffled = np.array([prior.order_bits(m[None].astype("int32"), order_seed=4)[0] for m in every_map])
+    assert np.sum(2.0 ** -shuffled) == pytest.approx(1.0, abs=1e-5)
+    assert np.abs(shuffled - raster).max() > 1e-3  # another order, another (equally valid) likelihood
+    by_hidden = prior.cross_entropy_by_hidden(every_map.astype("int32"))
+    everything_hidden = logits_of(prior, np.full((27, 1, 3), -1, "int32"))
+    log_p = everything_hidden - np.log(np.exp(everything_hidden).sum(-1, keepdims=True))
+    want = -np.take_along_axis(log_p, every_map[..., None], -1).mean()
+    assert by_hidden.shape == (3,) and by_hidden[-1] == pytest.approx(want, rel=1e-5)
+
+
 def test_maskgit_s_schedule_and_its_bound_on_the_codes_a_step_fills():
     np.testing.assert_allclose(decoding.maskgit_schedule(4), np.cos(np.pi / 2 * np.array([1, 2, 3, 4]) / 4),
                                atol=1e-7)
@@ -330,12 +396,14 @@ def test_labels_out_of_range_are_clear_errors(architecture, labels, message):
 
 
 @pytest.mark.parametrize("architecture, kwargs, message", [
-    ("transformer", {"steps": 8}, "steps and choice_temperature are the settings of MaskGIT"),
+    ("transformer", {"steps": 8}, "steps, choice_temperature and confidence are the settings of MaskGIT"),
     ("transformer", {"labels": 3}, "not class-conditional: leave labels out"),
     ("maskgit", {"steps": 0}, "an int from 1 to 49"),
     ("maskgit", {"steps": 50}, "an int from 1 to 49"),
     ("maskgit", {"steps": 2.5}, "an int from 1 to 49"),
     ("maskgit", {"choice_temperature": -1.0}, "choice_temperature must be a number >= 0"),
+    ("maskgit", {"confidence": "surest"}, "confidence is what ranks MaskGIT's hidden positions"),
+    ("transformer", {"confidence": "top"}, "steps, choice_temperature and confidence are the settings of MaskGIT"),
     ("maskgit", {"temperature": -1.0}, "temperature must be a number >= 0"),
     ("maskgit", {"given": np.full((2, 7, 7), -2)}, "nothing below -1"),
 ])
@@ -393,16 +461,19 @@ def test_a_saved_keras_file_loads_again(tmp_path, architecture):
     np.testing.assert_allclose(ops.convert_to_numpy(loaded(inputs)), ops.convert_to_numpy(prior(inputs)), atol=1e-5)
 
 
-def test_fixing_the_class_token_gives_the_unconditional_prior_of_one_label():
-    prior = spread_prior("transformer", 10)
+@pytest.mark.parametrize("architecture", ["transformer", "maskgit"])
+def test_fixing_the_class_token_gives_the_unconditional_prior_of_one_label(architecture):
+    prior = spread_prior(architecture, 10)
     codes = random_codes(3)
+    if architecture == "maskgit":
+        codes[:, 2:5] = -1  # MaskGIT reads hidden positions too
     fixed = fix_label(prior, 7)
-    assert isinstance(fixed, ARTransformerPrior) and not fixed.conditional
+    assert type(fixed) is type(prior) and not fixed.conditional
+    assert fixed.count_params() < prior.count_params()
     np.testing.assert_allclose(logits_of(fixed, codes), logits_of(prior, codes, np.full(3, 7, "int32")), atol=1e-5)
-    with pytest.raises(ValueError, match="cannot be made the unconditional prior of one label"):
-        fix_label(spread_prior("maskgit", 10), 7)
-    with pytest.raises(ValueError, match="needs a class-conditional ARTransformerPrior"):
-        fix_label(spread_prior("transformer"), 0)
+    assert np.abs(logits_of(fixed, codes) - logits_of(prior, codes, np.full(3, 6, "int32"))).max() > 1e-2
+    with pytest.raises(ValueError, match="needs a class-conditional transformer prior"):
+        fix_label(spread_prior(architecture), 0)
 
 
 # -- the plumbing: the builder, the recipes, train_prior -----------------------------------------------------
@@ -411,7 +482,10 @@ def test_the_architectures_and_their_defaults():
     for architecture, cls in (("transformer", ARTransformerPrior), ("maskgit", MaskGITPrior)):
         prior = build_prior(architecture, K)
         assert type(prior) is cls and prior.architecture == architecture and not prior.conditional
-        assert (prior.channels, prior.num_layers) == tuple(ARCHITECTURES[architecture].values())
+        assert (prior.channels, prior.num_layers, prior.heads, prior.mlp_ratio) == tuple(
+            ARCHITECTURES[architecture][size] for size in ("channels", "num_layers", "heads", "mlp_ratio"))
+    with pytest.raises(ValueError, match="a 'gated' PixelCNN has neither"):
+        build_prior("gated", K, heads=4)
         assert prior.grid == (7, 7) and prior.num_codes == K
 
 
@@ -450,5 +524,9 @@ def test_train_prior_tells_a_transformer_which_move_made_each_map(tiny_mnist):
     prior, record = train_prior(vqvae, "transformer", channels=16, num_layers=1, epochs=1, augment=0.5,
                                 condition_on_moves=True, train_size=128, data=tiny_mnist, verbose=0)
     assert isinstance(prior, ARTransformerPrior) and not prior.conditional and record["condition_on_moves"]
+    prior, record = train_prior(vqvae, "maskgit", channels=16, num_layers=1, heads=4, mlp_ratio=1, epochs=1,
+                                augment=0.5, condition_on_moves=True, train_size=128, data=tiny_mnist, verbose=0)
+    assert isinstance(prior, MaskGITPrior) and not prior.conditional and (prior.heads, prior.mlp_ratio) == (4, 1)
+    assert record["condition_on_moves"] and np.isfinite(record["history"]["val_loss"]).all()
     with pytest.raises(ValueError, match="condition_on_moves tells an unconditional gated or transformer prior"):
-        train_prior(vqvae, "maskgit", augment=0.5, condition_on_moves=True, data=tiny_mnist, verbose=0)
+        train_prior(vqvae, "keras-example", augment=0.5, condition_on_moves=True, data=tiny_mnist, verbose=0)

@@ -210,6 +210,10 @@ class PriorRecipe(Recipe):
     channels: int | None = setting(None, "width (default: the architecture's)", check="positive")
     num_layers: int | None = setting(None, "gated or transformer blocks, or the example's residual blocks "
                                            "(default: the architecture's)", check="positive")
+    heads: int | None = setting(None, "a transformer's attention heads (default: the architecture's)",
+                                check="positive")
+    mlp_ratio: int | None = setting(None, "a transformer's MLP width, in multiples of its channels (default: the "
+                                          "architecture's)", check="positive")
     lr_schedule: str = setting("constant", "cosine: the learning rate falls to 0 along a cosine over the run",
                                choices=("constant", "cosine"), fit=True)
     dropout: float = setting(0.0, "fraction of the gated or transformer blocks' features dropped while training "
@@ -218,7 +222,7 @@ class PriorRecipe(Recipe):
                                   "encoding (fresh maps against overfitting)", check="unit_fraction")
     condition_on_moves: bool = setting(False, "with --augment: tell the prior which move made each map and keep "
                                               "the prior of unmoved maps, so that it does not learn to draw moved "
-                                              "digits (gated or transformer, unconditional)")
+                                              "digits (unconditional)")
 
     def default_name(self):
         vqvae = Path(self.vqvae).name.removesuffix(".weights.h5")

@@ -190,7 +190,8 @@ def train_vae(latent_dim=2, epochs=30, batch_size=128, learning_rate=1e-3, seed=
     return model, record
 
 
-def train_prior(vqvae, architecture="gated", conditional=False, channels=None, num_layers=None, epochs=15,
+def train_prior(vqvae, architecture="gated", conditional=False, channels=None, num_layers=None, heads=None,
+                mlp_ratio=None, epochs=15,
                 batch_size=128, learning_rate=1e-3, seed=0, train_size=None, data=None, validate=True,
                 verbose="auto", lr_schedule="constant", dropout=0.0, augment=0.0, condition_on_moves=False,
                 codes=None, validation="split", devices=None, callbacks=()):
@@ -200,9 +201,10 @@ def train_prior(vqvae, architecture="gated", conditional=False, channels=None, n
     ``(prior, record)`` as :func:`train_vqvae` does (``validation`` too). The loss, and
     ``val_loss`` on the validation images' codes, are negative log-likelihoods in nats per code (MaskGIT's: the
     cross-entropy at randomly hidden positions, see :class:`~vqvae_lessons.priors.transformer.MaskGITPrior`).
+    ``heads`` and ``mlp_ratio``: a transformer's (None: the architecture's, as for ``channels``).
     ``lr_schedule`` "cosine" lowers the learning rate to 0 along a cosine over the run; ``dropout``
     (gated and transformer priors) and ``augment`` (see :func:`epochs_of_codes`) regularise a long run.
-    ``condition_on_moves`` (with ``augment``, unconditional gated or autoregressive transformer priors): tell
+    ``condition_on_moves`` (with ``augment``, unconditional, not the Keras example's): tell
     the prior which move made each map, as a label (0 for unmoved maps), so that it learns from the
     moved digits without learning to draw them, and return the prior of unmoved maps
     (:func:`~vqvae_lessons.priors.build.fix_label`): distribution augmentation (Jun et al., 2020).
@@ -213,9 +215,10 @@ def train_prior(vqvae, architecture="gated", conditional=False, channels=None, n
     if not 0 <= augment <= 1:
         raise ValueError(f"augment is the fraction of training images moved each epoch, in [0, 1], got "
                          f"{augment!r}.")
-    if condition_on_moves and (not augment or conditional or architecture not in ("gated", "transformer")):
+    if condition_on_moves and (not augment or conditional or architecture == "keras-example"):
         raise ValueError("condition_on_moves tells an unconditional gated or transformer prior which move made each "
-                         "map: it needs augment > 0, architecture='gated' or 'transformer' and conditional=False.")
+                         "map: it needs augment > 0, conditional=False and an architecture other than the Keras "
+                         "example's.")
     check_train_size(train_size)
     keras.utils.set_random_seed(seed)
     data = data or load_mnist()
@@ -233,7 +236,7 @@ def train_prior(vqvae, architecture="gated", conditional=False, channels=None, n
         # several devices: every batch splits evenly among them
         images, codes, labels, test_codes, y_val = distribute.even((images, codes, labels, test_codes, y_val), count)
         prior = build_prior(architecture, vqvae.num_embeddings, num_classes=num_classes, channels=channels,
-                            num_layers=num_layers, dropout=dropout)
+                            num_layers=num_layers, dropout=dropout, heads=heads, mlp_ratio=mlp_ratio)
         test_inputs = test_codes
         if conditional and validate:
             test_inputs = (test_codes, y_val.astype("int32"))

@@ -14,11 +14,12 @@ The architectures and their default sizes live here, importable without Keras (t
 :func:`.build.build_prior` builds any of them.
 """
 
-ARCHITECTURES = {  # name: default channels, default number of layers (residual, gated or transformer blocks)
+ARCHITECTURES = {  # name: default channels, number of layers (residual, gated or transformer blocks); a transformer's
+    # attention heads and MLP width (in multiples of its channels) too
     "keras-example": {"channels": 128, "num_layers": 2},
     "gated": {"channels": 64, "num_layers": 6},
-    "transformer": {"channels": 128, "num_layers": 4},
-    "maskgit": {"channels": 64, "num_layers": 2},
+    "transformer": {"channels": 128, "num_layers": 4, "heads": 4, "mlp_ratio": 4},
+    "maskgit": {"channels": 64, "num_layers": 2, "heads": 2, "mlp_ratio": 2},
 }
 TRANSFORMERS = ("transformer", "maskgit")  # the architectures of :mod:`.transformer`; the others are PixelCNNs
 

@@ -24,22 +24,28 @@ def prior_class(architecture):
 
 
 def build_prior(architecture="gated", num_codes=128, num_classes=None, channels=None, num_layers=None, dropout=0.0,
-                **kwargs):
+                heads=None, mlp_ratio=None, **kwargs):
     """An untrained prior of ``architecture`` (a key of :data:`~vqvae_lessons.priors.ARCHITECTURES`) over
-    ``num_codes`` codes; ``channels`` and ``num_layers`` default to the architecture's; ``kwargs`` go to
-    the model class (:func:`prior_class`), e.g. ``heads`` for a transformer or ``grid``."""
-    return prior_class(architecture)(architecture=architecture, num_codes=num_codes, num_classes=num_classes,
-                                     channels=channels, num_layers=num_layers, dropout=dropout, **kwargs)
+    ``num_codes`` codes; ``channels``, ``num_layers`` and a transformer's ``heads`` and ``mlp_ratio`` default
+    to the architecture's (None); ``kwargs`` go to the model class (:func:`prior_class`), e.g. ``grid``."""
+    cls = prior_class(architecture)
+    if architecture not in TRANSFORMERS:
+        if heads is not None or mlp_ratio is not None:
+            raise ValueError(f"heads and mlp_ratio set a transformer's attention and MLP; a {architecture!r} PixelCNN "
+                             "has neither: leave them out, or use architecture='transformer' or 'maskgit'.")
+    else:
+        kwargs.update(heads=heads, mlp_ratio=mlp_ratio)
+    return cls(architecture=architecture, num_codes=num_codes, num_classes=num_classes, channels=channels,
+               num_layers=num_layers, dropout=dropout, **kwargs)
 
 
 def fix_label(prior, label):
     """The unconditional prior that acts as the conditional ``prior`` given ``label``: a gated PixelCNN's
-    (:func:`~vqvae_lessons.priors.pixelcnn.fix_label`) or an autoregressive transformer's
-    (:func:`~vqvae_lessons.priors.transformer.fix_class_token`); MaskGIT's label is a token of its own,
-    which no unconditional MaskGIT has, so it has none."""
+    (:func:`~vqvae_lessons.priors.pixelcnn.fix_label`) or a transformer's
+    (:func:`~vqvae_lessons.priors.transformer.fix_class_token`)."""
     if isinstance(prior, PixelCNN):
         return pixelcnn.fix_label(prior, label)
-    if isinstance(prior, ARTransformerPrior):
+    if isinstance(prior, (ARTransformerPrior, MaskGITPrior)):
         return transformer.fix_class_token(prior, label)
     raise ValueError(f"A {type(prior).__name__} cannot be made the unconditional prior of one label: use a gated "
-                     "PixelCNN or an autoregressive transformer.")
+                     "PixelCNN or a transformer prior.")

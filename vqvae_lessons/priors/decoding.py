@@ -122,11 +122,15 @@ def most_kept(length, steps):
     return min(length, int((hidden[:, :-1] - hidden[:, 1:]).max()) + 1)
 
 
-def sample_maskgit(prior, given, draws, steps=8):
+CONFIDENCES = ("drawn", "top")  # what MaskGIT's decoder ranks the hidden positions by (see _ParallelDecoder)
+
+
+def sample_maskgit(prior, given, draws, steps=8, confidence="top"):
     """Sample one batch ``given`` ``(N, H, W)`` (-1 where to draw) of a MaskGIT prior in ``steps`` steps;
     ``draws``: ``uniform`` and ``noise`` ``(N, steps, H, W)`` in [0, 1) (the codes' draws and the Gumbel
-    noise of the choice), ``temperature`` and ``choice_temperature`` ``(N,)``, ``labels``."""
-    step = compiled_step(prior, _ParallelDecoder, steps)
+    noise of the choice), ``temperature`` and ``choice_temperature`` ``(N,)``, ``labels``; ``confidence``:
+    one of :data:`CONFIDENCES` (see :class:`_ParallelDecoder`)."""
+    step = compiled_step(prior, _ParallelDecoder, steps, confidence)
     codes = step.predict_on_batch(_flat_inputs(prior, given, draws, ["uniform", "noise"]) | {
         "choice_temperature": draws["choice_temperature"]})
     return np.asarray(codes, "int32").reshape(given.shape)
@@ -141,17 +145,21 @@ class _ParallelDecoder(keras.Model):
     At step ``s`` the prior predicts every position from the codes known so far (-1: hidden). Of a
     map's ``U`` positions to fill, ``floor(U * schedule[s])`` stay hidden after the step
     (:func:`maskgit_schedule`); the others get a code for good: the hidden positions whose
-    *confidence* is highest, the log-probability of the most likely code there plus
-    ``choice_temperature * (1 - (s + 1) / steps)`` times Gumbel noise (MaskGIT's annealed noise, which
-    varies which codes come first). Only there is a code drawn, at ``temperature``. (MaskGIT's paper
-    draws a code at every hidden position and takes the drawn code's probability as its
-    confidence; taking the most likely code's, the same at temperature 0, needs draws only at the
-    few positions kept, :func:`most_kept` a step, which makes each step much cheaper.)
+    *confidence* is highest, a log-probability plus ``choice_temperature * (1 - (s + 1) / steps)``
+    times Gumbel noise (MaskGIT's annealed noise, which varies which codes come first).
+    ``confidence="top"`` (the default): ranked by the most likely code's log-probability there, and a
+    code drawn only at the positions kept (:func:`most_kept`), which makes each step cheaper;
+    ``"drawn"`` (MaskGIT's paper): a code is drawn at every hidden position, at ``temperature``, and
+    ranked by its own log-probability. The two agree at temperature 0. On the validation split
+    neither gave clearly better digits (``benchmarks/maskgit_decoding.py``), so the cheaper one is the
+    default.
     """
 
-    def __init__(self, prior, steps):
+    def __init__(self, prior, steps, confidence="top"):
         super().__init__(name="parallel_decoder")
-        self.prior, self.steps = prior, steps
+        if confidence not in CONFIDENCES:
+            raise ValueError(f"confidence is one of {list(CONFIDENCES)}, got {confidence!r}.")
+        self.prior, self.steps, self.confidence = prior, steps, confidence
         self.schedule, self.most_kept = maskgit_schedule(steps), most_kept(prior.length, steps)
 
     def call(self, inputs):
@@ -165,15 +173,29 @@ class _ParallelDecoder(keras.Model):
         hidden = codes < 0
         grid = ops.reshape(codes, (-1, *prior.grid))
         logits = ops.reshape(prior((grid, labels) if prior.conditional else grid), (-1, prior.length, prior.num_codes))
-        top_log_prob = ops.max(logits, axis=-1) - ops.logsumexp(logits, axis=-1)  # (N, T)
+        log_probs = logits - ops.logsumexp(logits, axis=-1, keepdims=True)  # (N, T, K)
+        uniform = ops.take(inputs["uniform"], s, axis=1)  # (N, T)
+        if self.confidence == "drawn":  # a code everywhere, ranked by its own log-probability
+            n = ops.shape(logits)[0]
+            everywhere = ops.reshape(draw(ops.reshape(logits, (-1, prior.num_codes)),
+                                          ops.repeat(inputs["temperature"], prior.length), ops.reshape(uniform, (-1,))),
+                                     (n, prior.length))
+            score = ops.take_along_axis(log_probs, everywhere[..., None], axis=-1)[..., 0]
+        else:
+            score = ops.max(log_probs, axis=-1)  # (N, T)
         noise = ops.clip(ops.take(inputs["noise"], s, axis=1), 1e-12, 1.0 - 1e-7)
         fade = inputs["choice_temperature"][:, None] * (1.0 - ops.cast(s + 1, "float32") / self.steps)
-        confidence = ops.where(hidden, top_log_prob - fade * ops.log(-ops.log(noise)), -1e9)  # + fade * Gumbel
+        confidence = ops.where(hidden, score - fade * ops.log(-ops.log(noise)), -1e9)  # + fade * Gumbel
         still_hidden = ops.floor(to_fill * ops.take(ops.convert_to_tensor(self.schedule), s))
         keep = ops.sum(ops.cast(hidden, "float32"), axis=1) - still_hidden  # (N,): how many to fill now
         _, chosen = ops.top_k(confidence, kept_at_most)  # (N, B): the surest positions first
+        if self.confidence == "drawn":
+            chosen_mask = ops.any(ops.logical_and(
+                chosen[..., None] == ops.arange(prior.length),
+                (ops.cast(ops.arange(kept_at_most), "float32")[None, :] < keep[:, None])[..., None]), axis=1)
+            return ops.where(chosen_mask, everywhere, codes)
         chosen_logits = ops.reshape(ops.take_along_axis(logits, chosen[..., None], axis=1), (-1, prior.num_codes))
-        uniform = ops.reshape(ops.take_along_axis(ops.take(inputs["uniform"], s, axis=1), chosen, axis=1), (-1,))
+        uniform = ops.reshape(ops.take_along_axis(uniform, chosen, axis=1), (-1,))
         drawn = draw(chosen_logits, ops.repeat(inputs["temperature"], kept_at_most), uniform)  # (N * B,)
         # position p gets the code drawn for it if it is among the first `keep` chosen
         first = ops.cast(ops.arange(kept_at_most), "float32")[None, :] < keep[:, None]  # (N, B)

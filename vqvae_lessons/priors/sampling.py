@@ -29,16 +29,16 @@ import keras
 import numpy as np
 from keras import ops
 
+from .decoding import CONFIDENCES, sample_autoregressive, sample_maskgit
 from .decoding import compiled_step as _step
 from .decoding import draw as _draw
-from .decoding import sample_autoregressive, sample_maskgit
 from .masked import MaskedConv2D
 from .pixelcnn import GatedBlock, _gate, run_stage
 from .transformer import ARTransformerPrior, MaskGITPrior
 
 
 def sample(prior, n=None, *, labels=None, given=None, temperature=1.0, seed=0, batch_size=1000, progress=False,
-           steps=None, choice_temperature=None):
+           steps=None, choice_temperature=None, confidence=None):
     """Draw maps of codes ``(n, H, W)`` (int32) from ``prior``, position by position (MaskGIT: in ``steps``).
 
     * ``labels``: for a class-conditional prior, the class of each map, ``(n,)`` or one int.
@@ -51,7 +51,9 @@ def sample(prior, n=None, *, labels=None, given=None, temperature=1.0, seed=0, b
     * ``progress``: show a Keras progress bar over the batches.
     * ``steps`` and ``choice_temperature`` (MaskGIT priors only): the number of parallel decoding
       steps (default 8) and the strength of the Gumbel noise added to the codes' confidence when
-      choosing which to keep (default 4.5, MaskGIT's; 0: keep the most likely codes).
+      choosing which to keep (default 4.5, MaskGIT's; 0: keep the most likely codes); ``confidence``
+      ("top", the default, or "drawn"): what ranks the positions, the most likely code's
+      log-probability or the drawn code's (MaskGIT's paper; see :class:`~.decoding._ParallelDecoder`).
 
     A gated prior computes each position of each layer about once, as one forward pass does;
     the Keras example's prior one row of every layer per position (the rows above are cached).
@@ -59,7 +61,7 @@ def sample(prior, n=None, *, labels=None, given=None, temperature=1.0, seed=0, b
     The first call on a prior also compiles its steps (a few seconds); later calls reuse them.
     """
     n = _sample_count(prior, n, labels, given)
-    sampler, steps, choice_temperature = _sampler(prior, steps, choice_temperature)
+    sampler, steps, choice_temperature = _sampler(prior, steps, choice_temperature, confidence)
     labels = prior.check_labels(labels, n)
     if given is None:
         given = np.full((n, *prior.grid), -1, dtype="int32")
@@ -106,13 +108,14 @@ def _sample_count(prior, n, labels, given):
     return int(n)
 
 
-def _sampler(prior, steps, choice_temperature):
+def _sampler(prior, steps, choice_temperature, confidence=None):
     """``(sampler, steps, choice_temperature)``: the function that samples one batch of ``prior``'s
     maps, ``sampler(prior, given, draws)``, and MaskGIT's settings checked (None for other priors)."""
     if not isinstance(prior, MaskGITPrior):
-        if steps is not None or choice_temperature is not None:
-            raise ValueError("steps and choice_temperature are the settings of MaskGIT's parallel decoding; this "
-                             f"{type(prior).__name__} draws one position after another: leave them out.")
+        if steps is not None or choice_temperature is not None or confidence is not None:
+            raise ValueError("steps, choice_temperature and confidence are the settings of MaskGIT's parallel "
+                             f"decoding; this {type(prior).__name__} draws one position after another: leave them "
+                             "out.")
         if isinstance(prior, ARTransformerPrior):
             return sample_autoregressive, None, None
         return (_sample_gated if isinstance(prior.stages[0], GatedBlock) else _sample_rows), None, None
@@ -124,7 +127,12 @@ def _sampler(prior, steps, choice_temperature):
     if not np.isfinite(choice_temperature) or choice_temperature < 0:
         raise ValueError(f"choice_temperature must be a number >= 0 (0: keep the most likely codes), got "
                          f"{choice_temperature}.")
-    return functools.partial(sample_maskgit, steps=int(steps)), int(steps), float(choice_temperature)
+    confidence = "top" if confidence is None else confidence
+    if confidence not in CONFIDENCES:
+        raise ValueError(f"confidence is what ranks MaskGIT's hidden positions, one of {list(CONFIDENCES)} (top: the "
+                         f"most likely code's log-probability; drawn: the drawn code's), got {confidence!r}.")
+    return (functools.partial(sample_maskgit, steps=int(steps), confidence=confidence), int(steps),
+            float(choice_temperature))
 
 
 # -- gated priors: vertical stacks once per row, horizontal stacks once per position ----------

@@ -44,9 +44,9 @@ class TransformerPrior(keras.Model):
     """What both transformer priors share: the settings and their checks, the code and position
     embeddings, the blocks and the head, and the checks of codes and labels (the PixelCNN's).
 
-    ``channels`` (``C``, the model width; a multiple of ``heads``) and ``num_layers`` (blocks)
-    default to the architecture's in :data:`~vqvae_lessons.priors.ARCHITECTURES`; ``heads``
-    attention heads; ``mlp_ratio * C`` hidden units in each block's MLP; ``dropout`` in the
+    ``channels`` (``C``, the model width; a multiple of ``heads``), ``num_layers`` (blocks), ``heads``
+    (attention heads) and ``mlp_ratio`` (``mlp_ratio * C`` hidden units in each block's MLP) default
+    to the architecture's in :data:`~vqvae_lessons.priors.ARCHITECTURES`; ``dropout`` in the
     blocks while training; ``architecture``, if given, must be the class's own (model cards
     record it).
     """
@@ -54,7 +54,7 @@ class TransformerPrior(keras.Model):
     architecture = None  # each subclass's name in ARCHITECTURES
     extra_codes = 0  # embedding rows after the K codes' (MaskGIT's [MASK])
 
-    def __init__(self, num_codes=128, num_classes=None, channels=None, num_layers=None, heads=4, mlp_ratio=4,
+    def __init__(self, num_codes=128, num_classes=None, channels=None, num_layers=None, heads=None, mlp_ratio=None,
                  grid=CODE_GRID, dropout=0.0, architecture=None, **kwargs):
         super().__init__(**kwargs)
         if architecture not in (None, self.architecture):
@@ -63,6 +63,8 @@ class TransformerPrior(keras.Model):
         defaults = ARCHITECTURES[self.architecture]
         channels = defaults["channels"] if channels is None else channels
         num_layers = defaults["num_layers"] if num_layers is None else num_layers
+        heads = defaults["heads"] if heads is None else heads
+        mlp_ratio = defaults["mlp_ratio"] if mlp_ratio is None else mlp_ratio
         check_prior_settings(num_classes, dropout, num_codes=num_codes, channels=channels, num_layers=num_layers,
                              heads=heads, mlp_ratio=mlp_ratio)
         if channels % heads:
@@ -143,7 +145,7 @@ class ARTransformerPrior(TransformerPrior):
 
     architecture = "transformer"
 
-    def __init__(self, num_codes=128, num_classes=None, channels=None, num_layers=None, heads=4, mlp_ratio=4,
+    def __init__(self, num_codes=128, num_classes=None, channels=None, num_layers=None, heads=None, mlp_ratio=None,
                  grid=CODE_GRID, dropout=0.0, architecture=None, **kwargs):
         super().__init__(num_codes, num_classes, channels, num_layers, heads, mlp_ratio, grid, dropout, architecture,
                          **kwargs)
@@ -176,14 +178,17 @@ class MaskGITPrior(TransformerPrior):
     On a map with no hidden position each position's logits see the whole map, its own code
     included: MaskGIT never trains on such positions (its loss counts hidden positions only), so
     they are well defined but say little; hide positions to ask about them. A class-conditional
-    prior (``num_classes``) is called on ``(codes, labels)``; its label is one more token.
+    prior (``num_classes``) is called on ``(codes, labels)``; its label's embedding is added to every
+    token (so that :func:`fix_class_token` can fold one label into the position embeddings).
 
     It is made small (by default 2 blocks of 64 channels, 2 heads, an MLP of twice the width):
     decoding runs it over the whole map at every step, so its size is its sampling speed.
 
     Train with ``compile(optimizer)`` and ``fit(codes)`` (targets, if given, are not read: they
-    are the codes themselves): :meth:`compute_loss` hides a cosine-scheduled random fraction of
-    each map and returns the cross-entropy at the hidden positions, in nats per hidden code. Draw
+    are the codes themselves). Called with ``training=True``, as ``fit`` calls it, the prior plays
+    its training game: it hides a cosine-scheduled random fraction of each map (:meth:`random_mask`)
+    and returns ``(logits, hidden)``; :meth:`compute_loss` is the cross-entropy at the hidden
+    positions, in nats per hidden code. Draw
     maps with :func:`~vqvae_lessons.priors.sampling.sample` (``steps``: 8 by default).
     ``masking_seed`` seeds the training masks (None: drawn from Keras's global seed, which
     ``keras.utils.set_random_seed`` sets).
@@ -193,23 +198,31 @@ class MaskGITPrior(TransformerPrior):
     extra_codes = 1  # the [MASK] token's embedding, row K
     MASK = -1
 
-    def __init__(self, num_codes=128, num_classes=None, channels=None, num_layers=None, heads=2, mlp_ratio=2,
+    def __init__(self, num_codes=128, num_classes=None, channels=None, num_layers=None, heads=None, mlp_ratio=None,
                  grid=CODE_GRID, dropout=0.0, architecture=None, masking_seed=None, **kwargs):
         super().__init__(num_codes, num_classes, channels, num_layers, heads, mlp_ratio, grid, dropout, architecture,
                          **kwargs)
         self.class_embedding = layers.Embedding(self.num_classes, self.channels, name="classes") if (
-            self.conditional) else None
+            self.conditional) else None  # added to every token
         self.masking_seed = masking_seed
         self.masking = keras.random.SeedGenerator(masking_seed)  # the training masks' random numbers
         self(self._dummy_inputs())  # create the weights now, so that load_weights works at once
 
     def call(self, inputs, training=None):
+        """The logits ``(N, H, W, K)`` of every position given the codes not hidden (-1). With
+        ``training=True``: hide a random part of each map first and return ``(logits, hidden)``,
+        ``hidden`` ``(N, H, W)`` booleans (the one forward pass a training step needs)."""
         codes, labels = self._split(inputs)
+        hidden = None
+        if training:
+            hidden = self.random_mask(ops.shape(codes)[0])
+            codes = ops.where(hidden, self.MASK, codes)
         flat = ops.reshape(codes, (-1, self.length))
         x = self.code_embedding(ops.where(flat < 0, self.num_codes, flat)) + self.positions()[None]
         if self.conditional:
-            x = ops.concatenate([self.class_embedding(labels)[:, None], x], axis=1)
-        return self.logits_map(self.features(x, training=training)[:, -self.length:])
+            x = x + self.class_embedding(labels)[:, None]
+        logits = self.logits_map(self.features(x, training=training))
+        return logits if hidden is None else (logits, hidden)
 
     def _check_values(self, codes, labels):
         """As a PixelCNN checks its inputs, with ``-1`` (hidden) allowed among the codes."""
@@ -230,13 +243,16 @@ class MaskGITPrior(TransformerPrior):
         return ops.reshape(ops.cast(ranks, count.dtype) < count, (-1, *self.grid))
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        """MaskGIT's loss on the maps ``x`` (codes, or ``(codes, labels)``): hide a random part of each
-        (:meth:`random_mask`), predict it, and average the cross-entropy over the hidden positions, in
-        nats. Keras's own forward pass of ``x`` (``y_pred``) saw every code and is not used."""
+        """MaskGIT's loss on the maps ``x`` (codes, or ``(codes, labels)``): the cross-entropy at the hidden
+        positions of the training game (``y_pred``, the ``(logits, hidden)`` of a training call), in nats.
+        Validation's forward pass saw every code (``y_pred``: logits alone): it hides a part and predicts again."""
         codes, labels = self._split(x)
-        hidden = self.random_mask(ops.shape(codes)[0])
-        visible = ops.where(hidden, self.MASK, codes)
-        logits = self((visible, labels) if self.conditional else visible, training=training)
+        if isinstance(y_pred, (tuple, list)):
+            logits, hidden = y_pred
+        else:
+            hidden = self.random_mask(ops.shape(codes)[0])
+            visible = ops.where(hidden, self.MASK, codes)
+            logits = self((visible, labels) if self.conditional else visible, training=False)
         return scale_loss(cross_entropy_at(codes, logits, hidden))  # on R TensorFlow replicas: its share, / R
 
     def masked_cross_entropy(self, codes, labels=None, seed=0, batch_size=1000):
@@ -255,25 +271,82 @@ class MaskGITPrior(TransformerPrior):
             count += weight
         return total / max(count, 1.0)
 
+    def order_bits(self, codes, labels=None, order_seed=None, batch_size=1000):
+        """MaskGIT used as an autoregressive model in a fixed order: ``-log2 p(map)`` in bits, one number a
+        map ``(N,)`` float64, for maps ``codes`` ``(N, H, W)`` (and their ``labels``).
+
+        Position ``order[t]`` is predicted with the positions ``order[:t]`` shown and the rest hidden; the
+        product of these 49 conditionals is a normalised distribution over maps for any fixed order, so
+        its negative log is a likelihood comparable with an autoregressive prior's. ``order_seed`` None:
+        raster order, an autoregressive prior's; an int: a random order for each map, drawn from that
+        seed (their mean estimates the NLL averaged over orders). 49 forward passes of the maps."""
+        codes, labels = self.check_codes(codes), self.check_labels(labels, len(codes))
+        n, flat = len(codes), codes.reshape(len(codes), -1)
+        if order_seed is None:
+            orders = np.tile(np.arange(self.length), (n, 1))
+        else:
+            orders = np.argsort(np.random.default_rng(order_seed).random((n, self.length)), axis=1)
+        ranks = np.argsort(orders, axis=1)  # ranks[m, p]: the step at which position p is predicted
+        bits = np.zeros(n)
+        for t in range(self.length):
+            visible = np.where(ranks < t, flat, self.MASK).reshape(codes.shape).astype("int32")
+            target = orders[:, t]
+            for start in range(0, n, batch_size):
+                part = slice(start, start + batch_size)
+                inputs = visible[part] if labels is None else (visible[part], labels[part])
+                logits = ops.convert_to_numpy(self(inputs)).reshape(-1, self.length, self.num_codes)
+                chosen = logits[np.arange(len(logits)), target[part]].astype("float64")
+                log_p = chosen - chosen.max(axis=1, keepdims=True)
+                log_p -= np.log(np.exp(log_p).sum(axis=1, keepdims=True))
+                rows = np.arange(start, start + len(logits))
+                bits[part] -= log_p[np.arange(len(logits)), flat[rows, target[rows]]] / np.log(2)
+        return bits
+
+    def cross_entropy_by_hidden(self, codes, labels=None, seed=0, batch_size=1000):
+        """The cross-entropy (nats per hidden code) at ``k`` hidden positions drawn at random, for ``k`` =
+        1 .. 49: an array ``(49,)``, entry ``k - 1`` for ``k`` hidden (so ``49 - k`` shown). What MaskGIT's
+        loss averages over its masking schedule, counted by how much of the map it sees."""
+        codes, labels = self.check_codes(codes), self.check_labels(labels, len(codes))
+        rng, n = np.random.default_rng(seed), len(codes)
+        result = np.zeros(self.length)
+        for k in range(1, self.length + 1):
+            ranks = np.argsort(np.argsort(rng.random((n, self.length)), axis=1), axis=1)
+            hidden = (ranks < k).reshape(codes.shape)
+            total = 0.0
+            for start in range(0, n, batch_size):
+                part = slice(start, start + batch_size)
+                visible = np.where(hidden[part], self.MASK, codes[part]).astype("int32")
+                logits = self(visible if labels is None else (visible, labels[part]))
+                total += float(ops.convert_to_numpy(cross_entropy_at(codes[part], logits, hidden[part]))) * len(
+                    visible)
+            result[k - 1] = total / n
+        return result
+
     def get_config(self):
         return {**super().get_config(), "masking_seed": self.masking_seed}
 
 
 def fix_class_token(prior, label):
-    """An unconditional copy of the conditional :class:`ARTransformerPrior` ``prior`` that acts as if
-    always given ``label``: its start token is ``label``'s class token, so it computes the same
-    logits ``(N, H, W, K)`` for ``codes`` alone as ``prior`` does for ``(codes, label)``. The
-    transformer's counterpart of :func:`~vqvae_lessons.priors.pixelcnn.fix_label` (training told
+    """An unconditional copy of the conditional transformer ``prior`` that acts as if always given ``label``:
+    it computes the same logits ``(N, H, W, K)`` for ``codes`` alone as ``prior`` does for ``(codes, label)``.
+    An :class:`ARTransformerPrior`'s start token becomes ``label``'s class token; a :class:`MaskGITPrior`
+    adds ``label``'s embedding to every token, which the copy adds to its row embeddings instead. The
+    transformers' counterpart of :func:`~vqvae_lessons.priors.pixelcnn.fix_label` (training told
     which move made each map uses it: see ``train.train_prior``)."""
-    if not isinstance(prior, ARTransformerPrior) or not prior.conditional:
-        raise ValueError("fix_class_token needs a class-conditional ARTransformerPrior (num_classes set).")
+    if not isinstance(prior, TransformerPrior) or not prior.conditional:
+        raise ValueError("fix_class_token needs a class-conditional transformer prior (num_classes set).")
     label = int(prior.check_labels(label, 1)[0])
     config = {key: value for key, value in prior.get_config().items() if key not in ("name", "trainable", "dtype")}
-    fixed = ARTransformerPrior(**{**config, "num_classes": None})
-    start = prior.start_embedding.embeddings
-    for source, target in zip(prior.weights, fixed.weights, strict=True):  # built in the same order
+    fixed = type(prior)(**{**config, "num_classes": None})
+    if isinstance(prior, ARTransformerPrior):
+        changed = {id(prior.start_embedding.embeddings): lambda value: value[label:label + 1]}
+    else:  # MaskGIT: the class embeddings go, their row `label` joins every row's position embedding
+        class_vector = ops.convert_to_numpy(prior.class_embedding.embeddings)[label]
+        changed = {id(prior.row_embedding): lambda value: value + class_vector[None]}
+    own = [w for w in prior.weights if not (isinstance(prior, MaskGITPrior) and w is prior.class_embedding.embeddings)]
+    for source, target in zip(own, fixed.weights, strict=True):  # built in the same order
         value = ops.convert_to_numpy(source)
-        target.assign(value[label:label + 1] if source is start else value)
+        target.assign(changed.get(id(source), lambda v: v)(value))
     return fixed
 
 
