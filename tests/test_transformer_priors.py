@@ -126,6 +126,28 @@ def test_maskgit_hides_a_cosine_scheduled_share_of_each_map():
     assert np.abs(hidden.mean(axis=0) - hidden.mean()).max() < 0.05  # every position alike
 
 
+def test_maskgit_can_hide_uniform_counts_and_smooth_its_labels():
+    prior = new_prior("maskgit", mask_counts="uniform", label_smoothing=0.1)
+    hidden = ops.convert_to_numpy(prior.random_mask(4900, seed=keras.random.SeedGenerator(0)))
+    counts = hidden.reshape(4900, -1).sum(axis=1)
+    assert counts.min() == 1 and counts.max() == 49 and counts.mean() == pytest.approx(25, abs=0.6)
+    assert np.bincount(counts, minlength=50)[1:].min() > 50  # every count, about 100 times each
+    assert MaskGITPrior.from_config(prior.get_config()).get_config()["label_smoothing"] == 0.1
+    rng = np.random.default_rng(0)
+    codes, logits = random_codes(3), rng.normal(size=(3, 7, 7, K)).astype("float32")
+    hidden = rng.random((3, 7, 7)) < 0.4
+    log_p = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    targets = np.full((3, 7, 7, K), 0.1 / K) + 0.9 * np.eye(K)[codes]
+    want = -(targets * log_p).sum(-1)[hidden].mean()
+    got = float(ops.convert_to_numpy(cross_entropy_at(codes, logits, hidden, label_smoothing=0.1)))
+    assert got == pytest.approx(want, rel=1e-5)
+    assert got != pytest.approx(float(ops.convert_to_numpy(cross_entropy_at(codes, logits, hidden))), rel=1e-3)
+    for options, message in (({"mask_counts": "linear"}, "mask_counts is how many codes"),
+                             ({"label_smoothing": 1.0}, "label_smoothing is a fraction in")):
+        with pytest.raises(ValueError, match=message):
+            new_prior("maskgit", **options)
+
+
 def test_the_loss_counts_the_hidden_positions_only():
     rng = np.random.default_rng(0)
     codes, logits = random_codes(3), rng.normal(size=(3, 7, 7, K)).astype("float32")

@@ -194,7 +194,7 @@ def train_prior(vqvae, architecture="gated", conditional=False, channels=None, n
                 mlp_ratio=None, epochs=15,
                 batch_size=128, learning_rate=1e-3, seed=0, train_size=None, data=None, validate=True,
                 verbose="auto", lr_schedule="constant", dropout=0.0, augment=0.0, condition_on_moves=False,
-                codes=None, validation="split", devices=None, callbacks=()):
+                codes=None, validation="split", devices=None, callbacks=(), prior_options=None):
     """Train a prior (``architecture``: a :class:`~vqvae_lessons.priors.pixelcnn.PixelCNN`'s, "transformer" or
     "maskgit", see :func:`~vqvae_lessons.priors.build.build_prior`) on the codes ``vqvae`` gives
     MNIST's training images (with their digit labels when ``conditional``); return
@@ -211,6 +211,8 @@ def train_prior(vqvae, architecture="gated", conditional=False, channels=None, n
     ``codes``: the training images' maps ``(N, H, W)``, when the caller has already encoded them.
     ``devices``: train data parallel on several devices, as :func:`train_vqvae` does (``vqvae`` encodes on
     the default device). ``callbacks``: more Keras callbacks, as :func:`train_vqvae` takes them.
+    ``prior_options``: more keyword arguments of the prior's class (e.g. MaskGIT's ``label_smoothing``; not
+    recorded by a recipe: for experiments such as ``benchmarks/maskgit_training.py``).
     """
     if not 0 <= augment <= 1:
         raise ValueError(f"augment is the fraction of training images moved each epoch, in [0, 1], got "
@@ -236,7 +238,8 @@ def train_prior(vqvae, architecture="gated", conditional=False, channels=None, n
         # several devices: every batch splits evenly among them
         images, codes, labels, test_codes, y_val = distribute.even((images, codes, labels, test_codes, y_val), count)
         prior = build_prior(architecture, vqvae.num_embeddings, num_classes=num_classes, channels=channels,
-                            num_layers=num_layers, dropout=dropout, heads=heads, mlp_ratio=mlp_ratio)
+                            num_layers=num_layers, dropout=dropout, heads=heads, mlp_ratio=mlp_ratio,
+                            **(prior_options or {}))
         test_inputs = test_codes
         if conditional and validate:
             test_inputs = (test_codes, y_val.astype("int32"))

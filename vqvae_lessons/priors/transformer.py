@@ -191,17 +191,30 @@ class MaskGITPrior(TransformerPrior):
     positions, in nats per hidden code. Draw
     maps with :func:`~vqvae_lessons.priors.sampling.sample` (``steps``: 8 by default).
     ``masking_seed`` seeds the training masks (None: drawn from Keras's global seed, which
-    ``keras.utils.set_random_seed`` sets).
+    ``keras.utils.set_random_seed`` sets). Two settings of training, which lesson 8's comparison tried:
+    ``mask_counts`` "cosine" (MaskGIT's, the default) or "uniform" (1 to ``T`` hidden codes, equally
+    often), and ``label_smoothing`` (MaskGIT's paper: 0.1) of the training loss, in [0, 1).
     """
+
+    MASK_COUNTS = ("cosine", "uniform")
 
     architecture = "maskgit"
     extra_codes = 1  # the [MASK] token's embedding, row K
     MASK = -1
 
     def __init__(self, num_codes=128, num_classes=None, channels=None, num_layers=None, heads=None, mlp_ratio=None,
-                 grid=CODE_GRID, dropout=0.0, architecture=None, masking_seed=None, **kwargs):
+                 grid=CODE_GRID, dropout=0.0, architecture=None, masking_seed=None, mask_counts="cosine",
+                 label_smoothing=0.0, **kwargs):
         super().__init__(num_codes, num_classes, channels, num_layers, heads, mlp_ratio, grid, dropout, architecture,
                          **kwargs)
+        if mask_counts not in self.MASK_COUNTS:
+            raise ValueError(f"mask_counts is how many codes a training map hides, one of {list(self.MASK_COUNTS)}, "
+                             f"got {mask_counts!r}.")
+        if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, (int, float)) or not (
+                0 <= label_smoothing < 1):
+            raise ValueError(f"label_smoothing is a fraction in [0, 1) (MaskGIT's paper: 0.1), got "
+                             f"{label_smoothing!r}.")
+        self.mask_counts, self.label_smoothing = mask_counts, float(label_smoothing)
         self.class_embedding = layers.Embedding(self.num_classes, self.channels, name="classes") if (
             self.conditional) else None  # added to every token
         self.masking_seed = masking_seed
@@ -234,11 +247,14 @@ class MaskGITPrior(TransformerPrior):
 
     def random_mask(self, n, seed=None):
         """Which positions to hide in ``n`` training maps, ``(n, H, W)`` booleans: each map hides
-        ``ceil(T cos(pi r / 2))`` of its ``T`` positions (at least one), ``r`` uniform in [0, 1), at
-        positions drawn at random. ``seed``: a ``keras.random.SeedGenerator`` (default: the model's own)."""
+        ``ceil(T cos(pi r / 2))`` of its ``T`` positions (at least one), ``r`` uniform in [0, 1)
+        (``mask_counts="uniform"``: ``floor(T r) + 1``), at positions drawn at random. ``seed``: a
+        ``keras.random.SeedGenerator`` (default: the model's own)."""
         seed = self.masking if seed is None else seed
-        ratio = ops.cos(0.5 * math.pi * keras.random.uniform((n, 1), seed=seed))
-        count = ops.clip(ops.ceil(ratio * self.length), 1, self.length)
+        r = keras.random.uniform((n, 1), seed=seed)
+        count = ops.ceil(ops.cos(0.5 * math.pi * r) * self.length) if self.mask_counts == "cosine" else (
+            ops.floor(r * self.length) + 1)
+        count = ops.clip(count, 1, self.length)
         ranks = ops.argsort(ops.argsort(keras.random.uniform((n, self.length), seed=seed), axis=-1), axis=-1)
         return ops.reshape(ops.cast(ranks, count.dtype) < count, (-1, *self.grid))
 
@@ -249,6 +265,8 @@ class MaskGITPrior(TransformerPrior):
         codes, labels = self._split(x)
         if isinstance(y_pred, (tuple, list)):
             logits, hidden = y_pred
+            if self.label_smoothing:
+                return scale_loss(cross_entropy_at(codes, logits, hidden, self.label_smoothing))
         else:
             hidden = self.random_mask(ops.shape(codes)[0])
             visible = ops.where(hidden, self.MASK, codes)
@@ -323,7 +341,8 @@ class MaskGITPrior(TransformerPrior):
         return result
 
     def get_config(self):
-        return {**super().get_config(), "masking_seed": self.masking_seed}
+        return {**super().get_config(), "masking_seed": self.masking_seed, "mask_counts": self.mask_counts,
+                "label_smoothing": self.label_smoothing}
 
 
 def fix_class_token(prior, label):
@@ -350,9 +369,15 @@ def fix_class_token(prior, label):
     return fixed
 
 
-def cross_entropy_at(codes, logits, hidden):
+def cross_entropy_at(codes, logits, hidden, label_smoothing=0.0):
     """Mean cross-entropy (nats) of ``logits`` ``(N, H, W, K)`` for ``codes`` ``(N, H, W)`` over the
-    positions where ``hidden`` ``(N, H, W)`` is True."""
-    losses = keras.losses.sparse_categorical_crossentropy(codes, logits, from_logits=True)
+    positions where ``hidden`` ``(N, H, W)`` is True; ``label_smoothing`` ``e``: against targets of
+    ``1 - e`` on the code and ``e / K`` spread over all ``K``."""
+    if label_smoothing:
+        log_p = ops.log_softmax(logits, axis=-1)
+        true = ops.take_along_axis(log_p, ops.expand_dims(ops.cast(codes, "int32"), -1), axis=-1)[..., 0]
+        losses = -(1.0 - label_smoothing) * true - label_smoothing * ops.mean(log_p, axis=-1)
+    else:
+        losses = keras.losses.sparse_categorical_crossentropy(codes, logits, from_logits=True)
     weights = ops.cast(hidden, losses.dtype)
     return ops.sum(losses * weights) / ops.maximum(ops.sum(weights), 1.0)
