@@ -158,6 +158,7 @@ FIXED = np.cumsum(rng.random((2, 4, 7, 7)) < 0.3, axis=1) > 0
     lambda: plotting.quality_vs_speed([{"label": "gated PixelCNN", "seconds": 1.2, "frechet_distance": 3.0},
                                        {"label": "MaskGIT, 8 steps", "seconds": 0.5, "frechet_distance": 6.0}],
                                       reference=1.0),
+    lambda: plotting.cross_entropy_by_context({"MaskGIT": np.linspace(2, 5, 49)}, {"AR": np.linspace(5, 2, 49)}),
 ])
 def test_every_figure_has_a_title_and_draws(make, tmp_path):
     assert_titled_figure(make(), tmp_path)

@@ -58,6 +58,7 @@ from .sweep import (  # noqa: F401
 from .transformers import (  # noqa: F401
     attention_on_map,
     attention_weights,
+    cross_entropy_by_context,
     maskgit_steps,
     masking_schedules,
     quality_vs_speed,
@@ -99,6 +100,7 @@ __all__ = [
     "quantizer_rate_distortion",
     "code_use_curves",
     "attention_weights",
+    "cross_entropy_by_context",
     "masking_schedules",
     "maskgit_steps",
     "attention_on_map",

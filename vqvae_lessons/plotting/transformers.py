@@ -45,6 +45,27 @@ def masking_schedules(hidden, length=49, title="MaskGIT's cosine schedule: posit
     return fig
 
 
+def cross_entropy_by_context(maskgit, autoregressive, length=49,
+                             title="Cross-entropy of a hidden code against how many codes the prior sees"):
+    """Nats per code against the number of codes seen (0 to ``length - 1``): ``maskgit`` =
+    ``{label: (length,) curve}``, entry ``k - 1`` the masked cross-entropy with ``k`` codes hidden
+    (``MaskGITPrior.cross_entropy_by_hidden``: ``length - k`` seen, at random places); ``autoregressive`` =
+    ``{label: (length,) curve}``, entry ``t`` the mean cross-entropy at raster position ``t`` (``t``
+    codes seen: the ones before it)."""
+    fig = Figure(figsize=(6.8, 4.2), layout="constrained")
+    ax = fig.subplots()
+    for label, curve in maskgit.items():
+        curve = np.asarray(curve, "float64")
+        ax.plot(length - np.arange(1, len(curve) + 1), curve, marker="o", markersize=3, label=f"{label} (masked)")
+    for label, curve in autoregressive.items():
+        ax.plot(np.arange(len(curve)), np.asarray(curve, "float64"), linestyle="--", label=f"{label} (raster position)")
+    ax.set_xlabel("codes the prior sees when it predicts one")
+    ax.set_ylabel("cross-entropy (nats per code)")
+    ax.legend(fontsize=8)
+    ax.set_title(title, fontsize=10)
+    return fig
+
+
 def maskgit_steps(images, fixed, new, title="MaskGIT fills in a map: the decoder's guess after each step"):
     """MaskGIT's decoding step by step, one row a map and one column a step: ``images`` ``(n, S, 28, 28)``
     (the map decoded after each step, hidden positions filled with the prior's most likely code), ``fixed``
