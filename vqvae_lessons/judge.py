@@ -15,6 +15,9 @@ a classifier trained on MNIST in place of Inception:
 
 :func:`judge_images` computes them all with the judge it is given; the shipped judge is
 ``pretrained.shipped_judge()`` (``pretrained.load("judge-mnist")``, loaded once).
+
+References: Salimans et al. (2016), *Improved Techniques for Training GANs* (the inception score), arXiv:1606.03498;
+Heusel et al. (2017), *GANs Trained by a Two Time-Scale Update Rule* (the Frechet distance), arXiv:1706.08500.
 """
 
 from __future__ import annotations

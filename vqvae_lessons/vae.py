@@ -7,6 +7,8 @@ maps ``z`` to Bernoulli logits ``(N, 28, 28, 1)``. :class:`VAE` trains with
 ``fit`` on images alone and logs ``reconstruction_loss`` (binary cross-entropy
 summed over pixels), ``kl_loss`` (the closed-form KL to N(0, I)) and ``loss``,
 their sum: the negative ELBO in nats per image.
+
+References: Kingma and Welling (2013), *Auto-Encoding Variational Bayes*, arXiv:1312.6114.
 """
 
 from __future__ import annotations

@@ -35,6 +35,8 @@ have a trailing stage axis: ``encode`` gives ``(N, 7, 7, S)``, and ``decode`` ta
 Images may be ``(N, 28, 28)`` or ``(N, 28, 28, 1)`` everywhere (``fit``, calling the model,
 ``encode``); given as NumPy arrays, they are checked as ``encode`` checks them
 (:func:`~vqvae_lessons.checks.check_images`: floats in [0, 1], no NaN).
+
+References: van den Oord, Vinyals and Kavukcuoglu (2017), *Neural Discrete Representation Learning*, arXiv:1711.00937.
 """
 
 from __future__ import annotations

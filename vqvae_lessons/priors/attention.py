@@ -18,6 +18,8 @@ mask; none lets every token see every other, MaskGIT's.
 :meth:`TransformerBlock.step` computes one new token from a *key/value cache*: the keys and
 values of the tokens before it, kept from the earlier steps. The autoregressive sampler
 uses it so that each of the 49 steps computes one position, not the whole map.
+
+References: Vaswani et al. (2017), *Attention Is All You Need*, arXiv:1706.03762.
 """
 
 from __future__ import annotations

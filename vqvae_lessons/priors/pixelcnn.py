@@ -29,6 +29,9 @@ Sampling does not recompute the whole map for each of the 49 positions, as the K
 example does: every layer is causal, so what is computed for earlier positions never
 changes again (see :mod:`~vqvae_lessons.priors.sampling`); and a convolution over one-hot
 codes is a lookup of kernel rows (see :class:`~vqvae_lessons.priors.masked.MaskedConv2D`).
+
+References: van den Oord, Kalchbrenner and Kavukcuoglu (2016), *Pixel Recurrent Neural Networks*, arXiv:1601.06759;
+van den Oord et al. (2016), *Conditional Image Generation with PixelCNN Decoders*, arXiv:1606.05328.
 """
 
 

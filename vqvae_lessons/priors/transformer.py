@@ -23,6 +23,9 @@ normalisation and logits over the codebook, ``(N, H, W, K)``, as a PixelCNN give
 
 A class-conditional prior (``num_classes``) gets a *class token*: the autoregressive prior's
 start token is the class's embedding; MaskGIT's sequence starts with one more token, the class's.
+
+References: Vaswani et al. (2017), *Attention Is All You Need*, arXiv:1706.03762; Chang et al. (2022), *MaskGIT:
+Masked Generative Image Transformer*, arXiv:2202.04200.
 """
 
 from __future__ import annotations
