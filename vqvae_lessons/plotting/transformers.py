@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
+from ..priors import hidden_share  # no Keras: the package of the priors, not their modules
+
 
 def attention_weights(panels, tokens=None, title="Attention weights (row: query, column: key)"):
     """Attention weight matrices side by side, ``panels`` = ``{panel title: (T, T) weights}``, each weight
@@ -36,7 +38,7 @@ def masking_schedules(hidden, length=49, title="MaskGIT's cosine schedule: posit
         done = np.arange(steps + 1) / steps
         ax.plot(done, np.concatenate([[length], counts]), marker="o", markersize=4, label=f"{steps} steps")
     curve = np.linspace(0, 1, 200)
-    ax.plot(curve, length * np.cos(np.pi / 2 * curve), color="0.6", linestyle=":", label=r"$49 \cos(\pi s / 2S)$")
+    ax.plot(curve, length * hidden_share(curve), color="0.6", linestyle=":", label=r"$49 \cos(\pi s / 2S)$")
     ax.set_xlabel("share of the decoding steps done, s / S")
     ax.set_ylabel(f"positions still hidden (of {length})")
     ax.set_ylim(-1, length + 2)

@@ -23,3 +23,19 @@ ARCHITECTURES = {  # name: default channels, number of layers (residual, gated o
 }
 TRANSFORMERS = ("transformer", "maskgit")  # the architectures of :mod:`.transformer`; the others are PixelCNNs
 
+
+def hidden_share(progress):
+    """MaskGIT's cosine schedule, written once: the share of a map hidden at ``progress`` in [0, 1],
+    ``cos(pi progress / 2)``, from all of it (0) to none (1). Training hides ``hidden_share(r)`` of a map,
+    ``r`` uniform; decoding leaves ``hidden_share(s / S)`` hidden after step ``s`` of ``S``. NumPy (or a
+    number) in, NumPy float64 out; a Keras tensor in, a tensor out."""
+    import math
+
+    import numpy as np
+
+    if isinstance(progress, (int, float, np.ndarray, np.generic)):
+        return np.cos(0.5 * math.pi * np.asarray(progress, "float64"))
+    from keras import ops
+
+    return ops.cos(0.5 * math.pi * progress)
+

@@ -19,11 +19,11 @@ Random numbers come from NumPy (the ``seed`` of ``sample``), so the same seed dr
 
 from __future__ import annotations
 
-import math
-
 import keras
 import numpy as np
 from keras import ops
+
+from . import hidden_share
 
 
 def draw(logits, temperature, uniform):
@@ -108,7 +108,7 @@ class _CachedDecoder(keras.Model):
 def maskgit_schedule(steps):
     """``(steps,)``: the fraction of the positions to fill that is still hidden after each step,
     ``cos(pi/2 (s + 1) / steps)``, from nearly 1 down to 0 after the last."""
-    fractions = np.cos(0.5 * math.pi * np.arange(1, steps + 1) / steps)
+    fractions = hidden_share(np.arange(1, steps + 1) / steps)
     fractions[-1] = 0.0  # exactly: cos(pi/2) is 6e-17 in floating point
     return fractions.astype("float32")
 

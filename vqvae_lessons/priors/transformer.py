@@ -30,15 +30,13 @@ Masked Generative Image Transformer*, arXiv:2202.04200.
 
 from __future__ import annotations
 
-import math
-
 import keras
 import numpy as np
 from keras import layers, ops
 
 from ..checks import CODE_GRID, check_prior_settings, concrete
 from ..distribute import scale_loss
-from . import ARCHITECTURES
+from . import ARCHITECTURES, hidden_share
 from .attention import TransformerBlock, causal_attention_mask
 from .pixelcnn import PixelCNN
 
@@ -255,7 +253,7 @@ class MaskGITPrior(TransformerPrior):
         ``keras.random.SeedGenerator`` (default: the model's own)."""
         seed = self.masking if seed is None else seed
         r = keras.random.uniform((n, 1), seed=seed)
-        count = ops.ceil(ops.cos(0.5 * math.pi * r) * self.length) if self.mask_counts == "cosine" else (
+        count = ops.ceil(hidden_share(r) * self.length) if self.mask_counts == "cosine" else (
             ops.floor(r * self.length) + 1)
         count = ops.clip(count, 1, self.length)
         ranks = ops.argsort(ops.argsort(keras.random.uniform((n, self.length), seed=seed), axis=-1), axis=-1)
