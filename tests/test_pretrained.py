@@ -29,7 +29,8 @@ def test_the_issue_s_weights_are_shipped():
     assert {"keras-example-k128-d16", "vqvae-k128-d16", "vae-z2"} <= set(SHIPPED)
     assert {"pixelcnn-keras-example", "gated-vqvae", "gated-vqvae-conditional", "judge-mnist"} <= set(SHIPPED)
     assert pretrained.names("prior") == ["gated-keras-example", "gated-vqvae", "gated-vqvae-conditional",
-                                         "maskgit-vqvae", "maskgit-vqvae-wide", "pixelcnn-keras-example",
+                                         "maskgit-vqvae", "maskgit-vqvae-matched", "maskgit-vqvae-wide",
+                                         "pixelcnn-keras-example",
                                          "transformer-vqvae"]
 
 

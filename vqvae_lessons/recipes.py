@@ -305,6 +305,12 @@ RECIPES = {
         description="A MaskGIT prior of the autoregressive transformer's depth and width (4 bidirectional blocks of "
                     "width 128, half its heads and MLP width) over the codes of vqvae-k128-d16: what a bigger "
                     "network buys MaskGIT, and what it costs."),
+    "maskgit-vqvae-matched": PriorRecipe(
+        architecture="maskgit", channels=128, num_layers=4, heads=4, mlp_ratio=4, dropout=0.1, augment=0.5,
+        condition_on_moves=True, epochs=20, lr_schedule="cosine",
+        description="A MaskGIT prior of the autoregressive transformer's size (4 bidirectional blocks of width 128, "
+                    "4 heads, an MLP 4 times as wide) trained with its recipe, on the same moved maps and told the "
+                    "moves, over the codes of vqvae-k128-d16: MaskGIT at equal parameters and training compute."),
     "judge-mnist": JudgeRecipe(
         epochs=4,
         description="A small MNIST classifier that judges generated digits: its class probabilities give the "
