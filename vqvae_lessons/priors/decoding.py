@@ -189,16 +189,14 @@ class _ParallelDecoder(keras.Model):
         still_hidden = ops.floor(to_fill * ops.take(ops.convert_to_tensor(self.schedule), s))
         keep = ops.sum(ops.cast(hidden, "float32"), axis=1) - still_hidden  # (N,): how many to fill now
         _, chosen = ops.top_k(confidence, kept_at_most)  # (N, B): the surest positions first
+        # position p gets a code now if it is among the first `keep` chosen
+        first = ops.cast(ops.arange(kept_at_most), "float32")[None, :] < keep[:, None]  # (N, B)
+        hits = ops.logical_and(chosen[..., None] == ops.arange(prior.length), first[..., None])  # (N, B, T)
+        kept = ops.any(hits, axis=1)  # (N, T)
         if self.confidence == "drawn":
-            chosen_mask = ops.any(ops.logical_and(
-                chosen[..., None] == ops.arange(prior.length),
-                (ops.cast(ops.arange(kept_at_most), "float32")[None, :] < keep[:, None])[..., None]), axis=1)
-            return ops.where(chosen_mask, everywhere, codes)
+            return ops.where(kept, everywhere, codes)
         chosen_logits = ops.reshape(ops.take_along_axis(logits, chosen[..., None], axis=1), (-1, prior.num_codes))
         uniform = ops.reshape(ops.take_along_axis(uniform, chosen, axis=1), (-1,))
         drawn = draw(chosen_logits, ops.repeat(inputs["temperature"], kept_at_most), uniform)  # (N * B,)
-        # position p gets the code drawn for it if it is among the first `keep` chosen
-        first = ops.cast(ops.arange(kept_at_most), "float32")[None, :] < keep[:, None]  # (N, B)
-        hits = ops.logical_and(chosen[..., None] == ops.arange(prior.length), first[..., None])  # (N, B, T)
         codes_drawn = ops.sum(ops.where(hits, ops.reshape(drawn, (-1, kept_at_most, 1)), 0), axis=1)
-        return ops.where(ops.any(hits, axis=1), codes_drawn, codes)
+        return ops.where(kept, codes_drawn, codes)
