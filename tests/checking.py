@@ -1,7 +1,18 @@
 """What the exercise tests share: check()'s verdict and what it printed, and the assertion that a
 mistake is rejected with the hint that names it."""
 
+from vqvae_lessons import exercises
 from vqvae_lessons.exercises import check
+
+
+def pasted(name):
+    """Exercise ``name``'s folded solution as a learner pastes it into their notebook: its source run in a fresh
+    namespace (the reference module's imports, not the package's objects), so that ``check`` sees a function
+    of the learner's, not the package's own."""
+    reference = exercises._EXERCISES[name].reference
+    namespace = {**reference.__globals__, "__name__": "__main__"}
+    exec(compile(exercises.solution_source(name), f"<pasted solution of {name}>", "exec"), namespace)
+    return namespace[name]
 
 
 def verdict(capsys, name, fn):
@@ -21,9 +32,10 @@ def assert_incorrect(capsys, name, fn, *phrases):
 
 
 def assert_reference_stub_and_crash(capsys, name, reference):
-    """The reference is Correct, the notebook's stub is Not attempted, and an answer that raises is Incorrect
-    with its error named."""
-    assert check(name, reference) is True
+    """The pasted reference is Correct, the package's own is Not attempted (it is not the learner's), the
+    notebook's stub is Not attempted, and an answer that raises is Incorrect with its error named."""
+    assert check(name, pasted(name)) is True
+    assert check(name, reference) is None
     assert check(name, _stub) is None
     assert check(name, lambda *_: 1 / 0) is False
     assert "ZeroDivisionError" in capsys.readouterr().out

@@ -1,10 +1,13 @@
 """The exercise checkers: right answers pass, stubs are "not attempted", and realistic mistakes
 fail with a hint that names the mistake. check() must never raise at the learner."""
 
+import dataclasses
+import functools
+
 import keras
 import numpy as np
 import pytest
-from checking import assert_incorrect, verdict  # tests/checking.py
+from checking import assert_incorrect, pasted, verdict  # tests/checking.py
 from keras import ops
 
 from vqvae_lessons import exercises, metrics, quantizers, vae
@@ -24,8 +27,18 @@ def test_names_lists_every_exercise():
 
 @pytest.mark.parametrize("name", names())
 def test_reference_solution_is_correct(capsys, name):
-    result, out = verdict(capsys, name, exercises._EXERCISES[name].reference)
+    result, out = verdict(capsys, name, pasted(name))
     assert result is True and out.strip() == "Correct", out
+
+
+@pytest.mark.parametrize("name", names())
+def test_the_packages_own_function_is_not_the_learners(capsys, name):
+    reference = exercises._EXERCISES[name].reference
+    for packages in (reference, functools.partial(reference), lambda *args: reference(*args)):
+        result, out = verdict(capsys, name, packages)
+        assert result is None and out.startswith("Not attempted:") and "package's" in out, out
+    assert check(name, pasted(name)) is True  # a copy of its code, written in the notebook, is the learner's
+    capsys.readouterr()
 
 
 @pytest.mark.parametrize("name", names())
@@ -97,7 +110,7 @@ def test_solution_and_hint(capsys, name):
 def test_notebook_display_is_an_html_box(monkeypatch):
     shown = []
     monkeypatch.setattr(core, "_notebook_display", lambda: lambda obj, raw: shown.append(obj))
-    assert check("causal_mask", exercises.causal_mask) is True
+    assert check("causal_mask", pasted("causal_mask")) is True
     assert check("causal_mask", lambda k, t: np.ones((k, k))) is False
     assert shown[0]["text/plain"] == "Correct" and "<div" in shown[0]["text/html"]
     assert shown[1]["text/plain"].startswith("Incorrect:") and "#b71c1c" in shown[1]["text/html"]
@@ -137,10 +150,10 @@ def test_a_checker_that_fails_is_not_blamed_on_the_learner(capsys, monkeypatch):
     def broken_checker(fn):
         raise IndexError("index 7 is out of bounds")
 
-    exercise = exercises._EXERCISES["dead_codes"]
+    exercise, learners = exercises._EXERCISES["dead_codes"], pasted("dead_codes")
     monkeypatch.setitem(exercises._EXERCISES, "dead_codes", core.Exercise(
         exercise.reference, broken_checker, exercise.hints, exercise.error_hint, exercise.mistakes, exercise.lesson))
-    result, out = verdict(capsys, "dead_codes", exercise.reference)
+    result, out = verdict(capsys, "dead_codes", learners)
     assert result is None, out
     assert out.startswith("Not checked: the checker failed (a bug in vqvae_lessons, not in your code): IndexError: "
                           "index 7 is out of bounds; please report it"), out
@@ -169,17 +182,22 @@ def test_references_are_the_packages_own_functions():
     assert reference["causal_mask"] is exercises.causal_mask  # written out so its pasted solution runs
     for k, mask_type in [(k, t) for k in (1, 3, 5, 7) for t in "AB"]:
         np.testing.assert_array_equal(exercises.causal_mask(k, mask_type), masked.causal_mask(k, mask_type))
-    # the one-line adapters show the package function they call
-    for name, package_function in [("kl_divergence", vae.gaussian_kl), ("codebook_perplexity", metrics.perplexity),
-                                   ("dead_codes", metrics.code_counts)]:
-        assert package_function in exercises._EXERCISES[name].sources
-        assert f"def {package_function.__name__}(" in exercises.solution_source(name)
+    # a solution that calls a package function shows it; no solution is a single call of the package (#28)
+    assert metrics.code_counts in exercises._EXERCISES["dead_codes"].sources
+    assert "def code_counts(" in exercises.solution_source("dead_codes")
+    for name, package_function in [("kl_divergence", vae.gaussian_kl), ("codebook_perplexity", metrics.perplexity)]:
+        assert package_function not in exercises._EXERCISES[name].sources
+        arguments = [np.random.default_rng(0).normal(size=(5, 3)).astype("float32")] * 2 if name == "kl_divergence" \
+            else [np.array([[0, 1, 1], [2, 1, 0]]), 4]
+        np.testing.assert_allclose(ops.convert_to_numpy(pasted(name)(*arguments)),
+                                   ops.convert_to_numpy(package_function(*arguments)), rtol=1e-6)
     assert exercises.solution_source("nope") is None
 
 
 # -- reparameterize ------------------------------------------------------------------------------
 def test_reparameterize_alternatives(capsys):
-    assert check("reparameterize", vae.reparameterize) is True  # keras.ops: returns a backend tensor
+    assert check("reparameterize", pasted("reparameterize")) is True
+    assert check("reparameterize", vae.reparameterize) is None  # the package's own
     assert check("reparameterize", lambda m, lv, e: m + np.sqrt(np.exp(lv)) * e) is True
 
 
@@ -194,7 +212,8 @@ def test_reparameterize_mistakes(capsys):
 
 # -- kl_divergence -------------------------------------------------------------------------------
 def test_kl_divergence_alternatives(capsys):
-    assert check("kl_divergence", vae.gaussian_kl) is True
+    assert check("kl_divergence", pasted("kl_divergence")) is True
+    assert check("kl_divergence", vae.gaussian_kl) is None  # the package's own
     assert check("kl_divergence", lambda m, lv: 0.5 * np.sum(np.exp(lv) + m**2 - 1 - lv, axis=1)) is True
 
 
@@ -214,7 +233,8 @@ def test_kl_divergence_mistakes(capsys):
 
 # -- pairwise_sq_distances -----------------------------------------------------------------------
 def test_pairwise_sq_distances_alternatives(capsys):
-    assert check("pairwise_sq_distances", quantizers.pairwise_sq_distances) is True
+    assert check("pairwise_sq_distances", pasted("pairwise_sq_distances")) is True
+    assert check("pairwise_sq_distances", quantizers.pairwise_sq_distances) is None  # the package's own
     assert check("pairwise_sq_distances", lambda x, c: ((x[:, None] - c[None]) ** 2).sum(-1)) is True
 
 
@@ -237,7 +257,8 @@ def test_pairwise_sq_distances_mistakes(capsys):
 
 # -- nearest_code --------------------------------------------------------------------------------
 def test_nearest_code_alternatives(capsys):
-    assert check("nearest_code", quantizers.nearest_code) is True  # a backend int64 tensor
+    assert check("nearest_code", pasted("nearest_code")) is True
+    assert check("nearest_code", quantizers.nearest_code) is None  # the package's own
     assert check("nearest_code", lambda x, c: [int(np.argmin(((c - v) ** 2).sum(1))) for v in x]) is True
 
 
@@ -255,7 +276,8 @@ def test_nearest_code_mistakes(capsys):
 
 # -- straight_through ----------------------------------------------------------------------------
 def test_straight_through_alternatives(capsys):
-    assert check("straight_through", quantizers.straight_through) is True
+    assert check("straight_through", pasted("straight_through")) is True
+    assert check("straight_through", quantizers.straight_through) is None  # the package's own
     assert check("straight_through", lambda x, q: x + sg(q) - sg(x)) is True
 
 
@@ -278,7 +300,8 @@ def mse(a, b):
 
 
 def test_vq_losses_alternatives(capsys):
-    assert check("vq_losses", quantizers.vq_losses) is True
+    assert check("vq_losses", pasted("vq_losses")) is True
+    assert check("vq_losses", quantizers.vq_losses) is None  # the package's own
     assert check("vq_losses", lambda x, q, beta: [mse(sg(x), q), beta * mse(sg(q), x)]) is True
 
 
@@ -309,7 +332,8 @@ def test_codebook_perplexity_alternatives(capsys):
         p = np.bincount(np.ravel(indices), minlength=num_codes) / np.size(indices)
         return np.exp(-np.sum(p * np.log(p + 1e-10)))
 
-    assert check("codebook_perplexity", metrics.perplexity) is True
+    assert check("codebook_perplexity", pasted("codebook_perplexity")) is True
+    assert check("codebook_perplexity", metrics.perplexity) is None  # the package's own
     assert check("codebook_perplexity", with_log2) is True
     assert check("codebook_perplexity", with_epsilon) is True
     assert check("codebook_perplexity", lambda i, k: quantizers.batch_perplexity(i, k)[0]) is True
@@ -445,3 +469,42 @@ def test_the_last_hint_points_to_what_a_lesson_can_run(capsys):
         namespace = {}
         exec(last.split("or run ")[1].rstrip("."), namespace)  # the import and the call, as a learner types them
         capsys.readouterr()
+
+
+# -- use: what the learner writes is what runs ---------------------------------------------------
+@pytest.mark.parametrize("name", names())
+def test_use_runs_the_learners_function_when_it_passes_else_the_packages(capsys, name):
+    exercise = exercises._EXERCISES[name]
+    learners = pasted(name)
+    assert exercises.use(name, learners) is learners
+    assert capsys.readouterr().out.startswith(f"Using yours: your {name} passes its check")
+
+    def stub(*args):
+        raise NotImplementedError
+
+    wrong, _ = exercise.mistakes[0]
+    for not_yet, why in [(stub, "yours is not written yet"), (wrong, "yours does not pass its check yet"),
+                         (exercise.reference, "yours is not written yet")]:
+        assert exercises.use(name, not_yet) is exercise.reference
+        out = capsys.readouterr().out
+        assert out.startswith(f"Using the package's: {why}") and f"the package's {name}" in out, out
+        assert out.count("\n") == 1, out  # one line, and no verdict box of check's
+
+
+def test_use_falls_back_when_the_learners_function_cannot_run_inside_the_model(capsys, monkeypatch):
+    exercise = exercises._EXERCISES["kl_divergence"]
+
+    def graph_only(fn):
+        raise TypeError("Cannot convert a symbolic tf.Tensor to a NumPy array")
+
+    monkeypatch.setitem(exercises._EXERCISES, "kl_divergence", dataclasses.replace(exercise, trial=graph_only))
+    in_numpy = lambda m, lv: 0.5 * np.sum(np.exp(lv) + m**2 - 1 - lv, axis=1)  # noqa: E731 (passes the check)
+    assert check("kl_divergence", in_numpy) is True
+    capsys.readouterr()
+    assert exercises.use("kl_divergence", in_numpy) is exercise.reference
+    out = capsys.readouterr().out
+    assert out.startswith("Using the package's: yours does not pass its check yet (it passes its check but cannot "
+                          "run inside the model: TypeError: Cannot convert"), out
+    assert "keras.ops" in out
+    with pytest.raises(KeyError, match="no exercise called 'kl'"):
+        exercises.use("kl", in_numpy)

@@ -2,7 +2,7 @@
 runs itself, and the reparameterization diagram."""
 
 import numpy as np
-from checking import assert_incorrect  # tests/checking.py
+from checking import assert_incorrect, pasted  # tests/checking.py
 from keras import ops
 
 from vqvae_lessons import vae
@@ -39,7 +39,7 @@ def test_vae_loss_is_what_the_package_vae_trains_on():
 
 
 def test_vae_loss_alternatives(capsys):
-    assert check("vae_loss", lesson1.vae_loss) is True
+    assert check("vae_loss", pasted("vae_loss")) is True
     assert check("vae_loss", lambda x, lg, m, lv: np.mean(
         np.sum(np.logaddexp(0, lg) - x * lg, axis=(1, 2, 3)) + 0.5 * np.sum(m**2 + np.exp(lv) - 1 - lv, axis=1)))
     assert check("vae_loss", lambda x, lg, m, lv: ops.mean(

@@ -12,6 +12,7 @@ The learner writes a function, then asks for a verdict::
     hint("reparameterize")                    # a first nudge, with no solution code
     hint("reparameterize", 2)                 # a stronger hint
     solution("reparameterize")                # the reference's source code
+    sample = use("reparameterize", reparameterize)  # yours if it passes, else the package's: later cells run it
 
 :func:`check` runs the function on a few seeded inputs of varied shapes, compares
 its results with a reference and shows "Correct", "Incorrect: <what differs, and
@@ -45,9 +46,10 @@ from .core import (  # noqa: F401
     solution,
     solution_markdown,
     solution_source,
+    use,
 )
 
-__all__ = ["check", "hint", "names", "solution", "solution_markdown", "solution_source"]
+__all__ = ["check", "hint", "names", "solution", "solution_markdown", "solution_source", "use"]
 
 
 def __getattr__(name):

@@ -9,10 +9,13 @@ This module imports no lesson: each lesson module (``lesson1`` ... ``lesson8``) 
 from __future__ import annotations
 
 import difflib
+import dis
+import functools
 import html
 import inspect
 import numbers
 import textwrap
+import types
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -21,7 +24,7 @@ from keras import ops
 
 from ..gradients import gradients
 
-__all__ = ["Exercise", "check", "hint", "names", "register", "solution", "solution_markdown", "solution_source"]
+__all__ = ["Exercise", "check", "hint", "names", "register", "solution", "solution_markdown", "solution_source", "use"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -44,6 +47,8 @@ _COLOURS = {  # label: (text and border, background)
     "Incorrect": ("#b71c1c", "#ffebee"),
     "Not attempted": ("#8a5300", "#fff8e1"),
     "Not checked": ("#37474f", "#eceff1"),
+    "Using yours": ("#1b5e20", "#f1f8e9"),
+    "Using the package's": ("#37474f", "#eceff1"),
 }
 
 
@@ -237,7 +242,10 @@ class Exercise:
     nudge with no solution code, then stronger ones), a hint for when the learner's function
     raises, its table of known mistakes ``[(mistaken_fn, hint), ...]``, the lesson it
     belongs to, and the functions whose source :func:`solution` shows (the reference, then
-    the package's functions it calls, where it is a one-line adapter)."""
+    the package's functions it calls, where it is a one-line adapter), and its ``trial``:
+    None, or a function that runs the learner's (already checked) function the way the
+    lesson's model will, e.g. on backend tensors inside a compiled training step, and
+    raises if it cannot (see :func:`use`)."""
 
     reference: Callable
     checker: Callable
@@ -246,6 +254,7 @@ class Exercise:
     mistakes: list
     lesson: int
     sources: tuple = ()
+    trial: Callable | None = None
 
     @property
     def hint(self):
@@ -256,20 +265,20 @@ class Exercise:
 _EXERCISES: dict[str, Exercise] = {}
 
 
-def register(name, *, reference, checker, hints, error_hint, mistakes, lesson, shows=()):
+def register(name, *, reference, checker, hints, error_hint, mistakes, lesson, shows=(), trial=None):
     """Add exercise ``name`` to the registry (a lesson module calls this once per exercise).
 
     ``hints`` is the text of at least two hint levels, one paragraph each (paragraphs are
     separated by a blank line, their lines joined), the first with no solution code.
-    ``shows`` names the package functions a one-line adapter ``reference`` calls, for
-    :func:`solution`."""
+    ``shows`` names the package functions ``reference`` calls, for :func:`solution`;
+    ``trial`` (optional): see :class:`Exercise` and :func:`use`."""
     hints = [" ".join(paragraph.split()) for paragraph in textwrap.dedent(hints).strip().split("\n\n")]
     if name in _EXERCISES:
         raise ValueError(f"An exercise called {name!r} is already registered.")
     if len(hints) < 2:
         raise ValueError(f"Exercise {name!r} needs at least two hint levels, got {len(hints)}.")
     _EXERCISES[name] = Exercise(reference, checker, tuple(hints), error_hint, mistakes, lesson,
-                                (reference, *shows))
+                                (reference, *shows), trial)
     return _EXERCISES[name]
 
 
@@ -290,40 +299,139 @@ def _lookup(name):
 
 
 # ---------------------------------------------------------------------------------------------
+# The package's own function, handed in as the learner's
+# ---------------------------------------------------------------------------------------------
+_CALLS = {"CALL", "CALL_FUNCTION", "CALL_METHOD", "CALL_FUNCTION_KW", "CALL_FUNCTION_EX", "CALL_KW"}
+
+
+def _is_packages(obj):
+    return getattr(obj, "__module__", None) is not None and obj.__module__.split(".")[0] == __package__.split(".")[0]
+
+
+def _referenced(fn):
+    """The objects a plain function's code names: its globals (and attributes of the modules among
+    them, ``vae.gaussian_kl``), and its closure's cells, in its own code and nested ones."""
+    code, found = fn.__code__, []
+    names = set()
+    stack = [code]
+    while stack:
+        current = stack.pop()
+        names.update(current.co_names)
+        stack.extend(const for const in current.co_consts if isinstance(const, types.CodeType))
+    values = [fn.__globals__[n] for n in names if n in fn.__globals__]
+    values += [cell.cell_contents for cell in (fn.__closure__ or ()) if _cell_is_set(cell)]
+    for value in values:
+        found.append(value)
+        if isinstance(value, types.ModuleType):
+            found += [getattr(value, n, None) for n in names]
+    return found
+
+
+def _cell_is_set(cell):
+    try:
+        cell.cell_contents  # noqa: B018 (an empty cell raises)
+    except ValueError:
+        return False
+    return True
+
+
+def _packages_own(fn, exercise):
+    """Why ``fn`` is the package's own version of ``exercise`` rather than the learner's, or None.
+
+    It is when it is the reference or a function its solution shows (imported, or reached as
+    ``exercises.<name>``), another public function of this package, a ``functools.partial`` of
+    one, or a thin wrapper: a function whose code makes a single call, to one of those."""
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    sources = [*exercise.sources]
+    if any(fn is source for source in sources) or (
+            _is_packages(fn) and not any(part.startswith(("_", "<")) for part in
+                                         getattr(fn, "__qualname__", "_").split("."))):
+        return f"{fn.__module__}.{fn.__qualname__} is the package's own function"
+    if not isinstance(fn, types.FunctionType) or _is_packages(fn):
+        return None
+    calls = sum(instruction.opname in _CALLS for instruction in dis.get_instructions(fn.__code__))
+    called = [value for value in _referenced(fn) if any(value is source for source in sources)]
+    if calls == 1 and called:
+        return f"your function only calls the package's {called[0].__name__}"
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
 # The learner's entry points
 # ---------------------------------------------------------------------------------------------
-def check(name, fn):
-    """Check the learner's function ``fn`` for exercise ``name``, show the verdict and
-    return True (correct), False (incorrect) or None (not attempted, or not checked because
-    the checker itself failed). Never raises."""
-    exercise = _lookup(name)
-    if exercise is None:
-        return None
+def _verdict(name, exercise, fn):
+    """``(label, message)`` of exercise ``name``'s check of ``fn``: label "Correct", "Incorrect",
+    "Not attempted" or "Not checked" (the checker itself failed). Never raises."""
     if fn is None or fn is Ellipsis:
-        _report("Not attempted", f"write your function, then pass it itself: check({name!r}, {name}).")
-        return None
+        return "Not attempted", f"write your function, then pass it itself: check({name!r}, {name})."
     if not callable(fn):
-        _report("Incorrect", f"check needs your function itself, not a {type(fn).__name__}: "
+        return "Incorrect", (f"check needs your function itself, not a {type(fn).__name__}: "
                              f"check({name!r}, {name}), without parentheses after {name}.")
-        return False
+    packages = _packages_own(fn, exercise)
+    if packages:
+        return "Not attempted", (f"{packages}, not yours (the lessons use it when yours is missing). Write "
+                                 f"{name} yourself in the cell above, then check it.")
     try:
         with np.errstate(all="ignore"):
             exercise.checker(fn)
     except _NotAttempted as verdict:
-        _report("Not attempted", str(verdict))
-        return None
+        return "Not attempted", str(verdict)
     except _LearnerError as verdict:
-        _report("Incorrect", f"{verdict}. {exercise.error_hint}")
-        return False
+        return "Incorrect", f"{verdict}. {exercise.error_hint}"
     except _Incorrect as verdict:
-        _report("Incorrect", str(verdict))
-        return False
+        return "Incorrect", str(verdict)
     except Exception as error:  # what the learner's function raises is a _LearnerError: this is ours
-        _report("Not checked", f"the checker failed (a bug in vqvae_lessons, not in your code): "
+        return "Not checked", (f"the checker failed (a bug in vqvae_lessons, not in your code): "
                                f"{type(error).__name__}: {_short(error)}; please report it.")
+    return "Correct", ""
+
+
+_RESULTS = {"Correct": True, "Incorrect": False, "Not attempted": None, "Not checked": None}
+
+
+def check(name, fn):
+    """Check the learner's function ``fn`` for exercise ``name``, show the verdict and
+    return True (correct), False (incorrect) or None (not attempted, or not checked because
+    the checker itself failed). The package's own function (or a thin wrapper of it) is not
+    the learner's: it is "not attempted". Never raises."""
+    exercise = _lookup(name)
+    if exercise is None:
         return None
-    _report("Correct")
-    return True
+    label, message = _verdict(name, exercise, fn)
+    _report(label, message)
+    return _RESULTS[label]
+
+
+def use(name, fn):
+    """The function the rest of the lesson runs for exercise ``name``: the learner's ``fn`` when it
+    passes its check (and, where the exercise has one, its trial: run the way the lesson's model runs
+    it, e.g. inside a compiled training step), else the package's reference. Says on screen which,
+    and why; never raises::
+
+        forward = use("vqvae_forward", vqvae_forward)  # "Using yours: ..." or "Using the package's: ..."
+    """
+    exercise = _lookup(name)
+    if exercise is None:
+        raise KeyError(f"there is no exercise called {name!r}; the exercises are {names()}")
+    label, message = _verdict(name, exercise, fn)
+    if label == "Correct" and exercise.trial is not None:
+        try:
+            with np.errstate(all="ignore"):
+                exercise.trial(fn)
+        except Exception as error:
+            label, message = "Incorrect", (f"it passes its check but cannot run inside the model: "
+                                           f"{type(error).__name__}: {_short(error)}. Write it with keras.ops "
+                                           f"(not NumPy) so that it works on the backend's tensors")
+    if label == "Correct":
+        _report("Using yours", f"your {name} passes its check, so the cells below run it.")
+        return fn
+    why = {"Not attempted": "yours is not written yet", "Incorrect": "yours does not pass its check yet",
+           "Not checked": "yours could not be checked"}[label]
+    detail = f" ({message.rstrip('.')})" if label != "Not attempted" or fn not in (None, Ellipsis) else ""
+    _report("Using the package's", f"{why}{detail}, so the cells below run the package's {name}. Fix yours above "
+                                   f"and run this cell again to use it.")
+    return exercise.reference
 
 
 def hint(name, level=1):

@@ -20,8 +20,10 @@ reparameterize = vae.reparameterize
 
 
 def kl_divergence(mean, log_var):
-    """KL(N(mean, exp(log_var)) || N(0, I)), summed over the last axis: ``(N, L)`` to ``(N,)``."""
-    return vae.gaussian_kl(mean, log_var)
+    """KL(N(mean, exp(log_var)) || N(0, I)), summed over the last axis: ``(N, L)`` to ``(N,)``
+    (what the package's ``vae.gaussian_kl`` computes)."""
+    variance = ops.exp(log_var)
+    return 0.5 * ops.sum(ops.square(mean) + variance - 1.0 - log_var, axis=-1)
 
 
 def vae_loss(images, logits, mean, log_var):
@@ -151,7 +153,7 @@ def _check_kl_divergence(fn):
 
 
 core.register(
-    "kl_divergence", reference=kl_divergence, checker=_check_kl_divergence, lesson=1, shows=(vae.gaussian_kl,),
+    "kl_divergence", reference=kl_divergence, checker=_check_kl_divergence, lesson=1,
     hints="""
         The KL divergence between two Gaussians has a closed form. Because the latent dimensions are
         independent, it is a sum of one term per dimension, and each term needs only that dimension's mean,

@@ -225,8 +225,11 @@ core.register(
 # ---------------------------------------------------------------------------------------------
 def codebook_perplexity(indices, num_codes):
     """exp(entropy) of the empirical distribution of the codes in ``indices`` (any shape);
-    unused codes contribute 0. Equals num_codes when all codes are used equally, 1 for one code."""
-    return metrics.perplexity(indices, num_codes)
+    unused codes contribute 0. Equals num_codes when all codes are used equally, 1 for one code
+    (what the package's ``metrics.perplexity`` computes)."""
+    counts = np.bincount(np.ravel(indices), minlength=num_codes)
+    probs = counts[counts > 0] / counts.sum()
+    return float(np.exp(-np.sum(probs * np.log(probs))))
 
 
 def _entropy_nats(indices, num_codes, divide_by=None):
@@ -289,7 +292,6 @@ def _check_codebook_perplexity(fn):
 
 core.register(
     "codebook_perplexity", reference=codebook_perplexity, checker=_check_codebook_perplexity, lesson=3,
-    shows=(metrics.perplexity, metrics.code_counts),
     hints="""
         Turn the indices into a probability distribution over the num_codes codes (how often each occurs, as a
         share of all the indices), take its entropy, and undo the logarithm: the perplexity is the effective
