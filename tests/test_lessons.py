@@ -8,7 +8,8 @@
   run never prints it; no code cell calls ``solution(...)``.
 * No code cell above an exercise holds its answer.
 * Each lesson asks a few "predict, then run" questions, each answered by the next cell.
-* No cell after an exercise uses what the learner wrote, and every exercise filled in by its
+* A cell after an exercise runs what the learner wrote only through ``use("name", name)`` (the
+  learner's when it passes its check, else the package's), and every exercise filled in by its
   reference solution passes its check in the lesson's kernel; nbval runs the lessons with the stubs.
 """
 
@@ -21,6 +22,7 @@ import tokenize
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import pytest
 
 from vqvae_lessons import exercises
@@ -116,20 +118,40 @@ def defined_by_solution(name):
             if isinstance(node, (ast.FunctionDef, ast.ClassDef))}
 
 
+USE = re.compile(r'\buse\(\s*"(\w+)"\s*,\s*(\w+)\s*\)')  # use("name", name): the learner's, or the package's
+
+# What of the learner's code each lesson's later cells run (through use); the closing note of #28 lists the rest.
+RUNS_THE_LEARNERS = {
+    "01_autoencoders_and_vae": {"reparameterize", "kl_divergence", "vae_loss"},
+}
+
+
 @pytest.mark.parametrize("lesson", LESSONS, ids=lambda p: p.stem)
-def test_no_later_cell_uses_what_the_learner_wrote(lesson):
-    """Every cell after an exercise uses the package's version: none uses the exercise's name (or a name
-    its pasted solution defines) by itself, so the rest of the lesson runs the same whether the learner
-    left the stub, wrote a wrong answer, or pasted the solution."""
+def test_later_cells_run_what_the_learner_wrote_only_through_use(lesson):
+    """A cell after an exercise runs the learner's function only as ``use("name", name)``, which gives the
+    learner's when it passes its check and the package's otherwise: so the rest of the lesson runs whether the
+    learner left the stub, wrote a wrong answer, or pasted the solution, and with their answer when it is right.
+    No other use of the exercise's name (or of a name its pasted solution defines) is allowed."""
     all_cells = cells(lesson)
-    for index, name in exercise_cells(lesson):
-        names = defined_by_solution(name) | {name}
-        for later in range(index + 1, len(all_cells)):
-            cell = all_cells[later]
-            if cell["cell_type"] != "code" or "exercise" in cell.get("metadata", {}).get("vqvae_lessons", {}):
-                continue
-            used = names & bare_names(source(cell))
-            assert not used, f"{lesson.name}, cell {later}: uses {sorted(used)} after the exercise {name}"
+    exercises_above, used = {}, set()
+    for index, cell in enumerate(all_cells):
+        if cell["cell_type"] != "code":
+            continue
+        if "exercise" in cell.get("metadata", {}).get("vqvae_lessons", {}):
+            name = cell["metadata"]["vqvae_lessons"]["exercise"]
+            exercises_above[name] = defined_by_solution(name) | {name}
+            continue
+        code = source(cell)
+        for name, argument in USE.findall(code):
+            assert name == argument and name in exercises_above, (
+                f"{lesson.name}, cell {index}: use({name!r}, {argument}) must pass the exercise's own function, "
+                f"after the exercise")
+            used.add(name)
+        names = bare_names(USE.sub("", code))
+        for name, defined in exercises_above.items():
+            assert not names & defined, (f"{lesson.name}, cell {index}: uses {sorted(names & defined)} after the "
+                                         f"exercise {name} other than through use({name!r}, {name})")
+    assert used == RUNS_THE_LEARNERS.get(lesson.stem, set()), (lesson.name, used)
 
 
 def setup_cells(notebook):
@@ -210,3 +232,59 @@ def test_cells_that_draw_a_figure_give_it_alt_text(lesson):
             options = cell.get("metadata", {}).get("mystnb", {})
             alt = options.get("image", {}).get("alt") or options.get("figure", {}).get("caption")
             assert alt, f"{lesson.name}, cell {index} ({last.strip()}): give the figure alt text in its metadata"
+
+
+# What each lesson's cells compute from the learner's pieces: the learner's path test compares them.
+LEARNERS_FIGURES = {
+    "01_autoencoders_and_vae": 'demo_record["history"]',
+}
+
+
+@pytest.mark.slow
+@pytest.mark.notebook
+@pytest.mark.parametrize("lesson", [path for path in LESSONS if path.stem in LEARNERS_FIGURES], ids=lambda p: p.stem)
+def test_the_learners_path_gives_the_package_paths_figures(lesson):
+    """The lesson up to its last cell that runs the learner's pieces, twice: with the stubs (the package's pieces
+    stand in) and with every exercise filled in by its folded solution, pasted (the learner's pieces run). The
+    cells say which they run, and the figures (``LEARNERS_FIGURES``, same seeds) agree: the lesson's figures
+    are what the learner's code gives."""
+    from nbclient import NotebookClient
+
+    if not os.environ.get("VQVAE_LESSONS_MNIST"):
+        pytest.skip("the lessons load the real MNIST: set VQVAE_LESSONS_MNIST")
+    notebook = nbformat.read(lesson, as_version=4)
+    last = max(i for i, cell in enumerate(notebook.cells) if cell.cell_type == "code" and USE.search(cell.source))
+    figures = nbformat.v4.new_code_cell(f"import json\nprint(json.dumps({LEARNERS_FIGURES[lesson.stem]}))")
+    runs = {}
+    for path in ("package", "learner"):
+        run = [cell for cell in notebook.cells[:last + 1]
+               if cell.cell_type == "code" and "%pip install" not in cell.source]  # the package is installed here
+        if path == "learner":
+            run = [filled_in(cell) for cell in run]
+        executed = nbformat.v4.new_notebook(cells=[*run, figures.copy()], metadata=notebook.metadata)
+        NotebookClient(executed, timeout=900, kernel_name="python3",
+                       resources={"metadata": {"path": str(BOOK)}}).execute()
+        shown = json.dumps([cell.get("outputs", []) for cell in executed.cells])
+        assert ("Using yours" in shown) == (path == "learner") and ("Using the package" in shown) == (
+            path == "package"), f"{lesson.name}: the {path}'s path does not say which pieces it runs"
+        runs[path] = json.loads(executed.cells[-1].outputs[0]["text"])
+    flat = {path: np.concatenate([np.ravel(np.asarray(v, "float64")) for v in json_leaves(figures)])
+            for path, figures in runs.items()}
+    np.testing.assert_allclose(flat["learner"], flat["package"], rtol=1e-4,
+                               err_msg=f"{lesson.name}: the learner's pieces give other figures than the package's")
+
+
+def filled_in(cell):
+    """An exercise cell with its stub replaced by the folded solution, pasted; any other cell as it is."""
+    name = cell.metadata.get("vqvae_lessons", {}).get("exercise")
+    return cell if name is None else nbformat.v4.new_code_cell(
+        f'{exercises.solution_source(name)}\n\ncheck("{name}", {name})\n')
+
+
+def json_leaves(tree):
+    """The numbers of a JSON tree (dicts in key order, lists in order), as a list of lists."""
+    if isinstance(tree, dict):
+        return [leaf for key in sorted(tree) for leaf in json_leaves(tree[key])]
+    if isinstance(tree, list) and tree and isinstance(tree[0], (dict, list)):
+        return [leaf for item in tree for leaf in json_leaves(item)]
+    return [tree]

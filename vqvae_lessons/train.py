@@ -176,14 +176,16 @@ def train_vqvae(architecture="residual", num_embeddings=128, embedding_dim=16, q
 
 
 def train_vae(latent_dim=2, epochs=30, batch_size=128, learning_rate=1e-3, seed=0, train_size=None, data=None,
-              validate=True, verbose="auto", validation="split", callbacks=()):
-    """Train a :class:`VAE` on MNIST; return ``(model, record)`` as :func:`train_vqvae` does (``callbacks`` too)."""
+              validate=True, verbose="auto", validation="split", callbacks=(), reparameterize=None,
+              kl_divergence=None, loss=None):
+    """Train a :class:`VAE` on MNIST; return ``(model, record)`` as :func:`train_vqvae` does (``callbacks`` too).
+    ``reparameterize``, ``kl_divergence``, ``loss``: the model's pieces (None: the package's), see :class:`VAE`."""
     check_train_size(train_size)
     keras.utils.set_random_seed(seed)
     data = data or load_mnist()
     x_fit, _, x_val, _ = data.split(validation)
     images = x_fit[:train_size]
-    model = VAE(latent_dim, seed=seed)
+    model = VAE(latent_dim, seed=seed, reparameterize=reparameterize, kl_divergence=kl_divergence, loss=loss)
     record = fit(model, images, epochs, batch_size, learning_rate, x_val if validate else None, list(callbacks),
                  verbose)
     record.update(seed=seed, train_size=len(images), validation=validation)

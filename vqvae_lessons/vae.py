@@ -35,17 +35,20 @@ def gaussian_kl(mean, log_var):
 
 @keras.saving.register_keras_serializable(package="vqvae_lessons")
 class Sampling(keras.layers.Layer):
-    """Draws ``z ~ N(mean, exp(log_var))`` by the reparameterization trick, from a seeded generator."""
+    """Draws ``z ~ N(mean, exp(log_var))`` by the reparameterization trick, from a seeded generator.
+    ``reparameterize(mean, log_var, eps)``: the trick itself (None: the package's; lesson 1 passes
+    the learner's)."""
 
-    def __init__(self, seed=None, **kwargs):
+    def __init__(self, seed=None, reparameterize=None, **kwargs):
         super().__init__(**kwargs)
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
+        self.trick = reparameterize
 
     def call(self, inputs):
         mean, log_var = inputs
         eps = keras.random.normal(ops.shape(mean), seed=self.seed_generator)
-        return reparameterize(mean, log_var, eps)
+        return (self.trick or reparameterize)(mean, log_var, eps)
 
     def get_config(self):
         return {**super().get_config(), "seed": self.seed}
@@ -80,20 +83,30 @@ class VAE(ImageInputs, keras.Model):
     Args:
         latent_dim: size of z (2 gives the latent map of lesson 1).
         seed: seed of the sampling noise.
+        reparameterize, kl_divergence, loss: the pieces lesson 1's exercises write, to build the
+            model from the learner's own (None: the package's). ``reparameterize(mean, log_var,
+            eps)`` gives ``z``; ``kl_divergence(mean, log_var)`` the KL of each image ``(N,)``
+            (logged as ``kl_loss``); ``loss(images, logits, mean, log_var)`` the negative ELBO of a
+            batch, which training minimises (``reconstruction_loss`` logs it minus the KL). They
+            are written with ``keras.ops``; they are not saved with the model.
 
     Call: images ``(N, 28, 28[, 1])`` in [0, 1] (NumPy images are checked, in ``fit`` too, as
     :meth:`encode` checks them) to a dict with ``reconstruction``
     (Bernoulli means, ``(N, 28, 28, 1)``), ``logits``, ``mean``, ``log_var`` and ``z``.
     """
 
-    def __init__(self, latent_dim=2, seed=None, **kwargs):
+    def __init__(self, latent_dim=2, seed=None, reparameterize=None, kl_divergence=None, loss=None, **kwargs):
         super().__init__(**kwargs)
         if int(latent_dim) < 1:
             raise ValueError(f"latent_dim={latent_dim} must be at least 1.")
+        for name, piece in (("reparameterize", reparameterize), ("kl_divergence", kl_divergence), ("loss", loss)):
+            if piece is not None and not callable(piece):
+                raise TypeError(f"{name} must be a function (or None for the package's), got {type(piece).__name__}.")
         self.latent_dim, self.seed = int(latent_dim), seed
+        self.kl_divergence, self.loss_function = kl_divergence or gaussian_kl, loss
         self.encoder = build_vae_encoder(self.latent_dim)
         self.decoder = build_vae_decoder(self.latent_dim)
-        self.sampling = Sampling(seed=seed, name="sampling")
+        self.sampling = Sampling(seed=seed, reparameterize=reparameterize, name="sampling")
         self.reconstruction_loss_tracker = keras.metrics.Mean(name="reconstruction_loss")
         self.kl_loss_tracker = keras.metrics.Mean(name="kl_loss")
         self.build((None, *IMAGE_SHAPE))
@@ -110,12 +123,17 @@ class VAE(ImageInputs, keras.Model):
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         if len(x.shape) == 3:  # (N, 28, 28): as the model's call, the channel axis is added
             x = ops.expand_dims(x, -1)
-        per_pixel = ops.binary_crossentropy(x, y_pred["logits"], from_logits=True)
-        reconstruction_loss = ops.mean(ops.sum(per_pixel, axis=(1, 2, 3)))
-        kl_loss = ops.mean(gaussian_kl(y_pred["mean"], y_pred["log_var"]))
+        kl_loss = ops.mean(self.kl_divergence(y_pred["mean"], y_pred["log_var"]))
+        if self.loss_function is None:
+            per_pixel = ops.binary_crossentropy(x, y_pred["logits"], from_logits=True)
+            reconstruction_loss = ops.mean(ops.sum(per_pixel, axis=(1, 2, 3)))
+            loss = reconstruction_loss + kl_loss
+        else:
+            loss = ops.convert_to_tensor(self.loss_function(x, y_pred["logits"], y_pred["mean"], y_pred["log_var"]))
+            reconstruction_loss = loss - kl_loss
         self.reconstruction_loss_tracker.update_state(reconstruction_loss)
         self.kl_loss_tracker.update_state(kl_loss)
-        return reconstruction_loss + kl_loss
+        return loss
 
     # -- NumPy in, NumPy out ---------------------------------------------------------------
     def encode(self, images, batch_size=1000):

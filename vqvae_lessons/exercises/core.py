@@ -14,6 +14,7 @@ import functools
 import html
 import inspect
 import numbers
+import re
 import textwrap
 import types
 from collections.abc import Callable
@@ -80,7 +81,7 @@ def _report(label, message=""):
 # Calling the learner's function, converting and comparing results
 # ---------------------------------------------------------------------------------------------
 def _short(text, limit=300):
-    text = " ".join(str(text).split())
+    text = " ".join(re.sub(r"\x1b\[[0-9;]*m", "", str(text)).split())  # without a terminal's colours
     return text if len(text) <= limit else text[:limit] + " ..."
 
 
@@ -415,20 +416,20 @@ def use(name, fn):
     if exercise is None:
         raise KeyError(f"there is no exercise called {name!r}; the exercises are {names()}")
     label, message = _verdict(name, exercise, fn)
+    why = {"Not attempted": "yours is not written yet", "Incorrect": "yours does not pass its check yet",
+           "Not checked": "yours could not be checked", "Correct": ""}[label]
+    detail = f" ({message.rstrip('.')})" if label != "Not attempted" or fn not in (None, Ellipsis) else ""
     if label == "Correct" and exercise.trial is not None:
         try:
             with np.errstate(all="ignore"):
                 exercise.trial(fn)
         except Exception as error:
-            label, message = "Incorrect", (f"it passes its check but cannot run inside the model: "
-                                           f"{type(error).__name__}: {_short(error)}. Write it with keras.ops "
-                                           f"(not NumPy) so that it works on the backend's tensors")
+            label, why = "Incorrect", "yours passes its check but cannot run inside the model"
+            detail = (f" ({type(error).__name__}: {_short(error)}; write it with keras.ops, not NumPy, so that it "
+                      f"works on the backend's tensors)")
     if label == "Correct":
         _report("Using yours", f"your {name} passes its check, so the cells below run it.")
         return fn
-    why = {"Not attempted": "yours is not written yet", "Incorrect": "yours does not pass its check yet",
-           "Not checked": "yours could not be checked"}[label]
-    detail = f" ({message.rstrip('.')})" if label != "Not attempted" or fn not in (None, Ellipsis) else ""
     _report("Using the package's", f"{why}{detail}, so the cells below run the package's {name}. Fix yours above "
                                    f"and run this cell again to use it.")
     return exercise.reference

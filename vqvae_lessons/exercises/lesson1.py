@@ -1,10 +1,12 @@
 """Lesson 1's exercises (autoencoders and the VAE): ``reparameterize``, ``kl_divergence`` and
 ``vae_loss``.
 
-The first two references are the package's own functions, :func:`vqvae_lessons.vae.reparameterize`
-and :func:`vqvae_lessons.vae.gaussian_kl` (``keras.ops``, so they return backend tensors).
+The first reference is the package's own :func:`vqvae_lessons.vae.reparameterize`;
+``kl_divergence`` computes what :func:`vqvae_lessons.vae.gaussian_kl` does, written out, and
 ``vae_loss`` is the negative ELBO that :meth:`vqvae_lessons.vae.VAE.compute_loss` computes inline
-(the package has no separate function for it), written here with the same ``keras.ops`` calls.
+(``keras.ops``, so they return backend tensors). The learner's three pieces build the VAE the
+lesson trains (``VAE(reparameterize=..., kl_divergence=..., loss=...)``): each exercise's trial
+runs one compiled training step of a small VAE built with the learner's function.
 """
 
 from __future__ import annotations
@@ -17,6 +19,21 @@ from . import core
 from .core import _call, _check_number, _close, _compare, _Incorrect, _numpy, _to_array
 
 reparameterize = vae.reparameterize
+
+
+def _in_a_training_step(piece):
+    """A trial (see :func:`core.use`): one compiled training step of a small VAE whose ``piece`` is the
+    learner's function; raises if it cannot run on the backend's symbolic tensors or gives a loss that is
+    not finite."""
+    def trial(fn):
+        model = vae.VAE(latent_dim=2, seed=0, **{piece: fn})
+        model.compile(optimizer="adam")
+        images = np.random.default_rng(0).uniform(size=(4, 28, 28, 1)).astype("float32")
+        loss = float(model.train_on_batch(images, return_dict=True)["loss"])
+        if not np.isfinite(loss):
+            raise ValueError(f"a training step with it gave the loss {loss}")
+    return trial
+
 
 
 def kl_divergence(mean, log_var):
@@ -85,6 +102,7 @@ def _check_reparameterize(fn):
 
 core.register(
     "reparameterize", reference=reparameterize, checker=_check_reparameterize, lesson=1,
+    trial=_in_a_training_step("reparameterize"),
     hints="""
         z must be a sample of a normal distribution with the given mean and variance, made from the standard
         normal noise eps you are given: shift the noise by the mean and scale it by the standard deviation.
@@ -154,6 +172,7 @@ def _check_kl_divergence(fn):
 
 core.register(
     "kl_divergence", reference=kl_divergence, checker=_check_kl_divergence, lesson=1,
+    trial=_in_a_training_step("kl_divergence"),
     hints="""
         The KL divergence between two Gaussians has a closed form. Because the latent dimensions are
         independent, it is a sum of one term per dimension, and each term needs only that dimension's mean,
@@ -258,6 +277,7 @@ def _check_vae_loss(fn):
 
 core.register(
     "vae_loss", reference=vae_loss, checker=_check_vae_loss, lesson=1, shows=(vae.gaussian_kl,),
+    trial=_in_a_training_step("loss"),
     hints="""
         The loss is the negative ELBO of one batch: a reconstruction term (how unlikely the images are under
         the decoder's Bernoulli pixels) plus the rate (how far each posterior is from the prior). Both are
