@@ -41,6 +41,7 @@ References: van den Oord, Vinyals and Kavukcuoglu (2017), *Neural Discrete Repre
 
 from __future__ import annotations
 
+import inspect
 import math
 
 import keras
@@ -140,6 +141,10 @@ class VQVAE(ImageInputs, keras.Model):
         num_quantizers: residual VQ's number of stages S.
         quantizer_dropout: residual VQ's probability that a training batch uses only its first
             stages (SoundStream's quantizer dropout).
+        pieces: the learner's functions for the quantizer's steps, ``{name: function}`` (None: the
+            package's), passed to its constructor as ``pieces=``; the quantizers that take them
+            document which names they know. Lessons 2 and 7 build models from the exercises this
+            way (see :func:`vqvae_lessons.exercises.use`). Not saved with the model.
 
     Call: images ``(N, 28, 28[, 1])`` in [0, 1] to a dict with ``reconstruction``
     ``(N, 28, 28, 1)`` (not clipped), ``indices`` ``(N, 7, 7)``, ``vq_loss`` and
@@ -150,7 +155,7 @@ class VQVAE(ImageInputs, keras.Model):
 
     def __init__(self, architecture="residual", num_embeddings=128, embedding_dim=16, quantizer="ema",
                  beta=0.25, decay=0.99, data_variance=1.0, gradient="straight_through", codebook_transform=False,
-                 levels=None, bits=None, num_quantizers=None, quantizer_dropout=0.0, **kwargs):
+                 levels=None, bits=None, num_quantizers=None, quantizer_dropout=0.0, pieces=None, **kwargs):
         super().__init__(**kwargs)
         if architecture not in ARCHITECTURES:
             raise ValueError(f"architecture={architecture!r} is not known: use one of {list(ARCHITECTURES)}.")
@@ -163,6 +168,7 @@ class VQVAE(ImageInputs, keras.Model):
         self.options = _quantizer_options(quantizer, gradient=gradient, codebook_transform=codebook_transform,
                                           levels=levels, bits=bits, num_quantizers=num_quantizers,
                                           quantizer_dropout=quantizer_dropout)
+        self.pieces = _checked_pieces(quantizer, pieces)
         self.quantizer = self._build_quantizer(int(num_embeddings), int(embedding_dim))
         self.num_embeddings, self.embedding_dim = self.quantizer.num_embeddings, self.quantizer.embedding_dim
         scalar = quantizer in ("fsq", "lfq")
@@ -176,16 +182,17 @@ class VQVAE(ImageInputs, keras.Model):
 
     def _build_quantizer(self, num_embeddings, embedding_dim):
         kind, options, name = self.quantizer_kind, self.options, "quantizer"
+        pieces = {"pieces": self.pieces} if self.pieces else {}
         if kind == "fsq":
-            return FiniteScalarQuantizer(options["levels"], name=name)
+            return FiniteScalarQuantizer(options["levels"], name=name, **pieces)
         if kind == "lfq":
-            return LookupFreeQuantizer(options["bits"], commitment_weight=self.beta, name=name)
+            return LookupFreeQuantizer(options["bits"], commitment_weight=self.beta, name=name, **pieces)
         if kind == "rvq":
             return ResidualVectorQuantizer(options["num_quantizers"], num_embeddings, embedding_dim,
                                            quantizer_dropout=options["quantizer_dropout"], beta=self.beta,
-                                           stage="ema", decay=self.decay, name=name)
+                                           stage="ema", decay=self.decay, name=name, **pieces)
         extra = {"decay": self.decay} if kind == "ema" else {}
-        return QUANTIZERS[kind](num_embeddings, embedding_dim, beta=self.beta, name=name,
+        return QUANTIZERS[kind](num_embeddings, embedding_dim, beta=self.beta, name=name, **pieces,
                                 **{key: options[key] for key in ("gradient", "codebook_transform") if key in options},
                                 **extra)
 
@@ -274,6 +281,20 @@ class VQVAE(ImageInputs, keras.Model):
         return {**super().get_config(), "architecture": self.architecture, "num_embeddings": self.num_embeddings,
                 "embedding_dim": self.embedding_dim, "quantizer": self.quantizer_kind, "beta": self.beta,
                 "decay": self.decay, "data_variance": self.data_variance, **options}
+
+
+def _checked_pieces(kind, pieces):
+    """``pieces`` (a dict of functions, or None) for quantizer ``kind``, checked: a clear error when that
+    quantizer takes no pieces, or when one is not a function."""
+    if not pieces:
+        return None
+    if not isinstance(pieces, dict) or not all(callable(fn) for fn in pieces.values()):
+        raise TypeError(f"pieces must be a dict of functions, {{name: function}}, got {pieces!r}.")
+    quantizer_class = {"fsq": FiniteScalarQuantizer, "lfq": LookupFreeQuantizer,
+                       "rvq": ResidualVectorQuantizer}.get(kind, QUANTIZERS[kind])
+    if "pieces" not in inspect.signature(quantizer_class).parameters:
+        raise ValueError(f"quantizer={kind!r} takes no learner's pieces (got {sorted(pieces)}).")
+    return dict(pieces)
 
 
 def _quantizer_options(kind, **given):
