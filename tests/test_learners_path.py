@@ -39,3 +39,44 @@ def test_a_vae_built_from_the_learners_pieces_trains_as_the_packages():
 def test_a_vae_refuses_a_piece_that_is_not_a_function():
     with pytest.raises(TypeError, match="loss must be a function"):
         vae.VAE(latent_dim=2, loss="binary_crossentropy")
+
+
+def fit_vqvae(**learners):
+    """Two seeded epochs of the Keras example's VQ-VAE (learned codebook) on 256 fixed MNIST-like images."""
+    from vqvae_lessons.vqvae import VQVAE
+
+    keras.utils.set_random_seed(0)
+    model = VQVAE("keras-example", 16, 4, quantizer="loss", data_variance=0.1, **learners)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    images = (np.random.default_rng(2).uniform(size=(256, 28, 28, 1)) > 0.8).astype("float32")
+    history = model.fit(images, epochs=2, batch_size=64, shuffle=False, verbose=0).history
+    return history, np.concatenate([w.ravel() for w in model.get_weights()])
+
+
+def test_a_vqvae_trained_through_the_learners_forward_pass_trains_as_the_packages():
+    """Lesson 3 trains through ``use("vqvae_forward", ...)``: the learner's pasted answer or the package's reference
+    (which looks its codes up with ``take``, a sparse gradient for the codebook, where the package's quantizer
+    multiplies a one-hot matrix: Adam treats the two differently, so both paths go through ``forward``)."""
+    from vqvae_lessons.exercises import lesson3
+
+    package_history, package_weights = fit_vqvae(forward=lesson3.vqvae_forward)
+    forward = pasted("vqvae_forward")
+    history, weights = fit_vqvae(forward=forward)
+    for key in ("loss", "reconstruction_loss", "vq_loss", "batch_perplexity"):
+        np.testing.assert_allclose(history[key], package_history[key], rtol=1e-5, err_msg=key)
+    np.testing.assert_allclose(weights, package_weights, atol=1e-6)
+    chain_history, _ = fit_vqvae()  # the package's own chain: the same model, trained a little differently
+    np.testing.assert_allclose(chain_history["loss"], package_history["loss"], rtol=0.1)
+
+    def without_commitment(*args):  # a planted mistake: the commitment loss left out
+        return {**forward(*args), "commitment_loss": 0.0 * forward(*args)["commitment_loss"]}
+
+    mistaken, _ = fit_vqvae(forward=without_commitment)
+    assert not np.allclose(mistaken["vq_loss"], package_history["vq_loss"], rtol=1e-2)
+
+
+def test_a_forward_pass_needs_a_learned_codebook():
+    from vqvae_lessons.vqvae import VQVAE
+
+    with pytest.raises(ValueError, match="forward must be a function, for quantizer='loss'"):
+        VQVAE("keras-example", 16, 4, quantizer="ema", forward=pasted("vqvae_forward"))

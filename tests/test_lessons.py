@@ -123,6 +123,7 @@ USE = re.compile(r'\buse\(\s*"(\w+)"\s*,\s*(\w+)\s*\)')  # use("name", name): th
 # What of the learner's code each lesson's later cells run (through use); the closing note of #28 lists the rest.
 RUNS_THE_LEARNERS = {
     "01_autoencoders_and_vae": {"reparameterize", "kl_divergence", "vae_loss"},
+    "03_vqvae": {"vqvae_forward", "codebook_perplexity"},
 }
 
 
@@ -237,6 +238,7 @@ def test_cells_that_draw_a_figure_give_it_alt_text(lesson):
 # What each lesson's cells compute from the learner's pieces: the learner's path test compares them.
 LEARNERS_FIGURES = {
     "01_autoencoders_and_vae": 'demo_record["history"]',
+    "03_vqvae": '{"steps": steps, "demo": demo_record["history"], "perplexity": [test_perplexity, batch_perplexity]}',
 }
 
 

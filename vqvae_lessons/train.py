@@ -127,7 +127,8 @@ def train_vqvae(architecture="residual", num_embeddings=128, embedding_dim=16, q
                 decay=0.99, epochs=30, batch_size=128, learning_rate=1e-3, seed=0, kmeans_init=True,
                 restart_dead_codes=True, train_size=None, data=None, validate=True, verbose="auto",
                 validation="split", gradient="straight_through", codebook_transform=False, levels=None, bits=None,
-                num_quantizers=None, quantizer_dropout=0.0, callbacks=(), dataset=None, devices=None):
+                num_quantizers=None, quantizer_dropout=0.0, callbacks=(), dataset=None, devices=None, pieces=None,
+                forward=None):
     """Train a :class:`VQVAE` on MNIST; return ``(model, record)``.
 
     ``record`` holds the settings, per-epoch seconds and the Keras history.
@@ -148,6 +149,8 @@ def train_vqvae(architecture="residual", num_embeddings=128, embedding_dim=16, q
     is the global batch, ``batch_size / N`` images a device, and must divide by N; the codebook's
     statistics are the global batch's. The training and validation images are cut to a multiple of N
     (:func:`~vqvae_lessons.distribute.even`: at most N - 1 left out), and the record says ``devices``.
+
+    ``pieces`` and ``forward``: the learner's functions the model is built from (see :class:`VQVAE`).
     """
     check_train_size(train_size)
     keras.utils.set_random_seed(seed)
@@ -161,7 +164,8 @@ def train_vqvae(architecture="residual", num_embeddings=128, embedding_dim=16, q
         images, x_val = distribute.even((images, x_val), count)  # several: every batch splits evenly
         model = VQVAE(architecture, num_embeddings, embedding_dim, quantizer, beta=beta, decay=decay,
                       data_variance=data.variance, gradient=gradient, codebook_transform=codebook_transform,
-                      levels=levels, bits=bits, num_quantizers=num_quantizers, quantizer_dropout=quantizer_dropout)
+                      levels=levels, bits=bits, num_quantizers=num_quantizers, quantizer_dropout=quantizer_dropout,
+                      pieces=pieces, forward=forward)
         kmeans_init = kmeans_init and hasattr(model.quantizer, "initialize_kmeans")
         restart_dead_codes = restart_dead_codes and hasattr(model.quantizer, "restart_dead_codes")
         maintenance = CodebookMaintenance(images, kmeans_init=kmeans_init, restart_dead_codes=restart_dead_codes,

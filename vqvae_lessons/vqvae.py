@@ -57,6 +57,7 @@ from .quantizers import (
     ResidualVectorQuantizer,
     VectorQuantizer,
     VectorQuantizerEMA,
+    batch_perplexity,
 )
 
 ARCHITECTURES = ("keras-example", "residual")
@@ -145,6 +146,10 @@ class VQVAE(ImageInputs, keras.Model):
             package's), passed to its constructor as ``pieces=``; the quantizers that take them
             document which names they know. Lessons 2 and 7 build models from the exercises this
             way (see :func:`vqvae_lessons.exercises.use`). Not saved with the model.
+        forward: the learner's forward pass (lesson 3's ``vqvae_forward(images, encoder, codebook,
+            decoder, beta, data_variance)``, returning ``reconstructions`` and the three losses), for
+            ``quantizer="loss"``: ``call`` and ``compute_loss`` then run it instead of the package's
+            chain, so ``fit`` trains the model through it (None: the package's). Not saved with the model.
 
     Call: images ``(N, 28, 28[, 1])`` in [0, 1] to a dict with ``reconstruction``
     ``(N, 28, 28, 1)`` (not clipped), ``indices`` ``(N, 7, 7)``, ``vq_loss`` and
@@ -155,7 +160,8 @@ class VQVAE(ImageInputs, keras.Model):
 
     def __init__(self, architecture="residual", num_embeddings=128, embedding_dim=16, quantizer="ema",
                  beta=0.25, decay=0.99, data_variance=1.0, gradient="straight_through", codebook_transform=False,
-                 levels=None, bits=None, num_quantizers=None, quantizer_dropout=0.0, pieces=None, **kwargs):
+                 levels=None, bits=None, num_quantizers=None, quantizer_dropout=0.0, pieces=None,
+                 forward=None, **kwargs):
         super().__init__(**kwargs)
         if architecture not in ARCHITECTURES:
             raise ValueError(f"architecture={architecture!r} is not known: use one of {list(ARCHITECTURES)}.")
@@ -169,6 +175,10 @@ class VQVAE(ImageInputs, keras.Model):
                                           levels=levels, bits=bits, num_quantizers=num_quantizers,
                                           quantizer_dropout=quantizer_dropout)
         self.pieces = _checked_pieces(quantizer, pieces)
+        if forward is not None and (quantizer != "loss" or not callable(forward)):
+            raise ValueError(f"forward must be a function, for quantizer='loss' (a learned codebook, as in lesson 3); "
+                             f"got forward={forward!r} with quantizer={quantizer!r}.")
+        self.forward = forward
         self.quantizer = self._build_quantizer(int(num_embeddings), int(embedding_dim))
         self.num_embeddings, self.embedding_dim = self.quantizer.num_embeddings, self.quantizer.embedding_dim
         scalar = quantizer in ("fsq", "lfq")
@@ -217,6 +227,8 @@ class VQVAE(ImageInputs, keras.Model):
 
     def call(self, images, training=False):
         images = model_images(images)
+        if self.forward is not None:
+            return self._call_forward(images, training)
         vq = self.quantizer(self.encoder(images - 0.5, training=training), training=training)
         return {
             "reconstruction": self.decoder(vq["quantized"], training=training) + 0.5,
@@ -225,10 +237,24 @@ class VQVAE(ImageInputs, keras.Model):
             "perplexity": vq["perplexity"],
         }
 
+    def _call_forward(self, images, training):
+        """``call`` through the learner's :attr:`forward`: its reconstructions and losses; the codes (for the
+        perplexity the curves show) are the quantizer's, from the encoder's outputs."""
+        out = self.forward(images, self.encoder, self.quantizer.embeddings, self.decoder, self.beta,
+                           self.data_variance)
+        indices = self.quantizer.code_indices(self.encoder(images - 0.5, training=training))
+        return {"reconstruction": out["reconstructions"], "indices": indices,
+                "vq_loss": out["codebook_loss"] + out["commitment_loss"],
+                "perplexity": batch_perplexity(indices, self.num_embeddings)[0],
+                "reconstruction_loss": out["reconstruction_loss"]}
+
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         if len(x.shape) == 3:  # (N, 28, 28): without its channel axis, x - reconstruction would broadcast
             x = ops.expand_dims(x, -1)
-        reconstruction_loss = ops.mean(ops.square(x - y_pred["reconstruction"])) / self.data_variance
+        if "reconstruction_loss" in y_pred:  # the learner's forward pass computed it
+            reconstruction_loss = y_pred["reconstruction_loss"]
+        else:
+            reconstruction_loss = ops.mean(ops.square(x - y_pred["reconstruction"])) / self.data_variance
         self.reconstruction_loss_tracker.update_state(reconstruction_loss)
         self.vq_loss_tracker.update_state(y_pred["vq_loss"])
         self.perplexity_tracker.update_state(y_pred["perplexity"])

@@ -201,8 +201,21 @@ def _check_vqvae_forward(fn):
                           lambda got, want, *args: _forward_diagnosis(got, want))
 
 
+def _trains_a_vqvae(forward):
+    """The trial of ``vqvae_forward`` (see :func:`core.use`): one compiled training step of a small VQ-VAE trained
+    through it (``VQVAE(forward=...)``, as lesson 3's demonstration fit); raises if it cannot run there."""
+    from ..vqvae import VQVAE  # the model imports the quantizers, not the exercises: imported when tried
+
+    model = VQVAE("keras-example", 8, 4, quantizer="loss", forward=forward)
+    model.compile(optimizer="adam")
+    images = np.random.default_rng(0).uniform(size=(4, 28, 28, 1)).astype("float32")
+    loss = float(model.train_on_batch(images, return_dict=True)["loss"])
+    if not np.isfinite(loss):
+        raise ValueError(f"a training step through it gave the loss {loss}")
+
+
 core.register(
-    "vqvae_forward", reference=vqvae_forward, checker=_check_vqvae_forward, lesson=3,
+    "vqvae_forward", reference=vqvae_forward, checker=_check_vqvae_forward, lesson=3, trial=_trains_a_vqvae,
     shows=(quantizers.nearest_code, quantizers.straight_through, quantizers.vq_losses),
     hints="""
         Follow the data: centre the images, encode them, replace each encoder vector by its nearest code, decode
