@@ -80,3 +80,36 @@ def test_a_forward_pass_needs_a_learned_codebook():
 
     with pytest.raises(ValueError, match="forward must be a function, for quantizer='loss'"):
         VQVAE("keras-example", 16, 4, quantizer="ema", forward=pasted("vqvae_forward"))
+
+
+class FakeJudge:
+    """A judge of fixed probabilities and features, so that judge_images's scores are the pieces' alone."""
+
+    def __init__(self, n):
+        rng = np.random.default_rng(3)
+        self.probs = rng.dirichlet(np.ones(10) * 0.3, size=n)
+        self.feats = rng.normal(size=(n, 6)) @ rng.normal(size=(6, 6))
+
+    def probabilities(self, images):
+        return self.probs
+
+    def features(self, images):
+        return self.feats
+
+
+def test_judge_images_scores_with_the_learners_pieces(monkeypatch):
+    from vqvae_lessons import judge
+
+    fake = FakeJudge(200)
+    monkeypatch.setattr(judge, "reference_features", lambda j, data: np.random.default_rng(4).normal(size=(300, 6)))
+    images = np.zeros((200, 28, 28, 1), "float32")
+    package = judge.judge_images(images, judge=fake)
+    learners = {"inception_score": pasted("inception_score"), "frechet_distance": pasted("frechet_distance")}
+    yours = judge.judge_images(images, judge=fake, pieces=learners)
+    for key in ("inception_score", "frechet_distance"):
+        assert yours[key] == pytest.approx(package[key], rel=1e-9)
+    doubled = judge.judge_images(images, judge=fake, pieces={"frechet_distance": lambda a, b: 2 * learners[
+        "frechet_distance"](a, b)})  # a planted mistake shows in the result
+    assert doubled["frechet_distance"] == pytest.approx(2 * package["frechet_distance"], rel=1e-9)
+    with pytest.raises(ValueError, match="knows 'inception_score' and 'frechet_distance'"):
+        judge.judge_images(images, judge=fake, pieces={"fid": learners["frechet_distance"]})

@@ -124,6 +124,8 @@ USE = re.compile(r'\buse\(\s*"(\w+)"\s*,\s*(\w+)\s*\)')  # use("name", name): th
 RUNS_THE_LEARNERS = {
     "01_autoencoders_and_vae": {"reparameterize", "kl_divergence", "vae_loss"},
     "03_vqvae": {"vqvae_forward", "codebook_perplexity"},
+    "04_codebook_size": {"rate_distortion_knee", "dead_codes"},
+    "06_generating_and_judging": {"inception_score", "frechet_distance"},
 }
 
 
@@ -239,6 +241,8 @@ def test_cells_that_draw_a_figure_give_it_alt_text(lesson):
 LEARNERS_FIGURES = {
     "01_autoencoders_and_vae": 'demo_record["history"]',
     "03_vqvae": '{"steps": steps, "demo": demo_record["history"], "perplexity": [test_perplexity, batch_perplexity]}',
+    "04_codebook_size": '{"dead": [int(code) for code in dead], "knee": float(knee)}',
+    "06_generating_and_judging": '{"score": default_score, "d2": default_d2}',
 }
 
 

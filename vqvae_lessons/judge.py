@@ -112,13 +112,23 @@ def reference_features(judge, data=None):
     return judge.__dict__["_test_features"]
 
 
-def judge_images(images, label=None, judge=None, data=None):
+def judge_images(images, label=None, judge=None, data=None, pieces=None):
     """Judge images ``(N, 28, 28[, 1])`` in [0, 1] (N >= 2): a dict of ``n``,
     ``inception_score``, ``frechet_distance`` (to the MNIST test set, in the judge's
     features), ``class_histogram`` (list of 10 counts), ``mean_confidence`` (the mean top
     probability) and, given the class asked for (``label``: one int in [0, 10) for every image, or
     ``(N,)`` such ints, one per image), ``label_accuracy``, the share judged to be that class.
-    ``judge``: a :class:`Judge`, such as the shipped one, ``pretrained.shipped_judge()``."""
+    ``judge``: a :class:`Judge`, such as the shipped one, ``pretrained.shipped_judge()``.
+    ``pieces``: the learner's scores, ``{"inception_score": fn, "frechet_distance": fn}`` (either; None: the
+    package's), with the signatures of :func:`inception_score` and :func:`frechet_distance` (lesson 6)."""
+    pieces = dict(pieces or {})
+    for name, fn in pieces.items():
+        if name not in ("inception_score", "frechet_distance"):
+            raise ValueError(f"pieces: {name!r} is not a score judge_images computes; it knows 'inception_score' "
+                             f"and 'frechet_distance'.")
+        if not callable(fn):
+            raise TypeError(f"pieces[{name!r}] must be a function, got {type(fn).__name__}.")
+    score, distance = pieces.get("inception_score", inception_score), pieces.get("frechet_distance", frechet_distance)
     if judge is None:
         raise ValueError("Give the judge: judge=pretrained.shipped_judge() (the shipped MNIST classifier, "
                          "loaded once) or a Judge you trained (train_judge).")
@@ -131,8 +141,8 @@ def judge_images(images, label=None, judge=None, data=None):
     probs = judge.probabilities(images)
     results = {
         "n": len(images),
-        "inception_score": inception_score(probs),
-        "frechet_distance": frechet_distance(judge.features(images), reference_features(judge, data)),
+        "inception_score": float(score(probs)),
+        "frechet_distance": float(distance(judge.features(images), reference_features(judge, data))),
         "class_histogram": class_histogram(probs).tolist(),
         "mean_confidence": float(probs.max(axis=1).mean()),
     }
