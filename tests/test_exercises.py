@@ -3,6 +3,7 @@ fail with a hint that names the mistake. check() must never raise at the learner
 
 import dataclasses
 import functools
+import re
 
 import keras
 import numpy as np
@@ -135,6 +136,19 @@ def test_hints_come_in_levels_and_the_first_gives_no_code(capsys, name):
     for level in (len(hints) + 1, len(hints) + 5):  # the last level points to the solution
         assert f"solution({name!r})" in hint(name, level)
         assert capsys.readouterr().out.startswith(f"Hint {len(hints) + 1} of {len(hints) + 1}:")
+
+
+@pytest.mark.parametrize("name", names())
+def test_the_middle_hint_is_the_approach_not_the_code(name):
+    """Three levels (#28): a nudge, then the approach (which operations, which shapes) with no line of the
+    solution, then the solution on request (the folded block, or solution())."""
+    hints = exercises._EXERCISES[name].hints
+    assert len(hints) == 2, "hint 1 a nudge, hint 2 the approach; the third level is the solution"
+    for line in source_lines(name):
+        if not line.startswith(("def ", '"""', "#", "return ")) and "=" in line:
+            assert line not in hints[1], f"hint 2 of {name} gives the solution's line {line!r}"
+    statements = re.findall(r"\b[A-Za-z_]\w* = [^,;]*?\w\(", hints[1])  # name = ...call(: a line of code
+    assert not statements, f"hint 2 of {name} writes code: {statements}"
 
 
 @pytest.mark.parametrize("level", [0, -1, 1.5, "2", None, True])
@@ -508,3 +522,18 @@ def test_use_falls_back_when_the_learners_function_cannot_run_inside_the_model(c
     assert "keras.ops" in out
     with pytest.raises(KeyError, match="no exercise called 'kl'"):
         exercises.use("kl", in_numpy)
+
+
+def test_check_and_use_leave_the_notebooks_random_state_as_it_was(capsys):
+    """A lesson draws the same weights and noise after a check or a use as without it (lesson 3's training step
+    builds its model after them)."""
+    import random
+
+    keras.utils.set_random_seed(0)
+    expected = (random.random(), np.random.random(), float(keras.random.uniform(())),
+                keras.layers.Dense(3, name="probe").build((None, 2)) or 0)
+    keras.utils.set_random_seed(0)
+    check("vqvae_forward", pasted("vqvae_forward"))  # builds tiny networks: draws weights
+    exercises.use("vqvae_forward", pasted("vqvae_forward"))  # trains a small model for one step
+    assert (random.random(), np.random.random(), float(keras.random.uniform(())), 0) == expected
+    capsys.readouterr()

@@ -8,12 +8,14 @@ This module imports no lesson: each lesson module (``lesson1`` ... ``lesson8``) 
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import dis
 import functools
 import html
 import inspect
 import numbers
+import random
 import re
 import textwrap
 import types
@@ -361,6 +363,31 @@ def _packages_own(fn, exercise):
 # ---------------------------------------------------------------------------------------------
 # The learner's entry points
 # ---------------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def _random_state_kept():
+    """Run a check or a trial without moving the notebook's random state: Python's ``random`` (which seeds
+    Keras's unseeded initialisers), NumPy's global generator and Keras's global seed generator are as they were
+    after it, so a lesson draws the same weights and noise whether the learner's function was checked or not."""
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    try:  # Keras's global generator, made on first use (then seeded from Python's random): None until then
+        from keras.src.backend.common import global_state
+        from keras.src.random.seed_generator import GLOBAL_SEED_GENERATOR
+
+        generator = global_state.get_global_attribute(GLOBAL_SEED_GENERATOR)
+        keras_state = None if generator is None else ops.convert_to_numpy(generator.state)
+    except ImportError:  # another Keras: its global generator is left alone
+        global_state = None
+    try:
+        yield
+    finally:
+        random.setstate(python_state)
+        np.random.set_state(numpy_state)
+        if global_state is not None:
+            global_state.set_global_attribute(GLOBAL_SEED_GENERATOR, generator)
+            if generator is not None:
+                generator.state.assign(keras_state)
+
+
 def _verdict(name, exercise, fn):
     """``(label, message)`` of exercise ``name``'s check of ``fn``: label "Correct", "Incorrect",
     "Not attempted" or "Not checked" (the checker itself failed). Never raises."""
@@ -374,7 +401,7 @@ def _verdict(name, exercise, fn):
         return "Not attempted", (f"{packages}, not yours (the lessons use it when yours is missing). Write "
                                  f"{name} yourself in the cell above, then check it.")
     try:
-        with np.errstate(all="ignore"):
+        with np.errstate(all="ignore"), _random_state_kept():
             exercise.checker(fn)
     except _NotAttempted as verdict:
         return "Not attempted", str(verdict)
@@ -421,7 +448,7 @@ def use(name, fn):
     detail = f" ({message.rstrip('.')})" if label != "Not attempted" or fn not in (None, Ellipsis) else ""
     if label == "Correct" and exercise.trial is not None:
         try:
-            with np.errstate(all="ignore"):
+            with np.errstate(all="ignore"), _random_state_kept():
                 exercise.trial(fn)
         except Exception as error:
             label, why = "Incorrect", "yours passes its check but cannot run inside the model"

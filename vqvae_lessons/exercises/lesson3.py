@@ -223,10 +223,12 @@ core.register(
         through the straight-through estimator, the encoder; the codebook loss only the codebook; the commitment
         loss only the encoder. Which tensor goes into the decoder, and which into the two codebook terms?
 
-        Flatten z_e to (-1, D) for quantizers.nearest_code(flat, codebook), look the codes up with
-        keras.ops.take(codebook, indices, axis=0) and reshape them to z_e's shape (that is z_q). The decoder gets
-        quantizers.straight_through(z_e, z_q); quantizers.vq_losses(z_e, z_q, beta) gives (codebook_loss,
-        commitment_loss) from z_q itself. reconstruction_loss = mean((images - reconstructions)**2) / data_variance.
+        The nearest-code search works on rows: reshape z_e to (N * 7 * 7, D) for quantizers.nearest_code, look the
+        indices up in the codebook (keras.ops.take along axis 0) and reshape the result back to z_e's shape: that
+        is z_q. The decoder takes the straight-through version of z_q (quantizers.straight_through, with z_e
+        first); quantizers.vq_losses of z_e and z_q with beta gives the codebook and commitment losses, in that
+        order. The reconstruction loss is the mean of the squared error over every pixel, divided by
+        data_variance.
         """,
     error_hint="Your function receives a backend tensor of images, Keras layers and a Keras variable: use keras.ops "
                "and the package's quantizers functions, not NumPy, and return a dict.",

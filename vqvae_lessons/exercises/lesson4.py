@@ -168,9 +168,11 @@ core.register(
         one step small), but the point after which every remaining step does: start from the largest rate and
         walk back while the step before you is small.
 
-        Sort both arrays with order = np.argsort(rates). The gains per doubling are np.diff(psnrs) /
-        np.diff(rates) * bits_per_doubling, one per step. Start at the last index and step back while the gain
-        just below it is less than min_gain_db; return rates[that index], one number.
+        One np.argsort of the rates, applied to both arrays, puts the points in order. np.diff of each sorted
+        array gives the steps (n - 1 of them); the gain per doubling of a step is its PSNR step divided by its rate
+        step, times bits_per_doubling. Then an index that starts at the last point moves down by one while the
+        gain of the step that ends at it is below min_gain_db (and it is above 0); the sorted rate at that index,
+        one number, is the knee.
         """,
     error_hint="rates and psnrs are 1-D NumPy arrays of the same length (not sorted) and min_gain_db a number; "
                "return one rate, a number.",
@@ -275,9 +277,9 @@ core.register(
         per code, add each batch's counts to it, and look for the codes still at zero at the end. The batches
         may come from a generator, which you can read only once; and the codes run from 0 to num_codes - 1.
 
-        Start with counts = np.zeros(num_codes, dtype=int); for each batch add np.bincount(batch.ravel(),
-        minlength=num_codes) (or metrics.code_counts(batch, num_codes)). After the loop, np.flatnonzero(counts
-        == 0) gives the dead codes' indices in increasing order.
+        Keep one array of num_codes integer counts, zeros at first. In one loop over the batches, add each
+        batch's counts: np.bincount of the flattened batch with minlength num_codes (or metrics.code_counts).
+        After the loop, np.flatnonzero of the test "count is 0" gives the dead codes in increasing order.
         """,
     error_hint="index_batches is an iterable (a generator) of integer NumPy arrays (n, 7, 7): loop over it once "
                "(it has no len()); return a 1-D array of code indices.",

@@ -184,10 +184,13 @@ _register(
         trace of the square root of the product of the two covariances: the two matrices need not commute, so it
         is not the product of their square roots.
 
-        mu = features.mean(axis=0) and S = np.cov(features, rowvar=False) (unbiased). Tr((S_a S_b)^(1/2)) is the
-        sum of the square roots of the eigenvalues of S_a S_b, the same as those of the symmetric matrix
-        R S_b R with R = S_a^(1/2) (R from np.linalg.eigh of S_a: vectors * sqrt(values) @ vectors.T); clip
-        round-off negatives to 0. Return |mu_a - mu_b|^2 + Tr(S_a) + Tr(S_b) - 2 * that sum, with no square root.
+        The means are averages over axis 0; the covariances come from np.cov, told that the features are the
+        columns (rowvar), which divides by N - 1 as the exercise asks. For the trace of the square root, the
+        eigenvalues of the product of the two covariances equal those of a symmetric matrix: the square root
+        of the first covariance on both sides of the second. That square root comes from np.linalg.eigh of the
+        first covariance (its eigenvectors, each scaled by the root of its eigenvalue, times their transpose);
+        then np.linalg.eigvalsh, a clip of round-off negatives at 0, square roots and a sum. The result is the
+        squared distance of the means plus both traces minus twice that sum: no square root at the end.
         """,
     error_hint="features_a and features_b are NumPy arrays (N, F) and (M, F), N and M may differ; return one number.")
 
@@ -254,8 +257,9 @@ _register(
         divergence from its p(y|x) to that marginal (a sum over the classes). Average those over the images and
         undo the logarithm.
 
-        marginal = probs.mean(axis=0); kl = np.sum(probs * (np.log(probs) - np.log(marginal)), axis=1), one
-        number per image, in nats (natural log); the score is np.exp(kl.mean()). Clip probs to at least 1e-12
-        first so that log(0) can't appear.
+        Clip the probabilities to at least 1e-12 first, so that no log of 0 appears. The marginal is a mean
+        over axis 0, shape (C,), and broadcasts against the (N, C) rows. Each image's KL is a sum over axis 1 of
+        p times the difference of two natural logs (its own, and the marginal's): N numbers, in nats. The score
+        is np.exp of their mean, one number.
         """,
     error_hint="probs is a NumPy array (N, C) whose rows sum to 1; return one number.")
