@@ -191,3 +191,13 @@ def test_straight_through_diagram_has_a_title_and_its_labels():
         assert label in texts, label
     dashed = [p for p in ax.patches if p.get_linestyle() in ("--", "dashed")]
     assert len(dashed) >= 2  # the backward pass
+
+
+def test_the_quantizers_steps_have_a_trial_and_ema_update_none():
+    """The four pieces a VQ-VAE runs are tried in a compiled training step before the lesson uses them; the
+    NumPy ema_update runs as NumPy, with no trial."""
+    from vqvae_lessons import exercises
+
+    for name in ("pairwise_sq_distances", "nearest_code", "straight_through", "vq_losses"):
+        assert exercises._EXERCISES[name].trial is not None, name
+    assert exercises._EXERCISES["ema_update"].trial is None

@@ -123,9 +123,11 @@ USE = re.compile(r'\buse\(\s*"(\w+)"\s*,\s*(\w+)\s*\)')  # use("name", name): th
 # What of the learner's code each lesson's later cells run (through use); the closing note of #28 lists the rest.
 RUNS_THE_LEARNERS = {
     "01_autoencoders_and_vae": {"reparameterize", "kl_divergence", "vae_loss"},
+    "02_vector_quantization": {"pairwise_sq_distances", "nearest_code", "straight_through", "vq_losses", "ema_update"},
     "03_vqvae": {"vqvae_forward", "codebook_perplexity"},
     "04_codebook_size": {"rate_distortion_knee", "dead_codes"},
     "06_generating_and_judging": {"inception_score", "frechet_distance"},
+    "07_modern_quantizers": {"fsq_quantize"},
 }
 
 
@@ -240,9 +242,13 @@ def test_cells_that_draw_a_figure_give_it_alt_text(lesson):
 # What each lesson's cells compute from the learner's pieces: the learner's path test compares them.
 LEARNERS_FIGURES = {
     "01_autoencoders_and_vae": 'demo_record["history"]',
+    "02_vector_quantization": '{"ema_step": ema_step_codebook.tolist(), "history": your_history, '
+                              '"restarted": [float(count) for _, count in maintenance.history]}',
     "03_vqvae": '{"steps": steps, "demo": demo_record["history"], "perplexity": [test_perplexity, batch_perplexity]}',
     "04_codebook_size": '{"dead": [int(code) for code in dead], "knee": float(knee)}',
     "06_generating_and_judging": '{"score": default_score, "d2": default_d2}',
+    "07_modern_quantizers": 'fsq_history | {"psnr_db": [float(fsq_metrics["test_psnr_db"])], '
+                            '"codes_used": [float(fsq_metrics["codes_used"])]}',
 }
 
 

@@ -243,3 +243,89 @@ def test_config_round_trip(cls):
     clone = cls.from_config(layer.get_config())
     assert clone.get_config() == layer.get_config()
     assert keras.saving.get_registered_object(f"vqvae_lessons>{cls.__name__}") is cls
+
+
+# -- pieces: the learner's functions for the layer's steps (lesson 2, #28) ------------------------------
+def counted(fn, calls, name):
+    """``fn``, counting its calls in ``calls[name]``."""
+    def wrapped(*args):
+        calls[name] = calls.get(name, 0) + 1
+        return fn(*args)
+    return wrapped
+
+
+@pytest.mark.parametrize("cls", QUANTIZERS)
+def test_pieces_stand_in_for_the_layers_steps_and_give_its_results(cls):
+    from vqvae_lessons.quantizers import straight_through, vq_losses
+
+    x = np.random.default_rng(5).normal(size=(4, 6, 3)).astype("float32")
+    package, _ = built(cls)
+    calls = {}
+    pieces = {"nearest_code": counted(nearest_code, calls, "nearest_code"),
+              "straight_through": counted(straight_through, calls, "straight_through"),
+              "vq_losses": counted(vq_losses, calls, "vq_losses")}
+    learners, _ = built(cls, pieces=pieces)
+    expected, got = package(x, training=True), learners(x, training=True)
+    assert calls == {"nearest_code": 1, "straight_through": 1, "vq_losses": 1}
+    for key in expected:
+        np.testing.assert_allclose(ops.convert_to_numpy(got[key]), ops.convert_to_numpy(expected[key]), atol=1e-6)
+    np.testing.assert_array_equal(ops.convert_to_numpy(learners.code_indices(x)),
+                                  ops.convert_to_numpy(package.code_indices(x)))
+    assert calls["nearest_code"] == 2  # code_indices too
+    assert "pieces" not in learners.get_config()
+
+
+def test_the_packages_nearest_code_runs_on_the_learners_distances():
+    calls = {}
+    distances = counted(pairwise_sq_distances, calls, "distances")
+    layer, codebook = built(VectorQuantizer, pieces={"pairwise_sq_distances": distances, "nearest_code": nearest_code})
+    x = np.random.default_rng(6).normal(size=(9, 3)).astype("float32")
+    np.testing.assert_array_equal(ops.convert_to_numpy(layer(x)["indices"]), brute_force_nearest(x, codebook))
+    assert calls == {"distances": 1}
+
+    def farthest(x, codebook):  # a planted mistake: the distances negated, so argmin picks the farthest code
+        return -pairwise_sq_distances(x, codebook)
+
+    wrong, _ = built(VectorQuantizer, pieces={"pairwise_sq_distances": farthest})
+    assert not np.array_equal(ops.convert_to_numpy(wrong(x)["indices"]), brute_force_nearest(x, codebook))
+
+
+def test_a_learners_straight_through_and_losses_carry_the_gradients():
+    def through(x, q):  # the estimator, written as a learner might
+        return q + (x - ops.stop_gradient(x))
+
+    layer, _ = built(VectorQuantizer, pieces={"straight_through": through}, gradient="rotation")
+    x = np.random.default_rng(7).normal(size=(7, 3)).astype("float32")
+    weights = np.random.default_rng(8).normal(size=(7, 3)).astype("float32")
+    (gradient,) = gradients(lambda x: ops.sum(layer(x)["quantized"] * weights), [x])
+    assert np.abs(gradient).max() > 0 and not np.allclose(gradient, weights)  # the rotation's, through the piece
+
+    def doubled(x, q, beta):  # a planted mistake: both losses twice as large
+        sg = ops.stop_gradient
+        return 2 * ops.mean(ops.square(q - sg(x))), 2 * beta * ops.mean(ops.square(x - sg(q)))
+
+    package, _ = built(VectorQuantizerEMA)
+    wrong, _ = built(VectorQuantizerEMA, pieces={"vq_losses": doubled})
+    assert float(wrong(x)["loss"]) == pytest.approx(2 * float(package(x)["loss"]), rel=1e-5)
+    assert float(wrong(x)["codebook_loss"]) == 0.0  # the EMA layer keeps only the commitment loss
+
+
+@pytest.mark.parametrize("pieces, error, message", [
+    ({"ema_update": nearest_code}, ValueError, r"'ema_update' is not a piece of this quantizer; it knows \['pair"),
+    ({"nearest_code": "argmin"}, TypeError, r"pieces\['nearest_code'\] must be a function, got str"),
+    ([nearest_code], TypeError, r"pieces must be a dict \{name: function\}, got list"),
+])
+@pytest.mark.parametrize("cls", QUANTIZERS)
+def test_pieces_are_checked_where_they_arrive(cls, pieces, error, message):
+    with pytest.raises(error, match=message):
+        cls(8, 3, pieces=pieces)
+
+
+def test_a_vqvae_passes_its_pieces_to_the_codebook_quantizers():
+    from vqvae_lessons.vqvae import VQVAE
+
+    calls = {}
+    model = VQVAE(architecture="keras-example", num_embeddings=8, embedding_dim=4, quantizer="loss",
+                  pieces={"nearest_code": counted(nearest_code, calls, "nearest_code")})
+    model.encode(np.zeros((2, 28, 28, 1), "float32"))
+    assert calls == {"nearest_code": 1}

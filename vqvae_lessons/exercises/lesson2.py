@@ -6,10 +6,18 @@ The first four references are the package's own functions in :mod:`vqvae_lessons
 Keras backend. ``ema_update`` is one step of
 :class:`~vqvae_lessons.quantizers.VectorQuantizerEMA`'s codebook update written in NumPy,
 without the layer's bias correction (the tests check it against the layer).
+
+The first four are the quantizer's steps: the lesson builds a VQ-VAE from the learner's
+(``VQVAE(pieces={...})``, see :class:`~vqvae_lessons.quantizers.VectorQuantizer`), so each has a
+trial, one compiled training step of a small model around a quantizer with the learner's function
+(a NumPy answer, which the distance and nearest-code checks accept, cannot run there).
+``ema_update`` is not a piece of the EMA layer (NumPy cannot run on the tensors of its compiled
+update): the lesson runs it in NumPy, on the EMA layer's first batch, and compares the codebooks.
 """
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 from keras import ops
 
@@ -31,6 +39,37 @@ pairwise_sq_distances = quantizers.pairwise_sq_distances
 nearest_code = quantizers.nearest_code
 straight_through = quantizers.straight_through
 vq_losses = quantizers.vq_losses
+
+
+class _OneQuantizer(keras.Model):
+    """A dense "encoder" before a small codebook quantizer whose ``piece`` is the learner's function: the
+    smallest model in which the quantizer runs as in a VQ-VAE, on the symbolic tensors of a compiled training
+    step, with gradients to the encoder (straight-through) and to the codebook (the codebook loss)."""
+
+    def __init__(self, piece, fn):
+        super().__init__(name="one_quantizer")
+        self.encoder = keras.layers.Dense(4)
+        self.quantizer = quantizers.VectorQuantizer(8, 4, pieces={piece: fn})
+
+    def call(self, x):
+        return self.quantizer(self.encoder(x))
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        return ops.mean(ops.square(y_pred["quantized"] - x)) + y_pred["loss"]
+
+
+def _in_a_training_step(piece):
+    """A trial (see :func:`core.use`): one compiled training step of :class:`_OneQuantizer` with the learner's
+    function as ``piece``; raises if it cannot run on the backend's symbolic tensors (as a NumPy answer cannot)
+    or gives a loss that is not finite. (A VQ-VAE's step would take seconds longer to compile.)"""
+    def trial(fn):
+        model = _OneQuantizer(piece, fn)
+        model.compile(optimizer="sgd")
+        vectors = np.random.default_rng(0).normal(size=(5, 3, 4)).astype("float32")
+        loss = float(model.train_on_batch(vectors))
+        if not np.isfinite(loss):
+            raise ValueError(f"a training step with it gave the loss {loss}")
+    return trial
 
 
 # ---------------------------------------------------------------------------------------------
@@ -87,6 +126,7 @@ def _check_pairwise_sq_distances(fn):
 
 core.register(
     "pairwise_sq_distances", reference=pairwise_sq_distances, checker=_check_pairwise_sq_distances, lesson=2,
+    trial=_in_a_training_step("pairwise_sq_distances"),
     hints="""
         Expand the square: the squared distance between two vectors splits into the squared length of each plus
         a cross term made of their dot product. The dot products of every row of x with every row of the
@@ -130,6 +170,7 @@ def _check_nearest_code(fn):
 
 core.register(
     "nearest_code", reference=nearest_code, checker=_check_nearest_code, lesson=2,
+    trial=_in_a_training_step("nearest_code"),
     shows=(quantizers.pairwise_sq_distances,),
     hints="""
         The nearest code is the one at the smallest squared distance, and you already know how to compute all
@@ -198,6 +239,7 @@ def _check_straight_through(fn):
 
 core.register(
     "straight_through", reference=straight_through, checker=_check_straight_through, lesson=2,
+    trial=_in_a_training_step("straight_through"),
     hints="""
         You need a result whose value is q, but whose gradient flows back to x as if your function were the
         identity. Think of x plus a correction: a term whose value makes up the difference, but through which no
@@ -313,6 +355,7 @@ def _check_vq_losses(fn):
 
 core.register(
     "vq_losses", reference=vq_losses, checker=_check_vq_losses, lesson=2,
+    trial=_in_a_training_step("vq_losses"),
     hints="""
         Both losses are a mean squared difference between x and q, and they differ only by beta in value. What
         sets them apart is what each may move: the codebook loss must move only the codes q, the commitment loss

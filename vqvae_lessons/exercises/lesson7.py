@@ -8,6 +8,14 @@ The other references are the package's own code in :mod:`vqvae_lessons.quantizer
 :class:`~vqvae_lessons.quantizers.ResidualVectorQuantizer`, with
 :func:`~vqvae_lessons.quantizers.nearest_code`). The first two are checked by their gradients
 too, with the active Keras backend.
+
+The learner's ``fsq_quantize`` builds the FSQ VQ-VAE that lesson 7 trains
+(``VQVAE(quantizer="fsq", levels=..., pieces={"fsq_quantize": ...})``, see
+:class:`~vqvae_lessons.quantizers.FiniteScalarQuantizer`); its trial runs one compiled training step
+of a small such VQ-VAE, so that an answer that rounds with NumPy (it passes the check on eager
+tensors) falls back to the package's. ``residual_stage`` is a piece of
+:class:`~vqvae_lessons.quantizers.ResidualVectorQuantizer` (``pieces={"residual_stage": ...}``), with a
+trial of the same kind: an answer in NumPy passes its check but cannot run inside the model.
 """
 
 from __future__ import annotations
@@ -15,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 from keras import ops
 
-from .. import quantizers
+from .. import quantizers, vqvae
 from . import core
 from .core import _call, _check_by_observation, _close, _compare, _gradients, _Incorrect, _nonzero, _to_array
 
@@ -35,6 +43,20 @@ def fsq_quantize(z, levels):
     bounded = ops.tanh(z + shift) * h - offset  # b, in (-h - offset, h - offset)
     rounded = bounded + ops.stop_gradient(ops.round(bounded) - bounded)  # round(b), with the identity's gradient
     return rounded / half_width
+
+
+def _in_a_training_step(piece, **settings):
+    """A trial (see :func:`core.use`): one compiled training step of a small VQ-VAE whose quantizer's ``piece`` is
+    the learner's function; raises if it cannot run on the backend's symbolic tensors or gives a loss that is not
+    finite."""
+    def trial(fn):
+        model = vqvae.VQVAE("keras-example", pieces={piece: fn}, **settings)
+        model.compile(optimizer="adam")
+        images = np.random.default_rng(0).uniform(size=(4, 28, 28, 1)).astype("float32")
+        loss = float(model.train_on_batch(images, return_dict=True)["loss"])
+        if not np.isfinite(loss):
+            raise ValueError(f"a training step with it gave the loss {loss}")
+    return trial
 
 
 def _constants(levels, eps=1e-3):
@@ -115,15 +137,18 @@ def _check_fsq_quantize(fn):
 
 core.register(
     "fsq_quantize", reference=fsq_quantize, checker=_check_fsq_quantize, lesson=7,
+    trial=_in_a_training_step("fsq_quantize", quantizer="fsq", levels=(8, 4, 4)),
     hints="""
         Three steps per channel, all with keras.ops: squash z into a bounded range with tanh, so that rounding
         can only give L values; round to the nearest integer in a way that still lets a gradient reach z; then
         divide so that the codes lie in [-1, 1]. Even L needs care: L integers are not symmetric about 0.
 
-        With h = (L - 1)(1 - eps) / 2, offset = 0 for odd L and 1/2 for even L, and shift = tan(offset / h)
-        (NumPy arrays over the channels; tan is the FSQ paper's choice, the exact root of tanh(s) h = offset is
-        artanh(offset / h), and the two differ by under 0.1% here), bound with b = tanh(z + shift) * h - offset,
-        round with the straight-through estimator b + stop_gradient(round(b) - b), and divide by L // 2.
+        First three constants per channel, NumPy arrays computed from levels: the half range h, (L - 1)(1 - eps) / 2
+        with eps 1e-3; the offset, 0 for odd L and 1/2 for even L; and the shift, the tan of the offset over h
+        (the FSQ paper's choice: the exact root s of tanh(s) times h equal to the offset is the artanh of offset / h,
+        and the two differ by under 0.1% here). Then, with keras.ops: bound, the tanh of z plus the shift, times
+        h, minus the offset; round with the straight-through estimator, the bounded values plus the stop_gradient
+        of their rounding minus themselves; and divide by L // 2.
         """,
     error_hint="z is a backend tensor (N, d) and levels a tuple of d integers: compute h, offset and shift with "
                "NumPy from levels, and the rest with keras.ops (tanh, round, stop_gradient).",
@@ -257,6 +282,8 @@ def _check_residual_stage(fn):
 
 core.register(
     "residual_stage", reference=residual_stage, checker=_check_residual_stage, lesson=7,
+    trial=_in_a_training_step("residual_stage", quantizer="rvq", num_quantizers=2, num_embeddings=8,
+                              embedding_dim=4),
     shows=(quantizers.nearest_code, quantizers.pairwise_sq_distances),
     hints="""
         A stage is an ordinary vector quantizer applied to what the stages before it could not express. Find

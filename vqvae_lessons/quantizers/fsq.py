@@ -37,6 +37,21 @@ from .vq import batch_perplexity, check_vector_size, straight_through
 __all__ = ["FiniteScalarQuantizer", "round_ste"]
 
 
+def checked_pieces(pieces, known):
+    """``pieces`` (``{name: function}`` or None) as a dict, checked against the ``known`` names: a
+    TypeError for what is not a dict of functions, a ValueError naming the known ones for another name."""
+    if pieces is None:
+        return {}
+    if not isinstance(pieces, dict):
+        raise TypeError(f"pieces must be a dict {{name: function}}, got {type(pieces).__name__}.")
+    for name, fn in pieces.items():
+        if name not in known:
+            raise ValueError(f"pieces: {name!r} is not a piece of this quantizer; it knows {list(known)}.")
+        if not callable(fn):
+            raise TypeError(f"pieces[{name!r}] must be a function, got {type(fn).__name__}.")
+    return dict(pieces)
+
+
 def round_ste(z):
     """``z`` ``(...)`` rounded to the nearest integer, with the identity's gradient (straight-through)."""
     return straight_through(z, ops.round(z))
@@ -50,6 +65,13 @@ class FiniteScalarQuantizer(keras.layers.Layer):
         levels: the number of levels of each channel, each >= 2 (the paper's 1000-code
             choice is ``(8, 5, 5, 5)``; odd levels give a grid symmetric about 0).
         eps: keeps the bound just inside the outermost levels.
+        pieces: the learner's functions, ``{name: function}`` (None: the package's; not saved with
+            the layer). The one name known is ``"fsq_quantize"``: ``fsq_quantize(z, levels)``, lesson
+            7's exercise, takes ``z`` ``(N, d)`` (a backend tensor: the layer's input flattened to
+            rows) and ``levels`` (a tuple of ``d`` ints) and returns the codes ``(N, d)`` in [-1, 1],
+            bounded, rounded with a straight-through gradient and divided by ``L // 2``: it stands
+            in for :meth:`bound` and :meth:`quantize_bounded` (with its own ``eps``, the exercise's
+            1e-3). The indices are computed from its codes as from the package's.
 
     Attributes:
         num_embeddings: ``prod(levels)``, the implicit codebook's size K.
@@ -60,8 +82,11 @@ class FiniteScalarQuantizer(keras.layers.Layer):
     ``loss``, ``codebook_loss`` and ``commitment_loss`` (all 0), ``perplexity`` and ``usage``.
     """
 
-    def __init__(self, levels, eps=1e-3, **kwargs):
+    PIECES = ("fsq_quantize",)
+
+    def __init__(self, levels, eps=1e-3, pieces=None, **kwargs):
         super().__init__(**kwargs)
+        self.fsq_quantize = checked_pieces(pieces, self.PIECES).get("fsq_quantize")
         levels = [int(level) for level in levels]
         if not levels or min(levels) < 2:
             raise ValueError(f"levels={levels} must give every channel at least 2 levels, e.g. (8, 5, 5, 5).")
@@ -90,8 +115,16 @@ class FiniteScalarQuantizer(keras.layers.Layer):
         """Bounded values ``(..., d)`` rounded (straight-through) and divided by ``L // 2``: the codes."""
         return round_ste(bounded) / self._half_width
 
+    def codes(self, x):
+        """The codes ``(..., d)`` of encoder outputs ``x`` ``(..., d)``: the package's bound and round,
+        or the learner's ``fsq_quantize`` on ``x``'s rows when the layer was given it."""
+        if self.fsq_quantize is None:
+            return self.quantize_bounded(self.bound(x))
+        rows = ops.reshape(x, (-1, self.embedding_dim))
+        return ops.reshape(self.fsq_quantize(rows, tuple(self.levels)), ops.shape(x))
+
     def call(self, x, training=False):
-        quantized = self.quantize_bounded(self.bound(x))
+        quantized = self.codes(x)
         indices = self.codes_to_indices(ops.stop_gradient(quantized))
         zero = ops.zeros((), dtype=quantized.dtype)
         perplexity, usage = batch_perplexity(indices, self.num_embeddings)
@@ -117,7 +150,7 @@ class FiniteScalarQuantizer(keras.layers.Layer):
 
     def code_indices(self, x):
         """Indices ``x.shape[:-1]`` (int32) of the codes of encoder outputs ``x`` ``(..., d)``."""
-        return self.codes_to_indices(self.quantize_bounded(self.bound(ops.convert_to_tensor(x))))
+        return self.codes_to_indices(self.codes(ops.convert_to_tensor(x)))
 
     def lookup(self, indices):
         """Codes ``indices.shape + (d,)`` of integer ``indices``: :meth:`indices_to_codes`."""

@@ -31,6 +31,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from .fsq import checked_pieces
 from .vq import VectorQuantizer, VectorQuantizerEMA, straight_through
 
 __all__ = ["ResidualVectorQuantizer"]
@@ -51,6 +52,15 @@ class ResidualVectorQuantizer(keras.layers.Layer):
         stage: ``"loss"`` (:class:`VectorQuantizer`) or ``"ema"`` (:class:`VectorQuantizerEMA`).
         decay: the EMA decay (``stage="ema"`` only).
         seed: of the dropout's draws.
+        pieces: the learner's functions, ``{name: function}`` (None: the package's; not saved with
+            the layer). The one name known is ``"residual_stage"``: ``residual_stage(residual,
+            codebook)``, lesson 7's exercise, takes a stage's input ``(N, D)`` (a backend tensor: the
+            residual's rows) and its codebook ``(K, D)`` and returns the pair ``(code, residual -
+            code)``, both ``(N, D)``: while the layer is called, they are the code each stage adds to
+            the sum and the residual the next stage gets (from the codes as they were before an EMA
+            stage's update in that call, as the stage's own). Each stage still runs as before (its
+            indices, losses and EMA updates are its own); :meth:`code_indices` and :meth:`lookup`
+            use the stages alone.
 
     Attributes:
         stages: the S quantizers (see also :attr:`bits_per_position`, ``S log2 K``).
@@ -61,9 +71,12 @@ class ResidualVectorQuantizer(keras.layers.Layer):
     ``perplexity`` and ``usage`` (means over the stages).
     """
 
+    PIECES = ("residual_stage",)
+
     def __init__(self, num_quantizers, num_embeddings, embedding_dim, quantizer_dropout=0.0, beta=0.25,
-                 stage="loss", decay=0.99, seed=None, **kwargs):
+                 stage="loss", decay=0.99, seed=None, pieces=None, **kwargs):
         super().__init__(**kwargs)
+        self.residual_stage = checked_pieces(pieces, self.PIECES).get("residual_stage")
         if int(num_quantizers) < 1:
             raise ValueError(f"num_quantizers={num_quantizers} must be >= 1.")
         if not 0.0 <= quantizer_dropout <= 1.0:
@@ -101,15 +114,22 @@ class ResidualVectorQuantizer(keras.layers.Layer):
         loss_keys = ("loss", "codebook_loss", "commitment_loss")
         losses = dict.fromkeys(loss_keys, 0.0)
         for s, stage in enumerate(self.stages):
+            if self.residual_stage is not None:  # before the stage runs: an EMA stage updates its codes in its call
+                learners = self._learners_stage(residual, stage)
             out = stage(residual, training=training)
             code, index, weight = ops.stop_gradient(out["quantized"]), ops.cast(out["indices"], "int32"), 1.0
+            if self.residual_stage is not None:
+                code, left = learners
             if used is not None:
                 keep = s < used
                 code, index = ops.where(keep, code, ops.zeros_like(code)), ops.where(keep, index, -1)
                 weight = ops.cast(keep, x.dtype)
             for key in loss_keys:
                 losses[key] = losses[key] + weight * out[key]
-            total, residual = total + code, residual - code
+            if self.residual_stage is None:
+                total, residual = total + code, residual - code
+            else:
+                total, residual = total + code, left if used is None else ops.where(keep, left, residual)
             indices.append(index)
             outputs.append(out)
         return {
@@ -119,6 +139,17 @@ class ResidualVectorQuantizer(keras.layers.Layer):
             "perplexity": sum(out["perplexity"] for out in outputs) / self.num_quantizers,
             "usage": sum(out["usage"] for out in outputs) / self.num_quantizers,
         }
+
+    def _learners_stage(self, residual, stage):
+        """The learner's ``residual_stage`` on ``residual`` ``(..., D)`` and ``stage``'s codebook: ``(code,
+        residual - code)``, each of ``residual``'s shape. The code is held constant, as the stage's own is; what
+        it leaves keeps the residual's gradient, so that the next stage's losses reach the encoder as they do
+        without the piece."""
+        rows = ops.reshape(residual, (-1, self.embedding_dim))
+        code, left = self.residual_stage(rows, ops.stop_gradient(stage.codebook))
+        shape = ops.shape(residual)
+        return (ops.stop_gradient(ops.reshape(ops.convert_to_tensor(code, residual.dtype), shape)),
+                ops.reshape(ops.convert_to_tensor(left, residual.dtype), shape))
 
     def code_indices(self, x):
         """Indices ``x.shape[:-1] + (S,)`` (int32) of every stage's nearest code, stage after stage."""

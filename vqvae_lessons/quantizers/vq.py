@@ -30,6 +30,11 @@ Only ``keras.ops`` is used, so both layers run on every Keras 3 backend. Trained
 (:mod:`~vqvae_lessons.distribute`), the EMA's counts and sums and the perplexity and usage are those of
 the global batch, not of one device's shard: on TensorFlow each replica adds them up over the replicas
 (:func:`~vqvae_lessons.distribute.replica_sum`) before it uses them; on JAX they are global already.
+
+Both layers take ``pieces``: the learner's own functions for the steps of :func:`pairwise_sq_distances`,
+:func:`nearest_code`, :func:`straight_through` and :func:`vq_losses` (lesson 2's exercises; see
+:data:`PIECES`), so that a VQ-VAE can be built from what the learner wrote. Without them the layers compute
+exactly what they always did.
 """
 
 from __future__ import annotations
@@ -52,6 +57,7 @@ __all__ = [
     "batch_perplexity",
     "CodebookMaintenance",
     "check_vector_size",
+    "PIECES",
 ]
 
 
@@ -129,6 +135,25 @@ def _perplexity(encodings):
     return ops.exp(entropy), ops.mean(ops.cast(probs > 0, encodings.dtype))
 
 
+# The steps of a codebook quantizer's call that the learner's functions may stand in for (lesson 2's exercises).
+PIECES = ("pairwise_sq_distances", "nearest_code", "straight_through", "vq_losses")
+
+
+def _checked_pieces(pieces):
+    """``pieces`` (``{name: function}`` or None) as a dict, checked: a TypeError for what is not a dict of
+    functions, a ValueError naming the known pieces for any other name."""
+    if pieces is None:
+        return {}
+    if not isinstance(pieces, dict):
+        raise TypeError(f"pieces must be a dict {{name: function}}, got {type(pieces).__name__}.")
+    for name, fn in pieces.items():
+        if name not in PIECES:
+            raise ValueError(f"pieces: {name!r} is not a piece of this quantizer; it knows {list(PIECES)}.")
+        if not callable(fn):
+            raise TypeError(f"pieces[{name!r}] must be a function, got {type(fn).__name__}.")
+    return dict(pieces)
+
+
 def check_vector_size(layer, input_shape, setting, size, fix=None):
     """Raise a ValueError that says what to change unless ``input_shape[-1]`` is ``size``, the
     value of the layer's ``setting`` (``fix``: the alternative to a resized encoder)."""
@@ -141,12 +166,21 @@ def check_vector_size(layer, input_shape, setting, size, fix=None):
 
 
 class _Quantizer(keras.layers.Layer):
-    """What both quantizers share: nearest-code lookup, the result dict, maintenance."""
+    """What both quantizers share: nearest-code lookup, the result dict, maintenance, and the learner's
+    ``pieces`` (see :class:`VectorQuantizer`), checked here."""
 
     codebook_trainable = True
 
-    def __init__(self, num_embeddings, embedding_dim, beta=0.25, gradient="straight_through", **kwargs):
+    def __init__(self, num_embeddings, embedding_dim, beta=0.25, gradient="straight_through", pieces=None,
+                 **kwargs):
         super().__init__(**kwargs)
+        pieces = _checked_pieces(pieces)
+        self._distances_piece = pieces.get("pairwise_sq_distances")
+        self._nearest_piece = pieces.get("nearest_code")
+        if self._nearest_piece is nearest_code and self._distances_piece is not None:
+            self._nearest_piece = None  # the package's nearest code, on the learner's distances (see _nearest)
+        self._straight_through_piece = pieces.get("straight_through")
+        self._vq_losses_piece = pieces.get("vq_losses")
         if int(num_embeddings) < 2 or int(embedding_dim) < 1:
             raise ValueError(
                 f"A codebook needs num_embeddings >= 2 and embedding_dim >= 1; got "
@@ -185,10 +219,19 @@ class _Quantizer(keras.layers.Layer):
         """The codes ``(K, D)`` that inputs are matched to (here the ``embeddings`` table itself)."""
         return self.embeddings
 
+    def _nearest(self, flat, codebook):
+        """Indices ``(N,)`` of the codes nearest to ``flat`` ``(N, D)``: the package's :func:`nearest_code`, or
+        the learner's pieces (``nearest_code``, else the ``argmin`` of ``pairwise_sq_distances``)."""
+        if self._nearest_piece is not None:
+            return self._nearest_piece(flat, codebook)
+        if self._distances_piece is not None:
+            return ops.argmin(self._distances_piece(flat, codebook), axis=1)
+        return nearest_code(flat, codebook)
+
     def call(self, x, training=False):
         flat = ops.reshape(x, (-1, self.embedding_dim))
         codebook = self.codebook
-        flat_indices = nearest_code(flat, codebook)
+        flat_indices = self._nearest(flat, codebook)
         # One one-hot matrix (N, K) serves the lookup (a matrix product, with a dense gradient
         # for the codebook), the EMA update and the perplexity.
         encodings = ops.one_hot(flat_indices, self.num_embeddings, dtype=flat.dtype)
@@ -209,12 +252,13 @@ class _Quantizer(keras.layers.Layer):
 
     def _gradient_path(self, x, quantized):
         """The code's value, with the gradient of the identity or of :func:`rotate_to`."""
+        through = self._straight_through_piece or straight_through
         if self.gradient == "rotation":
-            return straight_through(rotate_to(x, quantized), quantized)
-        return straight_through(x, quantized)
+            return through(rotate_to(x, quantized), quantized)
+        return through(x, quantized)
 
     def _loss_terms(self, x, quantized):
-        return vq_losses(x, quantized, self.beta)
+        return (self._vq_losses_piece or vq_losses)(x, quantized, self.beta)
 
     def _update_codebook(self, flat, encodings):
         """Only the EMA quantizer changes state in ``call``."""
@@ -222,7 +266,7 @@ class _Quantizer(keras.layers.Layer):
     def code_indices(self, x):
         """Indices ``x.shape[:-1]`` of the codes nearest to ``x`` ``(..., D)``."""
         flat = ops.reshape(ops.convert_to_tensor(x), (-1, self.embedding_dim))
-        return ops.reshape(nearest_code(flat, self.codebook), ops.shape(x)[:-1])
+        return ops.reshape(self._nearest(flat, self.codebook), ops.shape(x)[:-1])
 
     def lookup(self, indices):
         """Code vectors ``indices.shape + (D,)`` for integer ``indices`` in ``[0, K)``."""
@@ -319,12 +363,28 @@ class VectorQuantizer(_Quantizer):
             (normal, std ``D**-0.5``), ``transform`` a learned ``W`` ``(D, D)`` starting at the
             identity, and the codes (:attr:`codebook`) are ``C W``; only ``W`` trains. ``set_codes``
             (k-means, restarts) solves ``C_k W = v`` for the rows of ``C``.
+        pieces: the learner's functions, ``{name: function}`` with names from :data:`PIECES` (None: the
+            package's; not saved with the layer), for the steps of ``call`` and :meth:`code_indices`. They
+            receive backend tensors (inside a compiled training step, symbolic ones), so they are written
+            with ``keras.ops``:
+
+            * ``"pairwise_sq_distances"``: ``(x (N, D), codebook (K, D)) -> (N, K)``; the nearest code is
+              its ``argmin`` over the codes (unless a ``"nearest_code"`` other than the package's is given,
+              which computes its own distances);
+            * ``"nearest_code"``: ``(x (N, D), codebook (K, D)) -> (N,)`` integer indices;
+            * ``"straight_through"``: ``(x, quantized)``, both ``(..., D)``, to ``(..., D)``: the value of
+              ``quantized`` with the gradient of ``x`` (with ``gradient="rotation"``, ``x`` is
+              ``rotate_to(x, quantized)``);
+            * ``"vq_losses"``: ``(x, quantized, beta)`` to ``(codebook_loss, commitment_loss)``, two scalars.
+
+            Codebook maintenance (k-means, restarts) keeps the package's functions: it runs outside
+            ``call``, in NumPy.
 
     Call: ``x`` ``(..., D)`` to a dict (see the module docstring).
     """
 
-    def __init__(self, num_embeddings, embedding_dim, beta=0.25, codebook_transform=False, **kwargs):
-        super().__init__(num_embeddings, embedding_dim, beta, **kwargs)
+    def __init__(self, num_embeddings, embedding_dim, beta=0.25, codebook_transform=False, pieces=None, **kwargs):
+        super().__init__(num_embeddings, embedding_dim, beta, pieces=pieces, **kwargs)
         self.codebook_transform = bool(codebook_transform)
         self.codebook_trainable = not self.codebook_transform
 
@@ -373,15 +433,18 @@ class VectorQuantizerEMA(_Quantizer):
     Only the commitment loss ``beta * mean((x - sg(q))**2)`` is returned.
 
     Args:
-        num_embeddings, embedding_dim, beta, gradient: as :class:`VectorQuantizer`.
+        num_embeddings, embedding_dim, beta, gradient, pieces: as :class:`VectorQuantizer` (of the
+            pieces, ``vq_losses`` gives only the commitment loss used here). The EMA update itself is not
+            a piece: lesson 2's ``ema_update`` is written in NumPy, which cannot run on the tensors of a
+            compiled training step.
         decay: the EMA's decay, in [0, 1).
         epsilon: the Laplace smoothing constant.
     """
 
     codebook_trainable = False
 
-    def __init__(self, num_embeddings, embedding_dim, beta=0.25, decay=0.99, epsilon=1e-5, **kwargs):
-        super().__init__(num_embeddings, embedding_dim, beta, **kwargs)
+    def __init__(self, num_embeddings, embedding_dim, beta=0.25, decay=0.99, epsilon=1e-5, pieces=None, **kwargs):
+        super().__init__(num_embeddings, embedding_dim, beta, pieces=pieces, **kwargs)
         if not 0.0 <= decay < 1.0:
             raise ValueError(f"decay={decay} must lie in [0, 1) (0.99 is usual).")
         self.decay = float(decay)
@@ -396,7 +459,7 @@ class VectorQuantizerEMA(_Quantizer):
         self.ema_steps = self.add_weight(name="ema_steps", shape=(), **state)
 
     def _loss_terms(self, x, quantized):
-        _, commitment_loss = vq_losses(x, quantized, self.beta)
+        _, commitment_loss = (self._vq_losses_piece or vq_losses)(x, quantized, self.beta)
         return ops.zeros((), dtype=commitment_loss.dtype), commitment_loss
 
     def _update_codebook(self, flat, one_hot):
