@@ -89,7 +89,7 @@ def test_a_vqvae_with_the_learners_fsq_trains_as_the_packages():
 
 
 def test_fsq_refuses_pieces_it_does_not_know_or_that_are_not_functions():
-    with pytest.raises(ValueError, match=r"'nearest_code' is not a piece of this quantizer; it knows \['fsq_quantize"):
+    with pytest.raises(ValueError, match=r"'nearest_code' is not a piece of FSQ; it knows \['fsq_quantize"):
         FiniteScalarQuantizer((8, 4, 4), pieces={"nearest_code": np.argmin})
     with pytest.raises(TypeError, match=r"pieces\['fsq_quantize'\] must be a function"):
         FiniteScalarQuantizer((8, 4, 4), pieces={"fsq_quantize": "round"})

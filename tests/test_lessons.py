@@ -9,8 +9,9 @@
 * No code cell above an exercise holds its answer.
 * Each lesson asks a few "predict, then run" questions, each answered by the next cell.
 * A cell after an exercise runs what the learner wrote only through ``use("name", name)`` (the
-  learner's when it passes its check, else the package's), and every exercise filled in by its
-  reference solution passes its check in the lesson's kernel; nbval runs the lessons with the stubs.
+  learner's when it passes its check, else the package's); every lesson runs some of it. nbval runs
+  the lessons with the stubs; the lesson filled in by its pasted solutions passes every check in the
+  lesson's kernel and gives the stub run's figures (``test_the_learners_path_gives_the_package_paths_figures``).
 """
 
 import ast
@@ -159,41 +160,6 @@ def test_later_cells_run_what_the_learner_wrote_only_through_use(lesson):
     assert used == RUNS_THE_LEARNERS.get(lesson.stem, set()), (lesson.name, used)
 
 
-def setup_cells(notebook):
-    """The lesson's set-up: every code cell up to the one that imports the exercises' checkers."""
-    for index, cell in enumerate(notebook.cells):
-        if cell.cell_type == "code" and "from vqvae_lessons.exercises import" in cell.source:
-            return [c for c in notebook.cells[:index + 1] if c.cell_type == "code"]
-    raise AssertionError("no cell imports from vqvae_lessons.exercises")
-
-
-@pytest.mark.slow
-@pytest.mark.notebook
-@pytest.mark.parametrize("lesson", LESSONS, ids=lambda p: p.stem)
-def test_every_exercise_filled_in_by_its_reference_passes_its_check_in_the_lesson(lesson):
-    """The lesson's set-up, then each exercise cell with its stub replaced by the reference solution,
-    in one kernel: every checker must say "correct" and no output may show a solution. With nbval's
-    run of the stubs and the test above (no later cell uses what an exercise cell defines), this is
-    the run of the whole lesson with every exercise filled in, at a fraction of its cost."""
-    from nbclient import NotebookClient
-
-    if not os.environ.get("VQVAE_LESSONS_MNIST"):
-        pytest.skip("the lessons' set-up loads the real MNIST: set VQVAE_LESSONS_MNIST")
-    notebook = nbformat.read(lesson, as_version=4)
-    filled = {}
-    for _, name in exercise_cells(lesson):
-        filled[name] = nbformat.v4.new_code_cell(f'{exercises.solution_source(name)}\n\ncheck("{name}", {name})\n')
-    run = nbformat.v4.new_notebook(cells=[*setup_cells(notebook), *filled.values()], metadata=notebook.metadata)
-    NotebookClient(run, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(BOOK)}}).execute()
-    for name, cell in filled.items():
-        results = [o for o in cell.outputs if o.get("output_type") == "execute_result"]
-        assert results and results[-1]["data"]["text/plain"] == "True", (
-            f"{lesson.name}: check({name!r}) did not accept the reference solution: {cell.outputs}")
-    reference = [line for name in filled for line in answer_lines(name)]
-    outputs = json.dumps([cell.get("outputs", []) for cell in run.cells])
-    assert not [line for line in reference if json.dumps(line)[1:-1] in outputs], "an output shows a solution"
-
-
 def test_sync_rewrites_a_folded_solution_that_drifted(tmp_path):
     from vqvae_lessons.exercises.sync import sync_solutions
 
@@ -252,20 +218,26 @@ LEARNERS_FIGURES = {
 }
 
 
+def test_every_lesson_runs_the_learners_pieces_and_names_its_figures():
+    assert {path.stem for path in LESSONS} == set(RUNS_THE_LEARNERS) == set(LEARNERS_FIGURES)
+
+
 @pytest.mark.slow
 @pytest.mark.notebook
 @pytest.mark.parametrize("lesson", [path for path in LESSONS if path.stem in LEARNERS_FIGURES], ids=lambda p: p.stem)
 def test_the_learners_path_gives_the_package_paths_figures(lesson):
     """The lesson up to its last cell that runs the learner's pieces, twice: with the stubs (the package's pieces
-    stand in) and with every exercise filled in by its folded solution, pasted (the learner's pieces run). The
-    cells say which they run, and the figures (``LEARNERS_FIGURES``, same seeds) agree: the lesson's figures
-    are what the learner's code gives."""
+    stand in) and with every exercise filled in by its folded solution, pasted (the learner's pieces run). In the
+    second run every check says "correct" and no output shows a solution; the cells say which pieces they run;
+    and the figures (``LEARNERS_FIGURES``, same seeds) agree: the lesson's figures are what the learner's code
+    gives. (nbval runs the whole lesson with its stubs.)"""
     from nbclient import NotebookClient
 
     if not os.environ.get("VQVAE_LESSONS_MNIST"):
         pytest.skip("the lessons load the real MNIST: set VQVAE_LESSONS_MNIST")
     notebook = nbformat.read(lesson, as_version=4)
-    last = max(i for i, cell in enumerate(notebook.cells) if cell.cell_type == "code" and USE.search(cell.source))
+    last = max(i for i, cell in enumerate(notebook.cells) if cell.cell_type == "code" and (
+        USE.search(cell.source) or "exercise" in cell.metadata.get("vqvae_lessons", {})))
     figures = nbformat.v4.new_code_cell(f"import json\nprint(json.dumps({LEARNERS_FIGURES[lesson.stem]}))")
     runs = {}
     for path in ("package", "learner"):
@@ -280,17 +252,29 @@ def test_the_learners_path_gives_the_package_paths_figures(lesson):
         assert ("Using yours" in shown) == (path == "learner") and ("Using the package" in shown) == (
             path == "package"), f"{lesson.name}: the {path}'s path does not say which pieces it runs"
         runs[path] = json.loads(executed.cells[-1].outputs[0]["text"])
+    for name, cell in zip([name for _, name in exercise_cells(lesson)], filled_cells(executed), strict=True):
+        results = [o for o in cell.outputs if o.get("output_type") == "execute_result"]
+        assert results and results[-1]["data"]["text/plain"] == "True", (
+            f"{lesson.name}: check({name!r}) did not accept the pasted solution: {cell.outputs}")
+    solution_lines = [line for _, name in exercise_cells(lesson) for line in answer_lines(name)]
+    assert not [line for line in solution_lines if json.dumps(line)[1:-1] in shown], "an output shows a solution"
     flat = {path: np.concatenate([np.ravel(np.asarray(v, "float64")) for v in json_leaves(figures)])
             for path, figures in runs.items()}
     np.testing.assert_allclose(flat["learner"], flat["package"], rtol=1e-4,
                                err_msg=f"{lesson.name}: the learner's pieces give other figures than the package's")
 
 
+def filled_cells(notebook):
+    """The exercise cells that :func:`filled_in` made, in order."""
+    return [cell for cell in notebook.cells if cell.metadata.get("vqvae_lessons", {}).get("filled_in")]
+
+
 def filled_in(cell):
     """An exercise cell with its stub replaced by the folded solution, pasted; any other cell as it is."""
     name = cell.metadata.get("vqvae_lessons", {}).get("exercise")
     return cell if name is None else nbformat.v4.new_code_cell(
-        f'{exercises.solution_source(name)}\n\ncheck("{name}", {name})\n')
+        f'{exercises.solution_source(name)}\n\ncheck("{name}", {name})\n',
+        metadata={"vqvae_lessons": {"filled_in": name}})
 
 
 def json_leaves(tree):

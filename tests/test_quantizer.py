@@ -311,7 +311,7 @@ def test_a_learners_straight_through_and_losses_carry_the_gradients():
 
 
 @pytest.mark.parametrize("pieces, error, message", [
-    ({"ema_update": nearest_code}, ValueError, r"'ema_update' is not a piece of this quantizer; it knows \['pair"),
+    ({"ema_update": nearest_code}, ValueError, r"'ema_update' is not a piece of VectorQuantizer\w*; it knows \['pair"),
     ({"nearest_code": "argmin"}, TypeError, r"pieces\['nearest_code'\] must be a function, got str"),
     ([nearest_code], TypeError, r"pieces must be a dict \{name: function\}, got list"),
 ])

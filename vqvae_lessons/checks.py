@@ -38,6 +38,23 @@ def concrete(x):
         return None
 
 
+def check_pieces(pieces, known, owner):
+    """The learner's functions ``pieces`` (``{name: function}`` or None) for ``owner`` (a quantizer, a
+    prior, ...), checked against its ``known`` piece names: a dict (empty for None), or a TypeError for what
+    is not a dict of functions, a ValueError naming the known pieces for another name. Lessons build models
+    from the exercises this way (see :func:`vqvae_lessons.exercises.use`)."""
+    if pieces is None:
+        return {}
+    if not isinstance(pieces, dict):
+        raise TypeError(f"pieces must be a dict {{name: function}}, got {type(pieces).__name__}.")
+    for name, fn in pieces.items():
+        if name not in known:
+            raise ValueError(f"pieces: {name!r} is not a piece of {owner}; it knows {list(known) or 'none'}.")
+        if not callable(fn):
+            raise TypeError(f"pieces[{name!r}] must be a function, got {type(fn).__name__}.")
+    return dict(pieces)
+
+
 def check_train_size(train_size):
     """``train_size`` if it is None (all training images) or an int >= 1, else a ValueError saying so."""
     if train_size is not None and (isinstance(train_size, bool) or not isinstance(train_size, (int, np.integer))

@@ -26,7 +26,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from .checks import check_images, check_train_size, in_batches
+from .checks import check_images, check_pieces, check_train_size, in_batches
 from .data import load_mnist
 
 NUM_CLASSES = 10
@@ -121,13 +121,7 @@ def judge_images(images, label=None, judge=None, data=None, pieces=None):
     ``judge``: a :class:`Judge`, such as the shipped one, ``pretrained.shipped_judge()``.
     ``pieces``: the learner's scores, ``{"inception_score": fn, "frechet_distance": fn}`` (either; None: the
     package's), with the signatures of :func:`inception_score` and :func:`frechet_distance` (lesson 6)."""
-    pieces = dict(pieces or {})
-    for name, fn in pieces.items():
-        if name not in ("inception_score", "frechet_distance"):
-            raise ValueError(f"pieces: {name!r} is not a score judge_images computes; it knows 'inception_score' "
-                             f"and 'frechet_distance'.")
-        if not callable(fn):
-            raise TypeError(f"pieces[{name!r}] must be a function, got {type(fn).__name__}.")
+    pieces = check_pieces(pieces, ("inception_score", "frechet_distance"), "judge_images")
     score, distance = pieces.get("inception_score", inception_score), pieces.get("frechet_distance", frechet_distance)
     if judge is None:
         raise ValueError("Give the judge: judge=pretrained.shipped_judge() (the shipped MNIST classifier, "

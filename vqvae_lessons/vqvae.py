@@ -48,7 +48,16 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from .checks import CODE_GRID, IMAGE_SHAPE, ImageInputs, check_images, check_indices, in_batches, model_images
+from .checks import (
+    CODE_GRID,
+    IMAGE_SHAPE,
+    ImageInputs,
+    check_images,
+    check_indices,
+    check_pieces,
+    in_batches,
+    model_images,
+)
 from .distribute import scale_loss
 from .quantizers import (
     GRADIENTS,
@@ -310,17 +319,16 @@ class VQVAE(ImageInputs, keras.Model):
 
 
 def _checked_pieces(kind, pieces):
-    """``pieces`` (a dict of functions, or None) for quantizer ``kind``, checked: a clear error when that
-    quantizer takes no pieces, or when one is not a function."""
+    """``pieces`` (a dict of functions, or None) for quantizer ``kind``: None when there are none, else checked
+    (:func:`~vqvae_lessons.checks.check_pieces`) against the pieces that quantizer knows; a quantizer that
+    takes none is a clear error."""
     if not pieces:
         return None
-    if not isinstance(pieces, dict) or not all(callable(fn) for fn in pieces.values()):
-        raise TypeError(f"pieces must be a dict of functions, {{name: function}}, got {pieces!r}.")
     quantizer_class = {"fsq": FiniteScalarQuantizer, "lfq": LookupFreeQuantizer,
                        "rvq": ResidualVectorQuantizer}.get(kind, QUANTIZERS[kind])
     if "pieces" not in inspect.signature(quantizer_class).parameters:
         raise ValueError(f"quantizer={kind!r} takes no learner's pieces (got {sorted(pieces)}).")
-    return dict(pieces)
+    return check_pieces(pieces, quantizer_class.PIECES, f"quantizer={kind!r}")
 
 
 def _quantizer_options(kind, **given):

@@ -32,24 +32,10 @@ import keras
 import numpy as np
 from keras import ops
 
+from ..checks import check_pieces
 from .vq import batch_perplexity, check_vector_size, straight_through
 
 __all__ = ["FiniteScalarQuantizer", "round_ste"]
-
-
-def checked_pieces(pieces, known):
-    """``pieces`` (``{name: function}`` or None) as a dict, checked against the ``known`` names: a
-    TypeError for what is not a dict of functions, a ValueError naming the known ones for another name."""
-    if pieces is None:
-        return {}
-    if not isinstance(pieces, dict):
-        raise TypeError(f"pieces must be a dict {{name: function}}, got {type(pieces).__name__}.")
-    for name, fn in pieces.items():
-        if name not in known:
-            raise ValueError(f"pieces: {name!r} is not a piece of this quantizer; it knows {list(known)}.")
-        if not callable(fn):
-            raise TypeError(f"pieces[{name!r}] must be a function, got {type(fn).__name__}.")
-    return dict(pieces)
 
 
 def round_ste(z):
@@ -86,7 +72,7 @@ class FiniteScalarQuantizer(keras.layers.Layer):
 
     def __init__(self, levels, eps=1e-3, pieces=None, **kwargs):
         super().__init__(**kwargs)
-        self.fsq_quantize = checked_pieces(pieces, self.PIECES).get("fsq_quantize")
+        self.fsq_quantize = check_pieces(pieces, self.PIECES, "FSQ").get("fsq_quantize")
         levels = [int(level) for level in levels]
         if not levels or min(levels) < 2:
             raise ValueError(f"levels={levels} must give every channel at least 2 levels, e.g. (8, 5, 5, 5).")

@@ -31,7 +31,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from .fsq import checked_pieces
+from ..checks import check_pieces
 from .vq import VectorQuantizer, VectorQuantizerEMA, straight_through
 
 __all__ = ["ResidualVectorQuantizer"]
@@ -76,7 +76,7 @@ class ResidualVectorQuantizer(keras.layers.Layer):
     def __init__(self, num_quantizers, num_embeddings, embedding_dim, quantizer_dropout=0.0, beta=0.25,
                  stage="loss", decay=0.99, seed=None, pieces=None, **kwargs):
         super().__init__(**kwargs)
-        self.residual_stage = checked_pieces(pieces, self.PIECES).get("residual_stage")
+        self.residual_stage = check_pieces(pieces, self.PIECES, "residual VQ").get("residual_stage")
         if int(num_quantizers) < 1:
             raise ValueError(f"num_quantizers={num_quantizers} must be >= 1.")
         if not 0.0 <= quantizer_dropout <= 1.0:

@@ -43,6 +43,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from ..checks import check_pieces
 from ..distribute import replica_mean, replica_sum
 
 __all__ = [
@@ -139,21 +140,6 @@ def _perplexity(encodings):
 PIECES = ("pairwise_sq_distances", "nearest_code", "straight_through", "vq_losses")
 
 
-def _checked_pieces(pieces):
-    """``pieces`` (``{name: function}`` or None) as a dict, checked: a TypeError for what is not a dict of
-    functions, a ValueError naming the known pieces for any other name."""
-    if pieces is None:
-        return {}
-    if not isinstance(pieces, dict):
-        raise TypeError(f"pieces must be a dict {{name: function}}, got {type(pieces).__name__}.")
-    for name, fn in pieces.items():
-        if name not in PIECES:
-            raise ValueError(f"pieces: {name!r} is not a piece of this quantizer; it knows {list(PIECES)}.")
-        if not callable(fn):
-            raise TypeError(f"pieces[{name!r}] must be a function, got {type(fn).__name__}.")
-    return dict(pieces)
-
-
 def check_vector_size(layer, input_shape, setting, size, fix=None):
     """Raise a ValueError that says what to change unless ``input_shape[-1]`` is ``size``, the
     value of the layer's ``setting`` (``fix``: the alternative to a resized encoder)."""
@@ -170,11 +156,12 @@ class _Quantizer(keras.layers.Layer):
     ``pieces`` (see :class:`VectorQuantizer`), checked here."""
 
     codebook_trainable = True
+    PIECES = PIECES  # the names of the learner's functions it takes
 
     def __init__(self, num_embeddings, embedding_dim, beta=0.25, gradient="straight_through", pieces=None,
                  **kwargs):
         super().__init__(**kwargs)
-        pieces = _checked_pieces(pieces)
+        pieces = check_pieces(pieces, self.PIECES, type(self).__name__)
         self._distances_piece = pieces.get("pairwise_sq_distances")
         self._nearest_piece = pieces.get("nearest_code")
         if self._nearest_piece is nearest_code and self._distances_piece is not None:
