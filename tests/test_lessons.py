@@ -93,6 +93,10 @@ def test_no_cell_prints_a_solution_and_no_answer_stands_above_its_exercise(lesso
         above = "\n".join(source(c) for c in all_cells[:index] if c["cell_type"] == "code")
         shown = [line for line in answer_lines(name) if line in above]
         assert not shown, f"{lesson.name}: the answer to {name} stands in a cell above it: {shown}"
+        reference = exercises._EXERCISES[name].reference.__name__
+        handed = re.findall(rf"exercises\.{name}\b|from vqvae_lessons\.exercises\.\w+ import|import [^\n]*\b"
+                            rf"(?:{name}|{reference})\b", above)
+        assert not handed, f"{lesson.name}: a cell above the exercise {name} imports or names its answer: {handed}"
 
 
 @pytest.mark.parametrize("lesson", LESSONS, ids=lambda p: p.stem)
