@@ -131,6 +131,7 @@ RUNS_THE_LEARNERS = {
     "02_vector_quantization": {"pairwise_sq_distances", "nearest_code", "straight_through", "vq_losses", "ema_update"},
     "03_vqvae": {"vqvae_forward", "codebook_perplexity"},
     "04_codebook_size": {"rate_distortion_knee", "dead_codes"},
+    "05_pixelcnn_prior": {"causal_mask", "nll_bits_per_image", "sample_codes"},
     "06_generating_and_judging": {"inception_score", "frechet_distance"},
     "07_modern_quantizers": {"fsq_quantize"},
 }
@@ -216,6 +217,8 @@ LEARNERS_FIGURES = {
                               '"restarted": [float(count) for _, count in maintenance.history]}',
     "03_vqvae": '{"steps": steps, "demo": demo_record["history"], "perplexity": [test_perplexity, batch_perplexity]}',
     "04_codebook_size": '{"dead": [int(code) for code in dead], "knee": float(knee)}',
+    "05_pixelcnn_prior": '{"loss": own_history["loss"], "bits": [own_bits, shipped_bits], '
+                         '"codes": own_codes.ravel().tolist()}',
     "06_generating_and_judging": '{"score": default_score, "d2": default_d2}',
     "07_modern_quantizers": 'fsq_history | {"psnr_db": [float(fsq_metrics["test_psnr_db"])], '
                             '"codes_used": [float(fsq_metrics["codes_used"])]}',

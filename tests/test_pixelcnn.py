@@ -53,6 +53,25 @@ def test_bad_masks(size, kind, message):
         causal_mask(size, kind)
 
 
+def test_a_masked_convolution_takes_its_mask_from_mask_fn_once():
+    calls = []
+
+    def mask_fn(kernel_size, mask_type):  # the package's masks, as a learner's function returns them
+        calls.append((kernel_size, mask_type))
+        return causal_mask(kernel_size, mask_type).astype(bool).tolist()
+
+    for size, kind in [(7, "A"), ((1, 5), "B"), (3, "vertical-B")]:
+        layer = MaskedConv2D(4, size, kind, mask_fn=mask_fn)
+        assert layer.mask.dtype == np.float32
+        np.testing.assert_array_equal(layer.mask, causal_mask(size, kind))
+    assert calls == [(7, "A"), ((1, 5), "B"), (3, "vertical-B")]  # an int for a square kernel, else the pair
+    assert "mask_fn" not in MaskedConv2D(4, 3, "B", mask_fn=mask_fn).get_config()
+    with pytest.raises(TypeError, match="mask_fn must be a function"):
+        MaskedConv2D(4, 3, "B", mask_fn=np.ones((3, 3)))
+    with pytest.raises(ValueError, match=r"must return a \(3, 3\) array of 0 and 1, got shape \(2, 2\)"):
+        MaskedConv2D(4, 3, "B", mask_fn=lambda k, t: np.ones((2, 2)))
+
+
 # -- the masked convolution -------------------------------------------------------------------
 def numpy_masked_conv(one_hot, kernel, mask, bias):
     """A plain 'same' cross-correlation of (N, H, W, C) with the masked kernel, in loops."""

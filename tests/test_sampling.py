@@ -154,3 +154,25 @@ def test_each_code_follows_its_conditional_given_the_codes_before_it(architectur
         seen = codes[codes[:, 0, 0] == code, 0, 1]
         if len(seen) >= 300:
             np.testing.assert_allclose(np.bincount(seen, minlength=4) / len(seen), want, atol=0.08)
+
+
+def test_sample_with_runs_a_plain_loop_on_the_prior_and_draws_what_the_sampler_draws_near_temperature_0():
+    from vqvae_lessons.exercises import lesson5
+
+    prior = spread_prior("gated", 10)
+    labels = np.arange(4) % 10
+    drawn = sampling.sample_with(lesson5.sample_codes, prior, 4, labels=labels, temperature=1e-6, seed=0)
+    assert drawn.dtype == np.int32 and drawn.shape == (4, 7, 7)
+    np.testing.assert_array_equal(drawn, sampling.sample(prior, 4, labels=labels, temperature=0, seed=0))
+    seen = []
+
+    def loop(logits_fn, shape, rng):  # what the loop is given: a per-step function, the shape, a seeded rng
+        logits = logits_fn(np.zeros(shape, "int64"))
+        seen.append((logits.shape, logits.dtype, rng.random()))
+        return np.zeros(shape, "int64")
+
+    sampling.sample_with(loop, prior, 3, labels=1, temperature=2.0, seed=5)
+    assert seen == [((3, 7, 7, K), np.float32, np.random.default_rng(5).random())]
+    with pytest.raises(ValueError, match="class-conditional"):
+        sampling.sample_with(lesson5.sample_codes, prior, 2)
+

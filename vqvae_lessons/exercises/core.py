@@ -258,6 +258,7 @@ class Exercise:
     lesson: int
     sources: tuple = ()
     trial: Callable | None = None
+    trial_advice: str = "; write it with keras.ops, not NumPy, so that it works on the backend's tensors"
 
     @property
     def hint(self):
@@ -268,20 +269,23 @@ class Exercise:
 _EXERCISES: dict[str, Exercise] = {}
 
 
-def register(name, *, reference, checker, hints, error_hint, mistakes, lesson, shows=(), trial=None):
+def register(name, *, reference, checker, hints, error_hint, mistakes, lesson, shows=(), trial=None,
+             trial_advice=None):
     """Add exercise ``name`` to the registry (a lesson module calls this once per exercise).
 
     ``hints`` is the text of at least two hint levels, one paragraph each (paragraphs are
     separated by a blank line, their lines joined), the first with no solution code.
     ``shows`` names the package functions ``reference`` calls, for :func:`solution`;
-    ``trial`` (optional): see :class:`Exercise` and :func:`use`."""
+    ``trial`` (optional): see :class:`Exercise` and :func:`use`; ``trial_advice``: what :func:`use` adds to
+    the error of a failed trial (by default: write it with keras.ops)."""
     hints = [" ".join(paragraph.split()) for paragraph in textwrap.dedent(hints).strip().split("\n\n")]
     if name in _EXERCISES:
         raise ValueError(f"An exercise called {name!r} is already registered.")
     if len(hints) < 2:
         raise ValueError(f"Exercise {name!r} needs at least two hint levels, got {len(hints)}.")
+    advice = {} if trial_advice is None else {"trial_advice": trial_advice}
     _EXERCISES[name] = Exercise(reference, checker, tuple(hints), error_hint, mistakes, lesson,
-                                (reference, *shows), trial)
+                                (reference, *shows), trial, **advice)
     return _EXERCISES[name]
 
 
@@ -452,8 +456,7 @@ def use(name, fn):
                 exercise.trial(fn)
         except Exception as error:
             label, why = "Incorrect", "yours passes its check but cannot run inside the model"
-            detail = (f" ({type(error).__name__}: {_short(error)}; write it with keras.ops, not NumPy, so that it "
-                      f"works on the backend's tensors)")
+            detail = f" ({type(error).__name__}: {_short(error)}{exercise.trial_advice})"
     if label == "Correct":
         _report("Using yours", f"your {name} passes its check, so the cells below run it.")
         return fn

@@ -6,6 +6,13 @@
 agree); ``nll_bits_per_image`` converts with
 :func:`vqvae_lessons.metrics.nats_to_bits`; ``sample_codes`` is the plain sampling loop (the
 package's :func:`vqvae_lessons.priors.sampling.sample` does the same, faster).
+
+The learner's pieces build, measure and sample the lesson's own small prior: ``causal_mask`` the
+masks of a ``PixelCNN("keras-example", mask_fn=...)``, ``nll_bits_per_image`` its bits per image
+on held-out codes (NumPy logits in, as the checks give them), ``sample_codes`` its samples, through
+:func:`vqvae_lessons.priors.sampling.sample_with`. ``causal_mask`` and ``sample_codes`` have trials
+(see :func:`core.use`): one compiled training step of a small prior built with the masks, and a few
+maps sampled from a small prior with the loop (which must hand the prior integer codes).
 """
 
 from __future__ import annotations
@@ -16,6 +23,35 @@ from keras import ops
 from .. import metrics
 from . import core
 from .core import _call, _check_number, _compare, _Incorrect, _to_array
+
+_TRIAL_CODES = 16  # the trials' small priors model maps of this many codes
+
+
+def _tiny_prior(**pieces):
+    from ..priors import pixelcnn
+
+    return pixelcnn.PixelCNN("keras-example", _TRIAL_CODES, channels=8, num_layers=1, **pieces)
+
+
+def _trial_causal_mask(fn):
+    """A trial (see :func:`core.use`): one compiled training step of a small Keras-example PixelCNN whose
+    masks ``fn`` builds; raises if the prior cannot be built with them or the loss is not finite."""
+    import keras
+
+    prior = _tiny_prior(mask_fn=fn)
+    prior.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    codes = np.random.default_rng(0).integers(0, _TRIAL_CODES, size=(4, 7, 7)).astype("int32")
+    loss = float(prior.train_on_batch(codes, codes))
+    if not np.isfinite(loss):
+        raise ValueError(f"a training step of a prior with these masks gave the loss {loss}")
+
+
+def _trial_sample_codes(fn):
+    """A trial (see :func:`core.use`): two maps sampled with ``fn`` from a small untrained PixelCNN, as the
+    lesson samples (``sampling.sample_with``); raises if the prior cannot run on the codes ``fn`` gives it."""
+    from ..priors import sampling
+
+    sampling.sample_with(fn, _tiny_prior(), 2, seed=0)
 
 
 def causal_mask(kernel_size, mask_type):
@@ -109,7 +145,7 @@ def _check_causal_mask(fn):
 
 
 core.register(
-    "causal_mask", reference=causal_mask, checker=_check_causal_mask, lesson=5,
+    "causal_mask", reference=causal_mask, checker=_check_causal_mask, lesson=5, trial=_trial_causal_mask,
     hints="""
         A PixelCNN generates pixels in raster order: row by row, and left to right within a row. The mask marks
         with 1 the kernel positions the convolution may look at, those that come before the centre in that
@@ -358,6 +394,8 @@ def _check_sample_codes(fn):
 
 core.register(
     "sample_codes", reference=sample_codes, checker=_check_sample_codes, lesson=5, shows=(_softmax,),
+    trial=_trial_sample_codes, trial_advice="; the prior runs on the map of codes you pass to logits_fn: keep it "
+                                            "an integer array, as np.zeros(shape, dtype=int) makes it",
     hints="""
         Sample one position at a time in raster order (row by row, left to right), starting from a map of zeros.
         Before each position, ask the model for its logits given the codes sampled so far, so that each new code

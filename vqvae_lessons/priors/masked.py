@@ -3,7 +3,9 @@
 :func:`causal_mask` gives the ``(kh, kw)`` mask of a convolution of type "A" (the centre
 is hidden: the first layer), "B" (the centre is visible: later layers) and the vertical
 stacks' two types; :class:`MaskedConv2D` applies it in every forward pass, and looks up
-kernel rows instead of multiplying one-hot codes.
+kernel rows instead of multiplying one-hot codes. ``MaskedConv2D(..., mask_fn=f)`` takes its
+mask from another function of the same signature instead (lesson 5's exercise ``causal_mask``:
+the learner's masks build the prior).
 """
 
 from __future__ import annotations
@@ -61,14 +63,22 @@ class MaskedConv2D(layers.Layer):
     A convolution of one-hot codes adds up one kernel row ``kernel[dy, dx, code]`` per
     visible position, so for integer codes the layer looks those rows up instead of
     multiplying by zeros: the same numbers, about K times less work.
+
+    ``mask_fn`` (optional): the function that builds the mask instead of :func:`causal_mask`,
+    called once, here, as ``mask_fn(kernel_size, mask_type)`` (``kernel_size`` an int for a square
+    kernel, else the pair ``(kh, kw)``); it returns the ``(kh, kw)`` mask of 0 and 1 (a NumPy
+    array, a list or a backend tensor). Lesson 5 builds a PixelCNN with the learner's
+    ``causal_mask`` that way. It is not part of :meth:`get_config`: a saved layer reloads with
+    :func:`causal_mask`.
     """
 
-    def __init__(self, filters, kernel_size, mask_type, activation=None, num_codes=None, **kwargs):
+    def __init__(self, filters, kernel_size, mask_type, activation=None, num_codes=None, mask_fn=None, **kwargs):
         super().__init__(**kwargs)
         self.filters, self.kernel_size = filters, _pair(kernel_size)
         self.mask_type, self.num_codes = mask_type, num_codes
         self.activation = keras.activations.get(activation)
-        self.mask = causal_mask(self.kernel_size, mask_type)
+        self.mask = causal_mask(self.kernel_size, mask_type) if mask_fn is None else _mask_from(
+            mask_fn, self.kernel_size, mask_type)
         self.rows_above, self.side = self.kernel_size[0] // 2, self.kernel_size[1] // 2
         self.taps = [(int(dy), int(dx)) for dy, dx in np.argwhere(self.mask)]  # visible kernel positions
         # The kernel columns that can be visible: a one-row kernel of type A or B, the horizontal stack's
@@ -118,6 +128,25 @@ class MaskedConv2D(layers.Layer):
         return {**super().get_config(), "filters": self.filters, "kernel_size": self.kernel_size,
                 "mask_type": self.mask_type, "activation": keras.activations.serialize(self.activation),
                 "num_codes": self.num_codes}
+
+
+def _mask_from(mask_fn, kernel_size, mask_type):
+    """``mask_fn``'s mask for a ``kernel_size`` ``(kh, kw)`` kernel, as float32 NumPy, or a clear error."""
+    if not callable(mask_fn):
+        raise TypeError(f"mask_fn must be a function mask_fn(kernel_size, mask_type) that returns a mask, got "
+                        f"{type(mask_fn).__name__} {mask_fn!r}.")
+    kh, kw = kernel_size
+    mask = mask_fn(kh if kh == kw else (kh, kw), mask_type)
+    try:
+        mask = np.asarray(ops.convert_to_numpy(mask) if not isinstance(mask, (list, tuple)) else mask, "float32")
+    except (TypeError, ValueError) as error:
+        raise TypeError(f"mask_fn({kh if kh == kw else (kh, kw)}, {mask_type!r}) must return an array of 0 and 1, "
+                        f"got {type(mask).__name__}: {error}") from None
+    if mask.shape != (kh, kw) or not np.all((mask == 0) | (mask == 1)):
+        got = f"shape {mask.shape}" if mask.shape != (kh, kw) else f"the values {np.unique(mask)[:6].tolist()}"
+        raise ValueError(f"mask_fn({kh if kh == kw else (kh, kw)}, {mask_type!r}) must return a ({kh}, {kw}) array "
+                         f"of 0 and 1, got {got}.")
+    return mask
 
 
 def _pair(size):

@@ -49,15 +49,16 @@ from .masked import MaskedConv2D
 @keras.saving.register_keras_serializable(package="vqvae_lessons")
 class ResidualBlock(layers.Layer):
     """The Keras example's residual block: 1x1 conv, 3x3 type-B masked conv with half
-    the filters, 1x1 conv (all ReLU), added to the input. ``(N, H, W, C) -> (N, H', W, C)``."""
+    the filters, 1x1 conv (all ReLU), added to the input. ``(N, H, W, C) -> (N, H', W, C)``.
+    ``mask_fn``: see :class:`~.masked.MaskedConv2D` (None: :func:`~.masked.causal_mask`)."""
 
     rows_above, side = 1, 1
 
-    def __init__(self, filters, **kwargs):
+    def __init__(self, filters, mask_fn=None, **kwargs):
         super().__init__(**kwargs)
         self.filters = filters
         self.expand = layers.Conv2D(filters, 1, activation="relu")
-        self.masked = MaskedConv2D(filters // 2, 3, "B", activation="relu")
+        self.masked = MaskedConv2D(filters // 2, 3, "B", activation="relu", mask_fn=mask_fn)
         self.project = layers.Conv2D(filters, 1, activation="relu")
 
     def call(self, inputs, pad_top=None, pad_left=None, pad_right=None, valid=None):
@@ -125,14 +126,14 @@ class OutputHead(layers.Layer):
     """Position-wise layers from features to logits ``(N, H, W, num_codes)``: two ReLU
     layers of ``channels`` and a linear one. For the gated PixelCNN it reads the
     horizontal stack of ``(v, h)``. In the Keras example they are type-B 1x1 masked
-    convolutions, which a 1x1 mask leaves unchanged."""
+    convolutions, which a 1x1 mask leaves unchanged (``mask_fn``: see :class:`~.masked.MaskedConv2D`)."""
 
     rows_above, side = 0, 0
 
-    def __init__(self, channels, num_codes, **kwargs):
+    def __init__(self, channels, num_codes, mask_fn=None, **kwargs):
         super().__init__(**kwargs)
         self.channels, self.num_codes = channels, num_codes
-        self.hidden = [MaskedConv2D(channels, 1, "B", activation="relu") for _ in range(2)]
+        self.hidden = [MaskedConv2D(channels, 1, "B", activation="relu", mask_fn=mask_fn) for _ in range(2)]
         self.logits = layers.Conv2D(num_codes, 1)
 
     def call(self, inputs, pad_top=None, pad_left=None, pad_right=None):
@@ -158,10 +159,18 @@ class PixelCNN(keras.Model):
     ``fit(codes, codes)`` (or ``fit((codes, labels), codes)``): the loss is the negative
     log-likelihood in nats per code. Codes may also be given one-hot ``(N, H, W, K)``,
     which lets gradients flow to the input (the causality tests use it).
+
+    ``mask_fn`` (optional, ``"keras-example"`` only): the function that builds the masks of every
+    masked convolution, ``mask_fn(kernel_size, mask_type) -> (k, k)`` array of 0 and 1, with
+    ``kernel_size`` an odd int (7, 3 and 1 here) and ``mask_type`` "A" or "B": lesson 5's exercise,
+    whose answer builds the lesson's prior this way. None (the default) uses the package's
+    :func:`~.masked.causal_mask`, the same masks. It is called once per layer, when the prior is
+    built, and is not part of :meth:`get_config`. (The gated prior also needs the vertical stacks'
+    masks and one-row masks, which the exercise does not build: it takes none.)
     """
 
     def __init__(self, architecture="gated", num_codes=128, num_classes=None, channels=None, num_layers=None,
-                 grid=CODE_GRID, dropout=0.0, **kwargs):
+                 grid=CODE_GRID, dropout=0.0, mask_fn=None, **kwargs):
         super().__init__(**kwargs)
         if architecture not in ARCHITECTURES:
             raise ValueError(f"architecture={architecture!r} is not known: use one of {list(ARCHITECTURES)}.")
@@ -176,14 +185,21 @@ class PixelCNN(keras.Model):
         if dropout and architecture != "gated":
             raise ValueError("Only the gated PixelCNN takes dropout (the Keras example has none): use "
                              "architecture='gated' or dropout=0.")
+        if mask_fn is not None and not callable(mask_fn):
+            raise TypeError(f"mask_fn must be a function mask_fn(kernel_size, mask_type) that returns a mask (lesson "
+                            f"5's causal_mask), got {type(mask_fn).__name__} {mask_fn!r}.")
+        if mask_fn is not None and architecture != "keras-example":
+            raise ValueError("mask_fn builds the square masks of type 'A' and 'B' of the Keras example's prior; the "
+                             f"{architecture!r} PixelCNN also needs the vertical stacks' and one-row masks: use "
+                             "architecture='keras-example', or leave mask_fn out.")
         num_classes = None if num_classes is None else int(num_classes)
         self.architecture, self.num_codes, self.num_classes = architecture, int(num_codes), num_classes
         self.channels, self.num_layers, self.grid = int(channels), int(num_layers), tuple(grid)
         self.dropout = float(dropout)
         if architecture == "keras-example":
-            self.stages = [MaskedConv2D(channels, 7, "A", activation="relu", num_codes=num_codes),
-                           *[ResidualBlock(channels) for _ in range(num_layers)],
-                           OutputHead(channels, num_codes)]
+            self.stages = [MaskedConv2D(channels, 7, "A", activation="relu", num_codes=num_codes, mask_fn=mask_fn),
+                           *[ResidualBlock(channels, mask_fn=mask_fn) for _ in range(num_layers)],
+                           OutputHead(channels, num_codes, mask_fn=mask_fn)]
         else:
             self.stages = [GatedBlock(channels, 7, first=True, num_codes=num_codes, num_classes=num_classes,
                                       dropout=dropout),

@@ -17,8 +17,10 @@ the current one never change again, and it keeps what they computed in a cache.
 
 Codes are drawn by inverting the cumulative distribution of ``softmax(logits / T)`` at a
 uniform number per position, drawn with NumPy from the ``seed`` (so the same seed gives the
-same maps). :func:`generate` decodes the samples with a VQ-VAE. This module imports the
-models; the models never import it.
+same maps). :func:`generate` decodes the samples with a VQ-VAE. :func:`sample_with` runs a plain
+sampling loop of lesson 5's exercise ``sample_codes(logits_fn, shape, rng)`` on a prior instead (49
+full forward passes: slow, the learner's own loop). This module imports the models; the models never
+import it.
 """
 
 from __future__ import annotations
@@ -343,6 +345,40 @@ def _inside(first, count, width):
     """Which of the columns ``first, ..., first + count - 1`` lie inside a map ``width`` wide: ``(count,)``."""
     columns = first + ops.arange(count)
     return ops.logical_and(columns >= 0, columns < width)
+
+
+def sample_with(sample_codes, prior, n, *, labels=None, temperature=1.0, seed=0):
+    """Draw ``n`` maps of codes ``(n, H, W)`` from ``prior`` with the sampling loop ``sample_codes``.
+
+    ``sample_codes(logits_fn, shape, rng)`` is lesson 5's exercise (its reference:
+    ``vqvae_lessons.exercises.sample_codes``): it is called once with ``shape = (n, H, W)``, ``rng =
+    np.random.default_rng(seed)`` and the per-step function ``logits_fn(codes)``, which takes a whole
+    map of integer codes ``(n, H, W)`` and returns the prior's logits ``(n, H, W, K)`` (NumPy float32,
+    divided by ``temperature``, a number > 0): one full forward pass per call, compiled (it refuses
+    codes that are not integers in ``[0, K)``, as the prior does). ``labels``: for a
+    class-conditional prior, ``(n,)`` or one int. Returns ``sample_codes``' codes as int32 NumPy,
+    checked (shape and range). Much slower than :func:`sample`, which computes each position once;
+    the lesson runs the learner's loop with it.
+    """
+    if not callable(sample_codes):
+        raise TypeError(f"sample_codes must be a function sample_codes(logits_fn, shape, rng) that returns codes, got "
+                        f"{type(sample_codes).__name__} {sample_codes!r}.")
+    n = _sample_count(prior, n, labels, None)
+    labels = prior.check_labels(labels, n)
+    if (isinstance(temperature, bool) or not isinstance(temperature, (int, float, np.integer, np.floating))
+            or not np.isfinite(temperature) or temperature <= 0):
+        raise ValueError(f"temperature must be a number > 0 (1: the prior as trained), got {temperature!r}.")
+
+    def logits_fn(codes):  # one compiled forward pass (predict_on_batch compiles it once), on checked codes
+        codes = prior.check_codes(ops.convert_to_numpy(codes))
+        logits = prior.predict_on_batch(codes if labels is None else (codes, labels))
+        return np.asarray(ops.convert_to_numpy(logits), "float32") / np.float32(temperature)
+
+    codes = np.asarray(sample_codes(logits_fn, (n, *prior.grid), np.random.default_rng(seed)))
+    if codes.shape != (n, *prior.grid):
+        raise ValueError(f"sample_codes returned an array of shape {codes.shape}, not the codes (n, H, W) = "
+                         f"{(n, *prior.grid)}.")
+    return prior.check_codes(codes)
 
 
 def generate(prior, vqvae, n=None, **kwargs):
