@@ -134,6 +134,7 @@ RUNS_THE_LEARNERS = {
     "05_pixelcnn_prior": {"causal_mask", "nll_bits_per_image", "sample_codes"},
     "06_generating_and_judging": {"inception_score", "frechet_distance"},
     "07_modern_quantizers": {"fsq_quantize"},
+    "08_transformer_priors": {"causal_attention", "maskgit_keep"},
 }
 
 
@@ -222,6 +223,8 @@ LEARNERS_FIGURES = {
     "06_generating_and_judging": '{"score": default_score, "d2": default_d2}',
     "07_modern_quantizers": 'fsq_history | {"psnr_db": [float(fsq_metrics["test_psnr_db"])], '
                             '"codes_used": [float(fsq_metrics["codes_used"])]}',
+    "08_transformer_priors": '{"nll_bits": [nll_bits["this attention"], nll_bits["the shipped blocks"]], '
+                             '"maskgit_codes": keep_codes.ravel().tolist(), "same_codes": [float(same_codes)]}',
 }
 
 

@@ -12,7 +12,7 @@ from test_pixelcnn import dependence, random_codes
 
 from vqvae_lessons import metrics, pretrained
 from vqvae_lessons.priors import ARCHITECTURES, decoding, sampling
-from vqvae_lessons.priors.attention import TransformerBlock, causal_attention_mask
+from vqvae_lessons.priors.attention import TransformerBlock, attend, causal_attention_mask
 from vqvae_lessons.priors.build import build_prior, fix_label
 from vqvae_lessons.priors.pixelcnn import PixelCNN
 from vqvae_lessons.priors.transformer import ARTransformerPrior, MaskGITPrior, cross_entropy_at
@@ -454,6 +454,44 @@ def test_bad_settings_are_clear_errors():
         PixelCNN("maskgit")
     with pytest.raises(ValueError, match="architecture='pixelsnail' is not known"):
         build_prior("pixelsnail")
+
+
+# -- pieces: the learner's functions in place of the package's (lesson 8) --------------------------------
+def test_each_prior_takes_only_the_pieces_it_knows():
+    def keep(confidence, fixed, count):
+        return fixed
+
+    with pytest.raises(ValueError, match=r"'maskgit_keep' is not a piece of ARTransformerPrior; it knows "
+                                         r"\['causal_attention'\]"):
+        new_prior("transformer").with_pieces({"maskgit_keep": keep})
+    with pytest.raises(ValueError, match="'causal_attention' is not a piece of MaskGITPrior.*'maskgit_keep'"):
+        new_prior("maskgit", pieces={"causal_attention": lambda q, k, v: v})
+    with pytest.raises(TypeError, match=r"pieces\['causal_attention'\] must be a function, got str"):
+        new_prior("transformer", pieces={"causal_attention": "softmax"})
+    with pytest.raises(TypeError, match=r"pieces must be a dict \{name: function\}, got list"):
+        new_prior("maskgit").with_pieces([keep])
+
+
+def test_a_copy_with_pieces_keeps_the_settings_and_weights_and_leaves_the_prior_alone():
+    for architecture, piece in [("transformer", {"causal_attention": lambda q, k, v: v}),
+                                ("maskgit", {"maskgit_keep": lambda confidence, fixed, count: fixed})]:
+        prior = spread_prior(architecture, 10)
+        copy = prior.with_pieces(piece)
+        assert copy.pieces == piece and prior.pieces == {} and copy.get_config() == prior.get_config()
+        assert all(np.array_equal(a, b) for a, b in zip(copy.get_weights(), prior.get_weights(), strict=True))
+
+
+def test_a_block_attending_with_a_function_refuses_a_mask_too_and_a_wrong_shape():
+    block = TransformerBlock(8, heads=2)
+    x = np.random.default_rng(0).normal(size=(2, 5, 8)).astype("float32")
+    with pytest.raises(ValueError, match="attention applies its own mask"):
+        block(x, attention_mask=causal_attention_mask(5), attention=lambda q, k, v: v)
+    with pytest.raises(ValueError, match=r"\(N, heads, T, C / heads\) = \(2, 2, 5, 4\).*got \(2, 2, 5, 5\)"):
+        block(x, attention=lambda q, k, v: ops.matmul(q, ops.transpose(k, (0, 1, 3, 2))))
+    # the package's attention passed as a function gives the masked block's outputs
+    causal = ops.convert_to_numpy(block(x, attention_mask=causal_attention_mask(5)))
+    as_function = ops.convert_to_numpy(block(x, attention=lambda q, k, v: attend(q, k, v, causal_attention_mask(5))))
+    np.testing.assert_allclose(as_function, causal, atol=1e-6)
 
 
 # -- saving and loading ---------------------------------------------------------------------------------

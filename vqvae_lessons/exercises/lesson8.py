@@ -8,9 +8,19 @@ makes: which positions hold a code after the step. The package's decoder
 (:class:`~vqvae_lessons.priors.decoding._ParallelDecoder`) makes it inside one compiled step with
 ``top_k``; the reference writes the same choice in a few lines of NumPy (the tests check that the two
 agree on a prior's real decoding steps).
+
+The learner's two functions become the model's pieces (:func:`core.use`): ``causal_attention`` the
+attention of every block of an autoregressive transformer prior (``ARTransformerPrior(pieces=...)``, or
+``prior.with_pieces(...)`` for the shipped one), ``causal_attention(queries, keys, values)`` with the heads
+in the leading axes; ``maskgit_keep`` the choice of MaskGIT's decoder at every step
+(``MaskGITPrior.with_pieces({"maskgit_keep": fn})``, then ``sampling.sample``). Each exercise's trial runs
+the learner's function that way in a tiny prior and compares what comes out with the package's: the same
+log-probabilities, the same maps. Both pieces run outside compiled code there, so an answer in NumPy works.
 """
 
 from __future__ import annotations
+
+import random
 
 import numpy as np
 from keras import ops
@@ -18,6 +28,50 @@ from keras import ops
 from ..priors import attention
 from . import core
 from .core import _call, _compare, _Incorrect, _to_array
+
+# ---------------------------------------------------------------------------------------------
+# the trials: each piece run as the lesson runs it, in a tiny prior
+# ---------------------------------------------------------------------------------------------
+_TINY = {}  # architecture: a tiny prior, and what the package's pieces give with it
+
+
+def _tiny(architecture):
+    """A tiny untrained prior of ``architecture`` over 8 codes (the same weights every time), with its maps."""
+    if architecture not in _TINY:
+        from ..priors.transformer import ARTransformerPrior, MaskGITPrior
+
+        random.seed(8)
+        cls = ARTransformerPrior if architecture == "transformer" else MaskGITPrior
+        prior = cls(8, channels=8, num_layers=1, heads=2, mlp_ratio=1)
+        _TINY[architecture] = prior, np.random.default_rng(8).integers(0, 8, (3, 7, 7)).astype("int32")
+    return _TINY[architecture]
+
+
+def _in_a_transformer(fn):
+    """``causal_attention``'s trial: the log-probabilities of a tiny autoregressive transformer prior whose
+    blocks attend with ``fn`` (queries, keys and values ``(N, heads, T, d)``), as the package's."""
+    prior, maps = _tiny("transformer")  # core.use runs a trial with the notebook's random state kept
+    got = prior.with_pieces({"causal_attention": fn}).log_probs(maps)
+    want = prior.log_probs(maps)
+    if not np.allclose(got, want, atol=1e-4):
+        by = np.nanmax(np.abs(got - want)) if np.isfinite(got).any() else np.nan
+        raise ValueError("in a transformer prior, whose heads come as (N, heads, T, d) arrays, it gives other "
+                         f"log-probabilities than the package's attention (by up to {by:.3g}): "
+                         "make it work for any number of leading axes (np.swapaxes(k, -1, -2), the mask over the "
+                         "last two axes)")
+
+
+def _in_maskgits_decoder(fn):
+    """``maskgit_keep``'s trial: four maps drawn by a tiny MaskGIT's decoder in 4 steps, choosing with ``fn``,
+    as the package's decoder draws them from the same seed."""
+    from ..priors import sampling
+
+    prior, _ = _tiny("maskgit")  # core.use runs a trial with the notebook's random state kept
+    got = sampling.sample(prior.with_pieces({"maskgit_keep": fn}), 4, steps=4, seed=0)
+    want = sampling.sample(prior, 4, steps=4, seed=0)
+    if not np.array_equal(got, want):
+        raise ValueError(f"in MaskGIT's decoder the maps come out other than the package's decoder draws them (at "
+                         f"{np.mean(got != want):.0%} of the positions)")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -104,6 +158,8 @@ def _check_causal_attention(fn):
 
 core.register(
     "causal_attention", reference=causal_attention, checker=_check_causal_attention, lesson=8,
+    trial=_in_a_transformer, trial_advice="; the prior's blocks call it on (N, heads, T, d) arrays: transpose only "
+                                          "the last two axes of k, and keep any leading axes",
     shows=(attention.attend, attention.causal_attention_mask),
     hints="""
         Every query is compared with every key by a dot product, scaled so that the numbers stay moderate
@@ -111,9 +167,11 @@ core.register(
         the keys it may not see (the later tokens) have been made impossible to choose, and takes the
         weighted average of the values.
 
-        scores = q @ k.swapaxes(-1, -2) / sqrt(d) (shape (..., T, T)); visible = np.tril(np.ones((T, T), bool));
-        scores = np.where(visible, scores, -np.inf); weights = softmax over the last axis (subtract each row's
-        maximum before np.exp); return weights @ v.
+        The scores are one matrix product of the queries with the keys transposed on their last two axes,
+        divided by the square root of d: shape (..., T, T), row t for query t. The visible keys form the lower
+        triangle, diagonal included (np.tril of a T by T block of ones); np.where puts minus infinity elsewhere.
+        A softmax over the last axis (minus each row's maximum before the exponential, for stability) gives the
+        weights, and one more matrix product with the values gives (..., T, d_v).
         """,
     error_hint="q and k are NumPy arrays (T, d) or (B, T, d) and v (T, d_v) or (B, T, d_v): transpose the last two "
                "axes of k with np.swapaxes(k, -1, -2) (k.T would reverse every axis of a batch).",
@@ -204,15 +262,18 @@ def _check_maskgit_keep(fn):
 
 
 core.register(
-    "maskgit_keep", reference=maskgit_keep, checker=_check_maskgit_keep, lesson=8,
+    "maskgit_keep", reference=maskgit_keep, checker=_check_maskgit_keep, lesson=8, trial=_in_maskgits_decoder,
+    trial_advice="; the decoder calls it on (B, 49) confidences and fixed positions and a (B,) count",
     hints="""
         Two kinds of positions: those already holding a code, which keep it whatever their confidence, and
         the free ones, among which you choose. Work out for each map how many free positions to add so that
         it ends the step with count of them, and take the free positions with the highest confidence.
 
-        new = count - fixed.sum(axis=1); hide the fixed positions from the choice with
-        np.where(fixed, -np.inf, confidence); rank each row from the surest down with
-        np.argsort(np.argsort(-scores, axis=1), axis=1) (rank 0 = the surest); return fixed | (ranks < new[:, None]).
+        Per map, the number of positions to add is count minus the fixed positions it has (a sum over axis 1).
+        Give the fixed positions a confidence of minus infinity (np.where) so that no choice falls on them, then
+        rank each row from the surest down: an argsort of the negated scores, and an argsort of that, gives each
+        position its rank (0 for the surest). The result is a boolean (B, T): the fixed positions, or those whose
+        rank is below their map's number to add.
         """,
     error_hint="confidence is a float array (B, T), fixed a boolean array (B, T) and count an int array (B,): "
                "return a boolean array (B, T).",

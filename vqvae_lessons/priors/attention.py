@@ -86,11 +86,26 @@ class TransformerBlock(layers.Layer):
             layer.build(shape)
         self.built = True
 
-    def call(self, x, attention_mask=None, training=None):
-        """``x`` ``(N, T, C)``; ``attention_mask`` ``(T, T)`` booleans (see :func:`attend`), or None."""
+    def call(self, x, attention_mask=None, training=None, attention=None):
+        """``x`` ``(N, T, C)``; ``attention_mask`` ``(T, T)`` booleans (see :func:`attend`), or None.
+
+        ``attention``: a function ``attention(queries, keys, values)`` that attends in place of
+        :func:`attend`, each ``(N, heads, T, C / heads)`` (the heads in the leading axes) to the output
+        ``(N, heads, T, C / heads)``, applying its own mask (``attention_mask`` must then be None): lesson 8
+        runs the learner's causal attention this way (see :class:`~.transformer.ARTransformerPrior`)."""
         queries, keys, values = self._heads(self.query_key_value(self.attention_norm(x)))
-        x = x + self._dropped(self.attention_out(self._merged(attend(queries, keys, values, attention_mask))),
-                              training)
+        if attention is None:
+            attended = attend(queries, keys, values, attention_mask)
+        else:
+            if attention_mask is not None:
+                raise ValueError("attention applies its own mask: give the block attention or attention_mask, "
+                                 "not both.")
+            attended = ops.cast(ops.convert_to_tensor(attention(queries, keys, values)), queries.dtype)
+            if len(attended.shape) != 4 or any(a is not None and b is not None and a != b
+                                               for a, b in zip(attended.shape, queries.shape, strict=False)):
+                raise ValueError(f"attention must return the heads' outputs of shape (N, heads, T, C / heads) = "
+                                 f"{tuple(queries.shape)}, as the queries, got {tuple(attended.shape)}.")
+        x = x + self._dropped(self.attention_out(self._merged(attended)), training)
         return x + self._dropped(self._mlp(x), training)
 
     def step(self, x, keys, values, position):

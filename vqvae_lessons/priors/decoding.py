@@ -14,6 +14,14 @@ every sampler shares. :func:`~vqvae_lessons.priors.sampling.sample` calls them.
   ``cos(pi/2 (s + 1) / S)`` of the positions to fill is still hidden: none after the last step.
   A code once filled (or given) never changes. The ``S`` steps run in one compiled loop.
 
+A prior given *pieces* (lesson 8's exercises; see
+:class:`~vqvae_lessons.priors.transformer.TransformerPrior`) samples with them, outside the compiled
+loops, so that a piece written with NumPy runs: an autoregressive prior with its own
+``causal_attention`` runs one full forward pass per position (:func:`sample_autoregressive`), and
+MaskGIT with its own ``maskgit_keep`` runs each step's prediction compiled and the choice of the
+positions to keep in between (:func:`sample_maskgit`). With a correct piece they draw the maps the
+package's samplers draw from the same seed (to float precision).
+
 Random numbers come from NumPy (the ``seed`` of ``sample``), so the same seed draws the same maps.
 """
 
@@ -62,10 +70,30 @@ def _flat_inputs(prior, given, draws, keys):
 # -- the autoregressive transformer: one position a step, from a key/value cache ---------------
 def sample_autoregressive(prior, given, draws):
     """Sample one batch ``given`` ``(N, H, W)`` (-1 where to draw) of an autoregressive transformer prior;
-    ``draws``: ``uniform`` ``(N, H, W)`` and ``temperature`` ``(N,)`` (see :func:`draw`), ``labels``."""
+    ``draws``: ``uniform`` ``(N, H, W)`` and ``temperature`` ``(N,)`` (see :func:`draw`), ``labels``.
+    A prior with its own ``causal_attention`` (a piece) runs it: one eager forward pass of the whole
+    map per position, instead of the key/value cache (which attends one query at a time)."""
+    if prior.pieces.get("causal_attention") is not None:
+        return _sample_by_full_passes(prior, given, draws)
     step = compiled_step(prior, _CachedDecoder)
     codes = step.predict_on_batch(_flat_inputs(prior, given, draws, ["uniform"]))
     return np.asarray(codes, "int32").reshape(given.shape)
+
+
+def _sample_by_full_passes(prior, given, draws):
+    """:func:`sample_autoregressive` by full forward passes: at step ``t`` the prior (called eagerly, so
+    that its pieces may be NumPy) computes the whole map and the code at ``t`` is drawn (or kept)."""
+    n, labels = len(given), draws.get("labels")
+    codes = np.maximum(given.reshape(n, -1), 0).astype("int32")  # positions not drawn yet: any code, unseen
+    uniform = draws["uniform"].reshape(n, -1)
+    temperature = ops.convert_to_tensor(draws["temperature"])
+    for t in range(prior.length):
+        grid = codes.reshape(given.shape)
+        logits = ops.reshape(prior((grid, labels) if prior.conditional else grid), (n, prior.length, -1))[:, t]
+        drawn = ops.convert_to_numpy(draw(logits, temperature, ops.convert_to_tensor(uniform[:, t])))
+        fixed = given.reshape(n, -1)[:, t]
+        codes[:, t] = np.where(fixed >= 0, fixed, drawn)
+    return codes.reshape(given.shape)
 
 
 class _CachedDecoder(keras.Model):
@@ -129,11 +157,37 @@ def sample_maskgit(prior, given, draws, steps=8, confidence="top"):
     """Sample one batch ``given`` ``(N, H, W)`` (-1 where to draw) of a MaskGIT prior in ``steps`` steps;
     ``draws``: ``uniform`` and ``noise`` ``(N, steps, H, W)`` in [0, 1) (the codes' draws and the Gumbel
     noise of the choice), ``temperature`` and ``choice_temperature`` ``(N,)``, ``labels``; ``confidence``:
-    one of :data:`CONFIDENCES` (see :class:`_ParallelDecoder`)."""
+    one of :data:`CONFIDENCES` (see :class:`_ParallelDecoder`). A prior with its own ``maskgit_keep``
+    (a piece) runs it at every step (:func:`_decode_keeping_with`)."""
+    inputs = _flat_inputs(prior, given, draws, ["uniform", "noise"]) | {
+        "choice_temperature": draws["choice_temperature"]}
+    keep = prior.pieces.get("maskgit_keep")
+    if keep is not None:
+        return _decode_keeping_with(keep, prior, inputs, steps, confidence).reshape(given.shape)
     step = compiled_step(prior, _ParallelDecoder, steps, confidence)
-    codes = step.predict_on_batch(_flat_inputs(prior, given, draws, ["uniform", "noise"]) | {
-        "choice_temperature": draws["choice_temperature"]})
+    codes = step.predict_on_batch(inputs)
     return np.asarray(codes, "int32").reshape(given.shape)
+
+
+def _decode_keeping_with(keep, prior, inputs, steps, confidence):
+    """MaskGIT's decoding, step by step, with ``keep(confidence, fixed, count)`` choosing which positions
+    hold a code after each step (the package's decoder chooses with ``top_k`` inside its compiled loop).
+    Each step's prediction, confidence and draws are :meth:`_ParallelDecoder.scores`, compiled
+    (:class:`_StepScores`); ``keep`` runs on their NumPy arrays. Returns the codes ``(N, T)`` int32."""
+    scores = compiled_step(prior, _StepScores, steps, confidence)
+    codes, n = np.asarray(inputs["given"], "int32"), len(inputs["given"])
+    for s in range(steps):
+        out = scores.predict_on_batch(inputs | {"codes": codes, "step": np.full(n, s, "int32")})
+        fixed = codes >= 0
+        kept = np.asarray(ops.convert_to_numpy(keep(out["confidence"], fixed, out["count"])))
+        if kept.shape != codes.shape:
+            raise ValueError(f"maskgit_keep must return one boolean a position, (N, T) = {codes.shape}, got an array "
+                             f"of shape {kept.shape}.")
+        codes = np.where(kept.astype(bool) & ~fixed, out["drawn"], codes).astype("int32")
+    if (codes < 0).any():
+        raise ValueError(f"maskgit_keep left {int(np.sum(codes < 0))} positions without a code after the last step: "
+                         "after step s, each map must hold count codes (every position, after the last).")
+    return codes
 
 
 class _ParallelDecoder(keras.Model):
@@ -165,10 +219,12 @@ class _ParallelDecoder(keras.Model):
     def call(self, inputs):
         return ops.fori_loop(0, self.steps, lambda s, codes: self.decode_step(s, codes, inputs), inputs["given"])
 
-    def decode_step(self, s, codes, inputs):
-        """Step ``s`` (an int, or a scalar tensor inside the loop): the codes ``(N, T)`` (-1: hidden)
-        after it, from those before it; ``inputs`` as :meth:`call` takes them."""
-        prior, labels, kept_at_most = self.prior, inputs.get("labels"), self.most_kept
+    def scores(self, s, codes, inputs):
+        """What step ``s`` computes before choosing: ``(confidence, keep, logits, uniform, everywhere)``,
+        the confidence ``(N, T)`` of each hidden position (-1e9 at the others), how many positions to fill
+        now ``(N,)`` (float32), the logits ``(N, T, K)``, this step's uniform numbers ``(N, T)``, and for
+        ``confidence="drawn"`` the code drawn at every position ``(N, T)`` (else None)."""
+        prior, labels = self.prior, inputs.get("labels")
         to_fill = ops.sum(ops.cast(inputs["given"] < 0, "float32"), axis=1)  # U, per map
         hidden = codes < 0
         grid = ops.reshape(codes, (-1, *prior.grid))
@@ -182,12 +238,19 @@ class _ParallelDecoder(keras.Model):
                                      (n, prior.length))
             score = ops.take_along_axis(log_probs, everywhere[..., None], axis=-1)[..., 0]
         else:
-            score = ops.max(log_probs, axis=-1)  # (N, T)
+            everywhere, score = None, ops.max(log_probs, axis=-1)  # (N, T)
         noise = ops.clip(ops.take(inputs["noise"], s, axis=1), 1e-12, 1.0 - 1e-7)
         fade = inputs["choice_temperature"][:, None] * (1.0 - ops.cast(s + 1, "float32") / self.steps)
         confidence = ops.where(hidden, score - fade * ops.log(-ops.log(noise)), -1e9)  # + fade * Gumbel
         still_hidden = ops.floor(to_fill * ops.take(ops.convert_to_tensor(self.schedule), s))
         keep = ops.sum(ops.cast(hidden, "float32"), axis=1) - still_hidden  # (N,): how many to fill now
+        return confidence, keep, logits, uniform, everywhere
+
+    def decode_step(self, s, codes, inputs):
+        """Step ``s`` (an int, or a scalar tensor inside the loop): the codes ``(N, T)`` (-1: hidden)
+        after it, from those before it; ``inputs`` as :meth:`call` takes them."""
+        prior, kept_at_most = self.prior, self.most_kept
+        confidence, keep, logits, uniform, everywhere = self.scores(s, codes, inputs)
         _, chosen = ops.top_k(confidence, kept_at_most)  # (N, B): the surest positions first
         # position p gets a code now if it is among the first `keep` chosen
         first = ops.cast(ops.arange(kept_at_most), "float32")[None, :] < keep[:, None]  # (N, B)
@@ -200,3 +263,23 @@ class _ParallelDecoder(keras.Model):
         drawn = draw(chosen_logits, ops.repeat(inputs["temperature"], kept_at_most), uniform)  # (N * B,)
         codes_drawn = ops.sum(ops.where(hits, ops.reshape(drawn, (-1, kept_at_most, 1)), 0), axis=1)
         return ops.where(kept, codes_drawn, codes)
+
+
+class _StepScores(_ParallelDecoder):
+    """One step of MaskGIT's decoding up to the choice of the positions to keep, for a ``maskgit_keep``
+    piece (:func:`_decode_keeping_with`): inputs those of :class:`_ParallelDecoder`, plus ``codes``
+    ``(N, T)`` int32 (-1: hidden) and ``step`` ``(N,)`` int32 (the step ``s``, the same in every row);
+    outputs ``confidence`` ``(N, T)`` (as :meth:`_ParallelDecoder.scores` computes it), ``count`` ``(N,)``
+    int32 (the positions that hold a code after the step: those that do now plus the ones to fill), and
+    ``drawn`` ``(N, T)`` int32, a code drawn at every position as the package's decoder draws it at the
+    positions it keeps (the same uniform number at each position)."""
+
+    def call(self, inputs):
+        prior, codes = self.prior, inputs["codes"]
+        confidence, keep, logits, uniform, everywhere = self.scores(inputs["step"][0], codes, inputs)
+        if everywhere is None:
+            everywhere = ops.reshape(draw(ops.reshape(logits, (-1, prior.num_codes)),
+                                          ops.repeat(inputs["temperature"], prior.length), ops.reshape(uniform, (-1,))),
+                                     (-1, prior.length))
+        holding = ops.sum(ops.cast(codes >= 0, "float32"), axis=1)
+        return {"confidence": confidence, "count": ops.cast(holding + keep, "int32"), "drawn": everywhere}

@@ -34,7 +34,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from ..checks import CODE_GRID, check_prior_settings, concrete
+from ..checks import CODE_GRID, check_pieces, check_prior_settings, concrete
 from ..distribute import scale_loss
 from . import ARCHITECTURES, hidden_share
 from .attention import TransformerBlock, causal_attention_mask
@@ -50,14 +50,23 @@ class TransformerPrior(keras.Model):
     to the architecture's in :data:`~vqvae_lessons.priors.ARCHITECTURES`; ``dropout`` in the
     blocks while training; ``architecture``, if given, must be the class's own (model cards
     record it).
+
+    ``pieces``: functions that take the place of the package's own at one step of the model,
+    ``{name: function}`` (None: the package's); each class lists the names it knows in :attr:`PIECES`
+    (the autoregressive prior ``"causal_attention"``, MaskGIT ``"maskgit_keep"``), lesson 8's
+    exercises (see :func:`vqvae_lessons.exercises.use`). They are not saved with the model;
+    :meth:`with_pieces` gives a copy of a trained (or loaded) prior that runs them.
     """
 
     architecture = None  # each subclass's name in ARCHITECTURES
     extra_codes = 0  # embedding rows after the K codes' (MaskGIT's [MASK])
+    PIECES = {}  # name: what the piece does, for each piece a subclass takes
 
     def __init__(self, num_codes=128, num_classes=None, channels=None, num_layers=None, heads=None, mlp_ratio=None,
-                 grid=CODE_GRID, dropout=0.0, architecture=None, **kwargs):
+                 grid=CODE_GRID, dropout=0.0, architecture=None, pieces=None, **kwargs):
         super().__init__(**kwargs)
+        # outside Keras's tracking of attributes, so that the prior saves and loads exactly as before
+        self.__dict__["pieces"] = check_pieces(pieces, self.PIECES, type(self).__name__)
         if architecture not in (None, self.architecture):
             raise ValueError(f"{type(self).__name__} is the {self.architecture!r} architecture, got "
                              f"architecture={architecture!r}: use priors.build.build_prior({architecture!r}, ...).")
@@ -90,15 +99,28 @@ class TransformerPrior(keras.Model):
     def conditional(self):
         return self.num_classes is not None
 
+    def with_pieces(self, pieces):
+        """A copy of this prior, the same settings and weights, that runs ``pieces`` ``{name: function}``
+        (see :attr:`PIECES`) in place of the package's own; this prior is left as it is."""
+        config = {key: value for key, value in self.get_config().items() if key not in ("trainable", "dtype")}
+        copy = type(self)(**config, pieces=pieces)
+        copy.set_weights(self.get_weights())
+        return copy
+
     def positions(self):
         """The 2-D position embeddings ``(T, C)``: position ``(i, j)``'s is row ``i``'s plus column ``j``'s."""
         return ops.reshape(self.row_embedding[:, None] + self.column_embedding[None], (self.length, self.channels))
 
-    def features(self, x, mask=None, training=None):
-        """Tokens ``(N, T', C)`` through every block (attention ``mask`` ``(T', T')`` or None), then the
-        last layer normalisation; the logits are ``self.head`` of them."""
+    def features(self, x, mask=None, training=None, attention=None):
+        """Tokens ``(N, T', C)`` through every block (attention ``mask`` ``(T', T')`` or None; or an
+        ``attention`` function in place of the package's, see :meth:`TransformerBlock.call
+        <vqvae_lessons.priors.attention.TransformerBlock.call>`), then the last layer normalisation; the
+        logits are ``self.head`` of them."""
         for block in self.blocks:
-            x = block(x, attention_mask=mask, training=training)
+            if attention is None:
+                x = block(x, attention_mask=mask, training=training)
+            else:
+                x = block(x, training=training, attention=attention)
         return self.norm(x)
 
     def logits_map(self, features):
@@ -142,14 +164,24 @@ class ARTransformerPrior(TransformerPrior):
     a PixelCNN: ``compile(loss=SparseCategoricalCrossentropy(from_logits=True))``, ``fit(codes, codes)``;
     the loss is the negative log-likelihood in nats per code. Codes may be given one-hot
     ``(N, H, W, K)`` too, which lets gradients flow to the input (the causality tests use it).
+
+    ``pieces={"causal_attention": fn}`` (lesson 8's exercise): every block attends with
+    ``fn(queries, keys, values)`` instead of the package's :func:`~.attention.attend` and causal mask,
+    the queries, keys and values ``(N, heads, T, C / heads)`` (``(..., T, d)``, the heads in the leading
+    axes) to ``(N, heads, T, C / heads)``, token ``t`` attending to tokens ``0..t``. A correct ``fn``
+    gives the same logits (to float precision). Written with ``keras.ops`` it runs everywhere (``fit``
+    too); written with NumPy, in eager calls only: :meth:`log_probs` and sampling, which then runs
+    a full pass per position instead of the key/value cache (see
+    :func:`~.decoding.sample_autoregressive`).
     """
 
     architecture = "transformer"
+    PIECES = {"causal_attention": "attention with the causal mask, (..., T, d) queries, keys and values"}
 
     def __init__(self, num_codes=128, num_classes=None, channels=None, num_layers=None, heads=None, mlp_ratio=None,
-                 grid=CODE_GRID, dropout=0.0, architecture=None, **kwargs):
+                 grid=CODE_GRID, dropout=0.0, architecture=None, pieces=None, **kwargs):
         super().__init__(num_codes, num_classes, channels, num_layers, heads, mlp_ratio, grid, dropout, architecture,
-                         **kwargs)
+                         pieces, **kwargs)
         self.start_embedding = layers.Embedding(self.num_classes or 1, self.channels, name="start")
         self(self._dummy_inputs())  # create the weights now, so that load_weights works at once
 
@@ -165,6 +197,9 @@ class ARTransformerPrior(TransformerPrior):
             tokens = self.code_embedding(ops.reshape(codes, (-1, self.length)))
         start = self.start_tokens(labels, ops.shape(tokens)[0])[:, None]
         x = ops.concatenate([start, tokens[:, :-1]], axis=1) + self.positions()[None]  # shifted: t holds code t - 1
+        attention = self.pieces.get("causal_attention")
+        if attention is not None:  # the learner's attention applies the causal mask itself
+            return self.logits_map(self.features(x, training=training, attention=attention))
         return self.logits_map(self.features(x, causal_attention_mask(self.length), training))
 
     log_probs = PixelCNN.log_probs
@@ -195,9 +230,16 @@ class MaskGITPrior(TransformerPrior):
     ``keras.utils.set_random_seed`` sets). Two settings of training, which lesson 8's comparison tried:
     ``mask_counts`` "cosine" (MaskGIT's, the default) or "uniform" (1 to ``T`` hidden codes, equally
     often), and ``label_smoothing`` (MaskGIT's paper: 0.1) of the training loss, in [0, 1).
+
+    ``pieces={"maskgit_keep": fn}`` (lesson 8's exercise): at each step of its decoding, which positions
+    hold a code after the step is ``fn(confidence, fixed, count)`` instead of the package's choice
+    (``confidence`` ``(N, T)`` float32, ``fixed`` ``(N, T)`` booleans, ``count`` ``(N,)`` ints; returns
+    ``(N, T)`` booleans, see :class:`~.decoding._ParallelDecoder`). It runs on NumPy arrays between the
+    compiled parts of each step; a correct ``fn`` draws the same maps.
     """
 
     MASK_COUNTS = ("cosine", "uniform")
+    PIECES = {"maskgit_keep": "which positions hold a code after a decoding step"}
 
     architecture = "maskgit"
     extra_codes = 1  # the [MASK] token's embedding, row K
@@ -205,9 +247,9 @@ class MaskGITPrior(TransformerPrior):
 
     def __init__(self, num_codes=128, num_classes=None, channels=None, num_layers=None, heads=None, mlp_ratio=None,
                  grid=CODE_GRID, dropout=0.0, architecture=None, masking_seed=None, mask_counts="cosine",
-                 label_smoothing=0.0, **kwargs):
+                 label_smoothing=0.0, pieces=None, **kwargs):
         super().__init__(num_codes, num_classes, channels, num_layers, heads, mlp_ratio, grid, dropout, architecture,
-                         **kwargs)
+                         pieces, **kwargs)
         if mask_counts not in self.MASK_COUNTS:
             raise ValueError(f"mask_counts is how many codes a training map hides, one of {list(self.MASK_COUNTS)}, "
                              f"got {mask_counts!r}.")
