@@ -10,7 +10,7 @@ The learner writes a function, then asks for a verdict::
 
     check("reparameterize", reparameterize)   # Not attempted: ...
     hint("reparameterize")                    # a first nudge, with no solution code
-    hint("reparameterize", 2)                 # a stronger hint
+    hint("reparameterize", 2)                 # the approach: which operations, which shapes
     solution("reparameterize")                # the reference's source code
     sample = use("reparameterize", reparameterize)  # yours if it passes, else the package's: later cells run it
 

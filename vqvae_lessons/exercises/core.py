@@ -468,7 +468,8 @@ def use(name, fn):
 def hint(name, level=1):
     """Show, and return, hint number ``level`` for exercise ``name``.
 
-    Level 1 is a nudge with no solution code, level 2 a stronger hint; the level after the
+    Level 1 is a nudge with no solution code, level 2 the approach (which operations, which shapes, no
+    line of the solution); the level after the
     last hint (and any beyond it) points to :func:`solution`. A level that is not a whole
     number from 1 up gets a message saying which levels exist. Never raises."""
     exercise = _lookup(name)
@@ -477,7 +478,7 @@ def hint(name, level=1):
     last = len(exercise.hints) + 1
     if not isinstance(level, numbers.Integral) or isinstance(level, bool) or level < 1:
         message = (f"hint levels are whole numbers from 1 to {last}: hint({name!r}) for a first nudge, "
-                   f"hint({name!r}, 2) for a stronger hint; got {level!r}.")
+                   f"hint({name!r}, 2) for the approach; got {level!r}.")
         print(message)
         return message
     if level >= last:
@@ -487,7 +488,7 @@ def hint(name, level=1):
         print(f"Hint {last} of {last}: {text}")
         return text
     text = exercise.hints[level - 1]
-    more = (f"A stronger hint: hint({name!r}, {level + 1})" if level + 1 < last else
+    more = (f"The approach: hint({name!r}, {level + 1})" if level + 1 < last else
             "Still stuck? The folded solution under the exercise shows one way to write it")
     print(f"Hint {level} of {last}: {text}\n({more}.)")
     return text
