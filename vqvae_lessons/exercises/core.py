@@ -27,7 +27,8 @@ from keras import ops
 
 from ..gradients import gradients
 
-__all__ = ["Exercise", "check", "hint", "names", "register", "solution", "solution_markdown", "solution_source", "use"]
+__all__ = ["Exercise", "check", "hint", "names", "register", "solution", "solution_markdown", "solution_source",
+           "trains_one_step", "use"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -390,6 +391,18 @@ def _random_state_kept():
             global_state.set_global_attribute(GLOBAL_SEED_GENERATOR, generator)
             if generator is not None:
                 generator.state.assign(keras_state)
+
+
+def trains_one_step(model, inputs, targets=None, optimizer="adam", loss=None):
+    """Compile ``model`` and train it for one step on ``inputs`` (and ``targets``): what a trial (see :func:`use`)
+    does with a small model built from the learner's function, so that an answer that cannot run on the
+    backend's symbolic tensors raises here. Raises a ValueError if the loss is not finite; returns it."""
+    model.compile(optimizer=optimizer, loss=loss)
+    result = model.train_on_batch(inputs, targets, return_dict=True)
+    value = float(result["loss"])
+    if not np.isfinite(value):
+        raise ValueError(f"one training step with it gave the loss {value}")
+    return value
 
 
 def _verdict(name, exercise, fn):
