@@ -6,6 +6,7 @@ import keras
 import numpy as np
 import pytest
 from checking import pasted  # tests/checking.py
+from test_lessons import assert_learners_path  # tests/test_lessons.py
 
 from vqvae_lessons import vae
 
@@ -113,3 +114,9 @@ def test_judge_images_scores_with_the_learners_pieces(monkeypatch):
     assert doubled["frechet_distance"] == pytest.approx(2 * package["frechet_distance"], rel=1e-9)
     with pytest.raises(ValueError, match=r"not a piece of judge_images; it knows \['inception_score'"):
         judge.judge_images(images, judge=fake, pieces={"fid": learners["frechet_distance"]})
+
+
+@pytest.mark.slow
+@pytest.mark.notebook
+def test_the_lesson_filled_in_gives_the_stub_paths_figures():
+    assert_learners_path("01_autoencoders_and_vae")

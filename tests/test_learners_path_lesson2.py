@@ -7,6 +7,7 @@ import keras
 import numpy as np
 import pytest
 from checking import pasted  # tests/checking.py
+from test_lessons import assert_learners_path  # tests/test_lessons.py
 
 from vqvae_lessons import quantizers
 from vqvae_lessons.exercises import lesson2, use
@@ -99,3 +100,9 @@ def test_the_learners_ema_step_is_the_layers_first_update_with_lam_scaled():
     _, _, stepped = pasted("ema_update")(np.zeros(k), np.zeros((k, d)), batch, codes, decay,
                                          (1 - decay) * layer.epsilon)
     np.testing.assert_allclose(stepped, keras.ops.convert_to_numpy(layer.embeddings), atol=1e-5)
+
+
+@pytest.mark.slow
+@pytest.mark.notebook
+def test_the_lesson_filled_in_gives_the_stub_paths_figures():
+    assert_learners_path("02_vector_quantization")

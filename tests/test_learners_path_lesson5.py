@@ -8,6 +8,7 @@ import keras
 import numpy as np
 import pytest
 from checking import pasted  # tests/checking.py
+from test_lessons import assert_learners_path  # tests/test_lessons.py
 
 from vqvae_lessons import exercises, metrics
 from vqvae_lessons.exercises import lesson5
@@ -123,3 +124,9 @@ def test_sample_with_refuses_what_is_not_a_sampling_loop():
         sampling.sample_with(lambda logits_fn, shape, rng: np.zeros((2, 49), "int32"), prior, 2)
     with pytest.raises(ValueError, match="temperature must be a number > 0"):
         sampling.sample_with(lesson5.sample_codes, prior, 2, temperature=0)
+
+
+@pytest.mark.slow
+@pytest.mark.notebook
+def test_the_lesson_filled_in_gives_the_stub_paths_figures():
+    assert_learners_path("05_pixelcnn_prior")

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from checking import pasted  # tests/checking.py
 from keras import ops
+from test_lessons import assert_learners_path  # tests/test_lessons.py
 
 from vqvae_lessons import exercises
 from vqvae_lessons.exercises import lesson7
@@ -157,3 +158,9 @@ def test_a_residual_stage_in_numpy_passes_the_check_but_use_falls_back(capsys):
     assert exercises.use("residual_stage", numpy_stage) is exercises._EXERCISES["residual_stage"].reference
     assert capsys.readouterr().out.startswith("Using the package's: yours passes its check but cannot run inside "
                                               "the model")
+
+
+@pytest.mark.slow
+@pytest.mark.notebook
+def test_the_lesson_filled_in_gives_the_stub_paths_figures():
+    assert_learners_path("07_modern_quantizers")

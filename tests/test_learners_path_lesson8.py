@@ -12,6 +12,7 @@ import keras
 import numpy as np
 import pytest
 from checking import pasted  # tests/checking.py
+from test_lessons import assert_learners_path  # tests/test_lessons.py
 
 from vqvae_lessons import exercises
 from vqvae_lessons.exercises import lesson8
@@ -135,3 +136,9 @@ def test_the_trials_leave_the_global_random_numbers_as_they_were(capsys):
 def test_the_keep_trial_refuses_a_planted_mistake():
     with pytest.raises(ValueError, match="other than the package's decoder"):
         lesson8._in_maskgits_decoder(lesson8._KEEP_MISTAKES[4][0])
+
+
+@pytest.mark.slow
+@pytest.mark.notebook
+def test_the_lesson_filled_in_gives_the_stub_paths_figures():
+    assert_learners_path("08_transformer_priors")

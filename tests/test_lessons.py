@@ -232,23 +232,28 @@ def test_every_lesson_runs_the_learners_pieces_and_names_its_figures():
     assert {path.stem for path in LESSONS} == set(RUNS_THE_LEARNERS) == set(LEARNERS_FIGURES)
 
 
-@pytest.mark.slow
-@pytest.mark.notebook
-@pytest.mark.parametrize("lesson", [path for path in LESSONS if path.stem in LEARNERS_FIGURES], ids=lambda p: p.stem)
-def test_the_learners_path_gives_the_package_paths_figures(lesson):
+def test_every_lessons_learners_path_is_tested():
+    """Each lesson's learner's path runs in the test file of its seams (``assert_learners_path``), so that pytest's
+    two processes share the eight lessons' runs instead of one file holding them all."""
+    calls = "\n".join(path.read_text() for path in Path(__file__).parent.glob("test_learners_path*.py"))
+    assert {path.stem for path in LESSONS} == set(re.findall(r'assert_learners_path\("(\w+)"\)', calls))
+
+
+def assert_learners_path(stem):
     """The lesson up to its last cell that runs the learner's pieces, twice: with the stubs (the package's pieces
     stand in) and with every exercise filled in by its folded solution, pasted (the learner's pieces run). In the
     second run every check says "correct" and no output shows a solution; the cells say which pieces they run;
     and the figures (``LEARNERS_FIGURES``, same seeds) agree: the lesson's figures are what the learner's code
-    gives. (nbval runs the whole lesson with its stubs.)"""
+    gives. (nbval runs the whole lesson with its stubs.) Called by each lesson's test in its seams' file."""
     from nbclient import NotebookClient
 
     if not os.environ.get("VQVAE_LESSONS_MNIST"):
         pytest.skip("the lessons load the real MNIST: set VQVAE_LESSONS_MNIST")
+    lesson = BOOK / f"{stem}.ipynb"
     notebook = nbformat.read(lesson, as_version=4)
     last = max(i for i, cell in enumerate(notebook.cells) if cell.cell_type == "code" and (
         USE.search(cell.source) or "exercise" in cell.metadata.get("vqvae_lessons", {})))
-    figures = nbformat.v4.new_code_cell(f"import json\nprint(json.dumps({LEARNERS_FIGURES[lesson.stem]}))")
+    figures = nbformat.v4.new_code_cell(f"import json\nprint(json.dumps({LEARNERS_FIGURES[stem]}))")
     runs = {}
     for path in ("package", "learner"):
         run = [cell for cell in notebook.cells[:last + 1]
