@@ -537,3 +537,71 @@ def test_check_and_use_leave_the_notebooks_random_state_as_it_was(capsys):
     exercises.use("vqvae_forward", pasted("vqvae_forward"))  # trains a small model for one step
     assert (random.random(), np.random.random(), float(keras.random.uniform(())), 0) == expected
     capsys.readouterr()
+
+
+# -- questions: a value the learner commits to, judged against what the run measured ------------------------------
+def _toy_question(monkeypatch):
+    def judge(answer, measured):
+        guess = core.as_number(answer, "0.5")
+        if abs(guess - measured) > 0.1:
+            raise core.Wrong(f"measured {measured:.2f}, you said {guess:.2f}")
+        return f"measured {measured:.2f}"
+
+    monkeypatch.setattr(core, "_QUESTIONS", dict(core._QUESTIONS))
+    return core.register_question("toy_share", kind="predict", lesson=9, judge=judge,
+                                  hints="Think about it.\n\nCount them.", example=0.5)
+
+
+def test_check_answer_judges_a_value_against_the_measurement(capsys, monkeypatch):
+    _toy_question(monkeypatch)
+    assert exercises.check_answer("toy_share", 0.45, measured=0.5) is True
+    assert capsys.readouterr().out.strip() == "Correct: measured 0.50"
+    assert exercises.check_answer("toy_share", 0.9, measured=0.5) is False
+    assert "Incorrect: measured 0.50, you said 0.90" in capsys.readouterr().out
+    for unanswered in (None, ...):
+        assert exercises.check_answer("toy_share", unanswered, measured=0.5) is None
+        assert "Not attempted: write your answer in the cell before the run" in capsys.readouterr().out
+    for odd in ("0.5", float("nan"), True, [0.5]):
+        assert exercises.check_answer("toy_share", odd, measured=0.5) is False
+        assert "write your answer as a number, e.g. 0.5" in capsys.readouterr().out
+
+
+def test_a_question_has_hints_but_no_solution_and_is_not_checked_as_a_function(capsys, monkeypatch):
+    _toy_question(monkeypatch)
+    assert hint("toy_share") == "Think about it."
+    assert "Commit to your best answer" in hint("toy_share", 3)
+    capsys.readouterr()
+    assert exercises.check_answer("vq_losses", 0.5, measured=0.5) is None
+    assert "is answered with a function" in capsys.readouterr().out
+    assert check("toy_share", lambda: 0) is None
+    assert "there is no exercise called 'toy_share'" in capsys.readouterr().out
+    assert exercises.kinds()["toy_share"] == (9, "predict")
+
+
+def test_a_judge_that_fails_is_not_blamed_on_the_learner(capsys, monkeypatch):
+    monkeypatch.setattr(core, "_QUESTIONS", dict(core._QUESTIONS))
+    core.register_question("toy_broken", kind="decide", lesson=9, judge=lambda answer, measured: 1 / 0,
+                           hints="a\n\nb", example=None)
+    assert exercises.check_answer("toy_broken", 3, measured=None) is None
+    assert "Not checked: the judge failed (a bug in vqvae_lessons" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("kind", ["guess", "transcribe"])
+def test_a_question_of_an_unknown_kind_is_refused(kind):
+    with pytest.raises(ValueError, match="kind must be one of"):
+        core.register_question("toy_kind", kind=kind, lesson=9, judge=None, hints="a\n\nb", example=None)
+
+
+@pytest.mark.parametrize("name", exercises.questions())
+def test_every_question_treats_a_missing_or_odd_answer_kindly(capsys, name):
+    assert exercises.check_answer(name, None, measured=None) is None
+    assert "Not attempted" in capsys.readouterr().out
+    assert exercises.check_answer(name, "a word", measured=exercises._QUESTIONS[name].example) is False
+    assert "Incorrect" in capsys.readouterr().out
+
+
+def test_every_lesson_asks_something_besides_transcribing():
+    """#28: each lesson has at least one exercise of another kind than transcription (derive, debug, predict or
+    decide), checked."""
+    other = {lesson for lesson, kind in exercises.kinds().values() if kind != "transcribe"}
+    assert other >= set(range(1, 9)), f"lessons with only transcription exercises: {sorted(set(range(1, 9)) - other)}"

@@ -108,6 +108,31 @@ def test_predict_then_run_questions_are_answered_by_the_next_cell(lesson):
         assert i + 1 < len(all_cells) and all_cells[i + 1]["cell_type"] == "code", lesson.name
 
 
+def question_cells(path):
+    """``[(index, name)]`` of the lesson's question cells (``check_answer``), in order."""
+    return [(i, cell["metadata"]["vqvae_lessons"]["question"]) for i, cell in enumerate(cells(path))
+            if "question" in cell.get("metadata", {}).get("vqvae_lessons", {})]
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=lambda p: p.stem)
+def test_each_question_is_answered_before_its_run_and_judged_after_it(lesson):
+    """A question (predict, decide) is asked in Markdown that says how to get hints; the next cell is where the
+    learner writes the answer (``my_answer = None``); at least one cell runs before ``check_answer`` judges it, in
+    a cell whose metadata names the question."""
+    all_cells = cells(lesson)
+    for index, name in question_cells(lesson):
+        assert name in exercises.questions(), (lesson.name, name)
+        found = re.search(rf'check_answer\(\s*"{name}"\s*,\s*(\w+)', source(all_cells[index]))
+        assert found, f"{lesson.name}: the cell of question {name} must call check_answer(\"{name}\", ...)"
+        answer = found.group(1)
+        written = [i for i, c in enumerate(all_cells[:index]) if c["cell_type"] == "code"
+                   and re.search(rf"^{answer}\s*=\s*None\b", source(c), re.M)]
+        assert written, f"{lesson.name}: no cell above {name}'s check lets the learner write {answer} = None"
+        asked = all_cells[written[-1] - 1]
+        assert asked["cell_type"] == "markdown" and f'hint("{name}")' in source(asked), (lesson.name, name)
+        assert written[-1] + 1 < index, f"{lesson.name}: {name} is judged before anything runs"
+
+
 def bare_names(code):
     """The names a cell's code uses as themselves (``f(...)``, ``x = f``), not as attributes (``module.f``)."""
     code = "\n".join("" if line.lstrip().startswith(("%", "!", "from ", "import ")) else line

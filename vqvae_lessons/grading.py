@@ -2,7 +2,8 @@
 
 A lesson's exercise cell carries the metadata ``{"vqvae_lessons": {"exercise": NAME}}`` and ends
 with ``check(NAME, NAME)``, which shows its verdict ("Correct", "Incorrect: ...", "Not attempted:
-...", "Not checked: ...") as a display output whose ``text/plain`` is that line.
+...", "Not checked: ...") as a display output whose ``text/plain`` is that line; a question's cell
+(``{"question": NAME}``) ends with ``check_answer(NAME, ...)``, which shows its verdict the same way.
 :func:`grade_notebook` clears a notebook's old outputs, executes it with nbclient in a fresh
 kernel (in the notebook's folder, within a time limit for the whole notebook) and reads each
 exercise cell's last verdict. A notebook that stops (a cell raises, a syntax error, the time
@@ -68,11 +69,11 @@ class NotebookGrade:
 
 def exercise_cells(notebook):
     """``[(cell index, exercise name), ...]`` of the cells of an nbformat ``notebook`` whose
-    metadata names an exercise, in order."""
+    metadata names an exercise (``check``) or a question (``check_answer``), in order."""
     cells = []
     for index, cell in enumerate(notebook.cells):
         ours = cell.get("metadata", {}).get(_METADATA_KEY)
-        name = ours.get("exercise") if isinstance(ours, dict) else None
+        name = (ours.get("exercise") or ours.get("question")) if isinstance(ours, dict) else None
         if cell.cell_type == "code" and isinstance(name, str) and name:
             cells.append((index, name))
     return cells

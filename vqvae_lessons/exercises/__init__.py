@@ -14,6 +14,12 @@ The learner writes a function, then asks for a verdict::
     solution("reparameterize")                # the reference's source code
     sample = use("reparameterize", reparameterize)  # yours if it passes, else the package's: later cells run it
 
+A question is answered with a value instead: a prediction committed before a run, or a decision, judged
+against what the run measured (:func:`check_answer` shows the measured value and why)::
+
+    my_prediction = 0.25                                   # before the run
+    check_answer("dead_code_share", my_prediction, share)  # after it: Correct / Incorrect, and why
+
 :func:`check` runs the function on a few seeded inputs of varied shapes, compares
 its results with a reference and shows "Correct", "Incorrect: <what differs, and
 the likely mistake>" or "Not attempted: <what to do>" (a coloured box in Jupyter,
@@ -38,18 +44,27 @@ solution's source as a string, and :func:`solution_markdown` as a collapsed
 from . import lesson1, lesson2, lesson3, lesson4, lesson5, lesson6, lesson7, lesson8  # noqa: F401
 from .core import (  # noqa: F401
     _EXERCISES,
+    _QUESTIONS,
     Exercise,
+    Question,
+    Wrong,
+    as_number,
     check,
+    check_answer,
     hint,
+    kinds,
     names,
+    questions,
     register,
+    register_question,
     solution,
     solution_markdown,
     solution_source,
     use,
 )
 
-__all__ = ["check", "hint", "names", "solution", "solution_markdown", "solution_source", "use"]
+__all__ = ["check", "check_answer", "hint", "kinds", "names", "questions", "solution", "solution_markdown",
+           "solution_source", "use"]
 
 
 def __getattr__(name):

@@ -27,7 +27,8 @@ from keras import ops
 
 from ..gradients import gradients
 
-__all__ = ["Exercise", "check", "hint", "names", "register", "solution", "solution_markdown", "solution_source",
+__all__ = ["Exercise", "Question", "Wrong", "as_number", "check", "check_answer", "hint", "kinds", "names",
+           "questions", "register", "register_question", "solution", "solution_markdown", "solution_source",
            "trains_one_step", "use"]
 
 
@@ -260,6 +261,7 @@ class Exercise:
     sources: tuple = ()
     trial: Callable | None = None
     trial_advice: str = "; write it with keras.ops, not NumPy, so that it works on the backend's tensors"
+    kind: str = "transcribe"
 
     @property
     def hint(self):
@@ -267,42 +269,89 @@ class Exercise:
         return self.hints[0]
 
 
+@dataclass(frozen=True)
+class Question:
+    """A question answered with a value, not a function: ``kind`` "predict" (a number the learner commits to
+    before a run, judged against what the run measures) or "decide" (a choice, judged against measured
+    results). ``judge(answer, measured)`` returns the feedback for a right answer and raises
+    :class:`Wrong` with the feedback for a wrong one; both say what was measured and why. ``example`` is a
+    typical ``measured`` (what the tests judge answers against)."""
+
+    judge: Callable
+    hints: tuple
+    lesson: int
+    kind: str
+    example: object = None
+
+
+class Wrong(Exception):
+    """Raised by a question's judge: the answer is wrong; the message is the feedback (what was measured, why)."""
+
+
 _EXERCISES: dict[str, Exercise] = {}
+_QUESTIONS: dict[str, Question] = {}
+
+
+FUNCTION_KINDS = ("transcribe", "derive", "debug")  # an exercise answered with a function
+QUESTION_KINDS = ("predict", "decide")  # a question answered with a value (see register_question)
+
+
+def _hint_levels(name, hints):
+    levels = [" ".join(paragraph.split()) for paragraph in textwrap.dedent(hints).strip().split("\n\n")]
+    if name in _EXERCISES or name in _QUESTIONS:
+        raise ValueError(f"An exercise called {name!r} is already registered.")
+    if len(levels) < 2:
+        raise ValueError(f"Exercise {name!r} needs at least two hint levels, got {len(levels)}.")
+    return tuple(levels)
 
 
 def register(name, *, reference, checker, hints, error_hint, mistakes, lesson, shows=(), trial=None,
-             trial_advice=None):
+             trial_advice=None, kind="transcribe"):
     """Add exercise ``name`` to the registry (a lesson module calls this once per exercise).
 
     ``hints`` is the text of at least two hint levels, one paragraph each (paragraphs are
     separated by a blank line, their lines joined), the first with no solution code.
     ``shows`` names the package functions ``reference`` calls, for :func:`solution`;
     ``trial`` (optional): see :class:`Exercise` and :func:`use`; ``trial_advice``: what :func:`use` adds to
-    the error of a failed trial (by default: write it with keras.ops)."""
-    hints = [" ".join(paragraph.split()) for paragraph in textwrap.dedent(hints).strip().split("\n\n")]
-    if name in _EXERCISES:
-        raise ValueError(f"An exercise called {name!r} is already registered.")
-    if len(hints) < 2:
-        raise ValueError(f"Exercise {name!r} needs at least two hint levels, got {len(hints)}.")
+    the error of a failed trial (by default: write it with keras.ops). ``kind``: one of :data:`FUNCTION_KINDS`
+    ("transcribe" a formula into vectorised code, "derive" a quantity the lesson does not print, "debug" a
+    given function with a planted bug)."""
+    hints = _hint_levels(name, hints)
+    if kind not in FUNCTION_KINDS:
+        raise ValueError(f"Exercise {name!r}: kind must be one of {FUNCTION_KINDS}, got {kind!r}.")
     advice = {} if trial_advice is None else {"trial_advice": trial_advice}
-    _EXERCISES[name] = Exercise(reference, checker, tuple(hints), error_hint, mistakes, lesson,
-                                (reference, *shows), trial, **advice)
+    _EXERCISES[name] = Exercise(reference, checker, hints, error_hint, mistakes, lesson,
+                                (reference, *shows), trial, **advice, kind=kind)
     return _EXERCISES[name]
 
 
 def names():
-    """The names of the exercises, in the order of the lessons."""
+    """The names of the exercises answered with a function, in the order of the lessons."""
     return list(_EXERCISES)
 
 
-def _lookup(name):
-    """The exercise called ``name``, or None after saying which names exist."""
-    exercise = _EXERCISES.get(name) if isinstance(name, str) else None
+def questions():
+    """The names of the questions answered with a value (see :func:`register_question`), in lesson order."""
+    return list(_QUESTIONS)
+
+
+def kinds():
+    """``{name: (lesson, kind)}`` of every exercise and question, by lesson: what each asks of the learner."""
+    everything = {**{n: (e.lesson, e.kind) for n, e in _EXERCISES.items()},
+                  **{n: (q.lesson, q.kind) for n, q in _QUESTIONS.items()}}
+    return dict(sorted(everything.items(), key=lambda item: item[1][0]))
+
+
+def _lookup(name, *, questions_too=False):
+    """The exercise (or, with ``questions_too``, the question) called ``name``, or None after saying which
+    names exist."""
+    known = {**_EXERCISES, **(_QUESTIONS if questions_too else {})}
+    exercise = known.get(name) if isinstance(name, str) else None
     if exercise is None:
-        close = difflib.get_close_matches(str(name), names(), n=1)
+        close = difflib.get_close_matches(str(name), list(known), n=1)
         maybe = f" Did you mean {close[0]!r}?" if close else ""
         _report("Not attempted", f"there is no exercise called {name!r}.{maybe} The exercises are: "
-                                 f"{', '.join(names())}.")
+                                 f"{', '.join(known)}.")
     return exercise
 
 
@@ -478,14 +527,66 @@ def use(name, fn):
     return exercise.reference
 
 
+def register_question(name, *, kind, lesson, judge, hints, example):
+    """Add question ``name``: answered with a value the learner writes in a cell (``my_prediction = 0.3``),
+    checked by :func:`check_answer` after the run that measures it. ``kind`` is one of
+    :data:`QUESTION_KINDS`; ``judge(answer, measured)`` returns the feedback for a right answer, raises
+    :class:`Wrong` (its message the feedback) for a wrong one, and may use :func:`as_number`; ``hints`` as for
+    :func:`register` (what to think about, never the measured value); ``example``: a typical ``measured``, for
+    the tests."""
+    hints = _hint_levels(name, hints)
+    if kind not in QUESTION_KINDS:
+        raise ValueError(f"Question {name!r}: kind must be one of {QUESTION_KINDS}, got {kind!r}.")
+    _QUESTIONS[name] = Question(judge, hints, lesson, kind, example)
+    return _QUESTIONS[name]
+
+
+def as_number(answer, example="0.3"):
+    """``answer`` as a finite float; raises :class:`Wrong` saying how to write one (``example``) otherwise."""
+    if isinstance(answer, bool) or not isinstance(answer, numbers.Real) or not np.isfinite(float(answer)):
+        raise Wrong(f"write your answer as a number, e.g. {example}, not {answer!r}")
+    return float(answer)
+
+
+def check_answer(name, answer, measured):
+    """Judge the learner's ``answer`` to question ``name`` against ``measured`` (what the run above measured),
+    show the verdict with the feedback (the measured value and why) and return True, False or None (no answer
+    yet: ``None`` or ``...``). Never raises::
+
+        my_prediction = 0.25  # written before the run
+        ...                   # the run
+        check_answer("dead_code_share", my_prediction, measured=share)"""
+    question = _lookup(name, questions_too=True)
+    if question is None:
+        return None
+    if not isinstance(question, Question):
+        _report("Not checked", f"{name!r} is answered with a function: check({name!r}, {name}).")
+        return None
+    if answer is None or answer is Ellipsis:
+        _report("Not attempted", "write your answer in the cell before the run (replace the None), then run both "
+                                 "cells again: the point is to commit before you see the result.")
+        return None
+    try:
+        feedback = question.judge(answer, measured)
+    except Wrong as wrong:
+        _report("Incorrect", str(wrong))
+        return False
+    except Exception as error:
+        _report("Not checked", f"the judge failed (a bug in vqvae_lessons, not in your answer): "
+                               f"{type(error).__name__}: {_short(error)}; please report it.")
+        return None
+    _report("Correct", feedback)
+    return True
+
+
 def hint(name, level=1):
-    """Show, and return, hint number ``level`` for exercise ``name``.
+    """Show, and return, hint number ``level`` for exercise (or question) ``name``.
 
     Level 1 is a nudge with no solution code, level 2 the approach (which operations, which shapes, no
     line of the solution); the level after the
     last hint (and any beyond it) points to :func:`solution`. A level that is not a whole
     number from 1 up gets a message saying which levels exist. Never raises."""
-    exercise = _lookup(name)
+    exercise = _lookup(name, questions_too=True)
     if exercise is None:
         return None
     last = len(exercise.hints) + 1
@@ -494,6 +595,11 @@ def hint(name, level=1):
                    f"hint({name!r}, 2) for the approach; got {level!r}.")
         print(message)
         return message
+    if level >= last and isinstance(exercise, Question):
+        text = (f"that was every hint for {name!r}. Commit to your best answer: the check after the run shows what "
+                f"was measured, and why.")
+        print(f"Hint {last} of {last}: {text}")
+        return text
     if level >= last:
         text = (f"that was every hint for {name!r}. Write what you can and check it with check({name!r}, "
                 f"{name}); to see a reference solution, open the folded solution under the exercise, or run "
@@ -502,7 +608,9 @@ def hint(name, level=1):
         return text
     text = exercise.hints[level - 1]
     more = (f"The approach: hint({name!r}, {level + 1})" if level + 1 < last else
-            "Still stuck? The folded solution under the exercise shows one way to write it")
+            "Still stuck? Commit to your best answer; the check after the run explains"
+            if isinstance(exercise, Question)
+            else "Still stuck? The folded solution under the exercise shows one way to write it")
     print(f"Hint {level} of {last}: {text}\n({more}.)")
     return text
 
