@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from command_line import run, run_in_a_new_process  # tests/command_line.py
 
-from vqvae_lessons import cli, pretrained, recipes
+from vqvae_lessons import cli, pretrained, recipes, reproduce
 from vqvae_lessons.data import MNIST_ENV, load_mnist
 
 
@@ -152,7 +152,7 @@ def test_evaluate_a_shipped_prior(real_mnist):
 
 def test_reproduce_writes_into_the_working_directory_and_says_so():
     args = cli.build_parser().parse_args(["reproduce"])
-    assert args.out == pretrained.REPRODUCED_DIR == Path("reproduced") and not args.out.is_absolute()
+    assert args.out == reproduce.REPRODUCED_DIR == Path("reproduced") and not args.out.is_absolute()
     assert args.out.resolve() != pretrained.WEIGHTS_DIR
     result = run("reproduce", "--help")
     text = " ".join(result.stdout.split())
@@ -162,7 +162,7 @@ def test_reproduce_writes_into_the_working_directory_and_says_so():
 
 def test_reproduce_checks_every_name_before_training_any(monkeypatch, capsys):
     calls = []
-    monkeypatch.setattr(pretrained, "reproduce_all", lambda *args, **kwargs: calls.append(args) or [])
+    monkeypatch.setattr(cli, "reproduce_all", lambda *args, **kwargs: calls.append(args) or [])
     with pytest.raises(SystemExit, match="no shipped weights are called 'vqvae-k9'"):
         cli.main(["reproduce", "vqvae-k128-d16", "vqvae-k9"])
     assert calls == []

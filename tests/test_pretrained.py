@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vqvae_lessons import judge, metrics, pretrained, recipes
+from vqvae_lessons import cards, judge, metrics, pretrained, recipes, reproduce
 from vqvae_lessons.judge import Judge
 from vqvae_lessons.pretrained import PretrainedError
 from vqvae_lessons.priors.pixelcnn import PixelCNN
@@ -44,7 +44,7 @@ def test_each_card_says_what_a_model_card_must(name):
     assert {"keras", "tensorflow", "numpy", "python"} <= set(info["versions"])
     assert card_metrics(info) <= set(info["metrics"])
     text = (pretrained.WEIGHTS_DIR / f"{name}.md").read_text()
-    assert text == pretrained.render_card(info), f"{name}.md is out of date: render it again from {name}.json"
+    assert text == cards.render_card(info), f"{name}.md is out of date: render it again from {name}.json"
     for heading in ("Intended uses and limitations", "Data", "Settings", "Reproduce", "Test metrics"):
         assert f"## {heading}" in text
 
@@ -224,21 +224,21 @@ def test_old_cards_give_the_batch_perplexity_its_name():
     assert history["val_batch_perplexity"] == on_disk["val_perplexity" if recorded else "val_batch_perplexity"]
     assert history["loss"] == on_disk["loss"]
     today = {"loss": [1.0], "batch_perplexity": [3.0], "val_batch_perplexity": [2.0]}
-    assert pretrained.current_history(today) == today
-    assert pretrained.current_history({"perplexity": [4.0], "val_perplexity": [5.0]}) == \
+    assert cards.current_history(today) == today
+    assert cards.current_history({"perplexity": [4.0], "val_perplexity": [5.0]}) == \
         {"batch_perplexity": [4.0], "val_batch_perplexity": [5.0]}
-    assert pretrained.current_history({"perplexity": [4.0]}, "prior") == {"perplexity": [4.0]}
+    assert cards.current_history({"perplexity": [4.0]}, "prior") == {"perplexity": [4.0]}
 
 
 # -- reproduce: the order, and each prior on the codes of the VQ-VAE reproduced with it ------------------
 def test_reproduce_trains_in_dependency_order():
-    everything = pretrained.reproduce_order()
+    everything = reproduce.reproduce_order()
     kinds = [recipes.RECIPES[name].kind for name in everything]
     assert sorted(everything) == SHIPPED and kinds == sorted(kinds, key=["vqvae", "vae", "judge", "prior"].index)
-    assert pretrained.reproduce_order(["gated-vqvae", "judge-mnist", "vqvae-k128-d16", "gated-vqvae"]) == \
+    assert reproduce.reproduce_order(["gated-vqvae", "judge-mnist", "vqvae-k128-d16", "gated-vqvae"]) == \
         ["vqvae-k128-d16", "judge-mnist", "gated-vqvae"]
     with pytest.raises(PretrainedError, match="No shipped weights are called 'vqvae-k9'"):
-        pretrained.reproduce_order(["vqvae-k128-d16", "vqvae-k9"])
+        reproduce.reproduce_order(["vqvae-k128-d16", "vqvae-k9"])
 
 
 @pytest.fixture
@@ -284,13 +284,13 @@ def _codebook(vqvae):
 @pytest.mark.slow
 def test_reproducing_everything_hands_each_prior_the_vq_vae_reproduced_with_it(fake_training, tiny_mnist, tmp_path):
     shipped_files = {p.name: p.stat().st_mtime_ns for p in pretrained.WEIGHTS_DIR.iterdir()}
-    summaries = pretrained.reproduce_all(directory=tmp_path, data=tiny_mnist, verbose=0)
+    summaries = reproduce.reproduce_all(directory=tmp_path, data=tiny_mnist, verbose=0)
     order = [recipe for recipe, _, _ in fake_training]
-    assert [s["name"] for s in summaries] == pretrained.reproduce_order() and len(order) == len(SHIPPED)
+    assert [s["name"] for s in summaries] == reproduce.reproduce_order() and len(order) == len(SHIPPED)
     first_prior = [r.kind for r in order].index("prior")
     others = sum(pretrained.card(name)["model"] != "prior" for name in SHIPPED)
     assert all(r.kind == "prior" for r in order[first_prior:]) and first_prior == others  # all others first
-    trained = {pretrained.reproduce_order()[i]: model for i, (_, _, model) in enumerate(fake_training)}
+    trained = {reproduce.reproduce_order()[i]: model for i, (_, _, model) in enumerate(fake_training)}
     for recipe, vqvae, _ in fake_training[first_prior:]:
         # the prior's VQ-VAE is the one trained in this run (its file reloaded), not the shipped one
         np.testing.assert_array_equal(_codebook(vqvae), _codebook(trained[recipe.vqvae]))
@@ -309,7 +309,7 @@ def test_reproducing_everything_hands_each_prior_the_vq_vae_reproduced_with_it(f
 
 @pytest.mark.slow
 def test_reproducing_a_prior_alone_uses_the_shipped_vq_vae(fake_training, tiny_mnist, tmp_path):
-    (summary,) = pretrained.reproduce_all(["gated-vqvae"], directory=tmp_path, data=tiny_mnist, verbose=0)
+    (summary,) = reproduce.reproduce_all(["gated-vqvae"], directory=tmp_path, data=tiny_mnist, verbose=0)
     ((recipe, vqvae, _),) = fake_training
     np.testing.assert_array_equal(_codebook(vqvae), _codebook(pretrained.load("vqvae-k128-d16")))
     card = pretrained.card_of(weights_path=summary["weights"])
@@ -320,6 +320,19 @@ def test_reproducing_a_prior_alone_uses_the_shipped_vq_vae(fake_training, tiny_m
 
 def test_reproduce_writes_into_the_working_directory_by_default(fake_training, tiny_mnist, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    assert pretrained.REPRODUCED_DIR == Path("reproduced") and not pretrained.REPRODUCED_DIR.is_absolute()
-    (summary,) = pretrained.reproduce_all(["vae-z2"], data=tiny_mnist, verbose=0)
+    assert reproduce.REPRODUCED_DIR == Path("reproduced") and not reproduce.REPRODUCED_DIR.is_absolute()
+    (summary,) = reproduce.reproduce_all(["vae-z2"], data=tiny_mnist, verbose=0)
     assert (tmp_path / "reproduced" / "vae-z2.weights.h5").is_file() and summary["weights"].startswith("reproduced")
+
+
+def test_upgrade_holds_the_rules_for_old_cards_and_loading_applies_them(tmp_path):
+    """Every rule for cards written by older versions is in cards.upgrade; read_card (so load and card) applies it."""
+    old = {"model": "vqvae", "config": {}, "history": {"perplexity": [4.0], "val_perplexity": [5.0], "loss": [1.0]}}
+    assert cards.upgrade(json.loads(json.dumps(old)))["history"] == {
+        "batch_perplexity": [4.0], "val_batch_perplexity": [5.0], "loss": [1.0]}
+    assert cards.upgrade({"model": "prior", "config": {}, "history": {"perplexity": [4.0]}})["history"] == {
+        "perplexity": [4.0]}
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    assert "batch_perplexity" in cards.read_card(tmp_path / "old.json", "old")["history"]
+    today = pretrained.card("vqvae-k128-d16")
+    assert cards.upgrade(json.loads(json.dumps(today))) == today  # a card of today's format is left as it is

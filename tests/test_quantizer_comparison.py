@@ -12,7 +12,7 @@ import pytest
 from command_line import run as run_command  # tests/command_line.py
 from matplotlib.figure import Figure
 
-from vqvae_lessons import cli, comparison, metrics, plotting, pretrained, quantizers, recipes, sweep
+from vqvae_lessons import cards, cli, comparison, metrics, plotting, pretrained, quantizers, recipes, sweep
 from vqvae_lessons.data import MNIST_ENV
 from vqvae_lessons.pretrained import PretrainedError
 from vqvae_lessons.train import train_vqvae
@@ -183,7 +183,7 @@ def test_each_shipped_weight_has_its_card_and_loads(run, shipped):
     assert weights.is_file() and weights.stat().st_size < 500_000
     card = pretrained.card_of(weights_path=weights)
     assert card["metrics"] == r["metrics"] and card["training"]["command"] == r["command"]
-    assert (comparison.RESULTS_DIR / f"{run.name}.md").read_text() == pretrained.render_card(card)
+    assert (comparison.RESULTS_DIR / f"{run.name}.md").read_text() == cards.render_card(card)
     model = comparison.load_model(run.name, shipped)
     assert model.quantizer_kind == run.recipe().quantizer and model.rate_bits == pytest.approx(r["rate_bits"])
 

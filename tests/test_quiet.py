@@ -29,8 +29,9 @@ def test_the_cards_recipes_and_results_read_without_keras():
     """``python -m vqvae_lessons list`` starts at once because the modules that read cards, recipes and lesson 7's
     results import no Keras: this keeps it so."""
     result = run("import sys\n"
-                 "from vqvae_lessons import cli, comparison, pretrained, recipes, sweep\n"
-                 "assert pretrained.names() and recipes.RECIPES and comparison.load_results()['runs']\n"
+                 "from vqvae_lessons import cards, cli, comparison, pretrained, recipes, reproduce, sweep\n"
+                 "assert pretrained.names() and recipes.RECIPES and cards.KINDS and reproduce.REPRODUCED_DIR\n"
+                 "assert comparison.load_results()['runs']\n"
                  "assert sweep.load_sweep()['points'] and cli.cmd_list(None)\n"
                  "heavy = {'keras', 'tensorflow', 'jax'} & set(sys.modules)\n"
                  "assert not heavy, f'reading cards imported {heavy}'\n")

@@ -6,10 +6,10 @@ shows its full traceback instead. Run ``python -m vqvae_lessons COMMAND --help``
 
 It parses and prints, nothing else: ``train`` builds a recipe (:mod:`~vqvae_lessons.recipes`)
 from its flags, whose options are the recipe's fields, and hands it to
-:func:`~vqvae_lessons.pretrained.train_and_save` (``--devices N``, not a field: how it trains, not what,
+:func:`~vqvae_lessons.reproduce.train_and_save` (``--devices N``, not a field: how it trains, not what,
 inside :func:`~vqvae_lessons.distribute.training_devices`); ``evaluate`` calls
 :func:`~vqvae_lessons.pretrained.evaluate`, ``reproduce``
-:func:`~vqvae_lessons.pretrained.reproduce_all` (into ``./reproduced`` unless ``--out`` says otherwise), ``sweep``
+:func:`~vqvae_lessons.reproduce.reproduce_all` (into ``./reproduced`` unless ``--out`` says otherwise), ``sweep``
 :func:`~vqvae_lessons.sweep.run_sweep`, ``quantizers``
 :func:`~vqvae_lessons.comparison_training.run_comparison`, ``sample``
 :func:`~vqvae_lessons.priors.sampling.generate` and ``judge``
@@ -27,6 +27,8 @@ import sys
 from pathlib import Path
 
 from . import comparison, comparison_training, pretrained, quiet, recipes, sweep
+from .cards import PretrainedError
+from .reproduce import REPRODUCED_DIR, reproduce_all, train_and_save
 
 DEFAULT_OUT = Path("runs")
 
@@ -69,11 +71,11 @@ def build_parser():
                     "on one another: the VQ-VAEs, the VAE and the judge first, then the priors, each on the codes "
                     "of its VQ-VAE as reproduced in the same run (of the shipped VQ-VAE when that one is not "
                     "reproduced too). Writes NAME.weights.h5 and its card (NAME.json, NAME.md) into --out, "
-                    f"./{pretrained.REPRODUCED_DIR} in the working directory by default: the shipped weights are "
+                    f"./{REPRODUCED_DIR} in the working directory by default: the shipped weights are "
                     "replaced only if --out names their folder (vqvae_lessons/weights).")
     reproduce.add_argument("names", nargs="*", metavar="NAME", help=f"default: all of {', '.join(pretrained.names())}")
-    reproduce.add_argument("--out", type=Path, default=pretrained.REPRODUCED_DIR,
-                           help=f"folder to write them into (default: ./{pretrained.REPRODUCED_DIR}, in the working "
+    reproduce.add_argument("--out", type=Path, default=REPRODUCED_DIR,
+                           help=f"folder to write them into (default: ./{REPRODUCED_DIR}, in the working "
                                 "directory, never the package's own weights)")
 
     commands.add_parser("list", help="list the shipped weights and their test metrics as JSON")
@@ -101,6 +103,7 @@ def build_parser():
     _add_sweep_parser(commands)
     _add_quantizers_parser(commands)
     _add_grade_parser(commands)
+    _add_export_onnx_parser(commands)
     return parser
 
 
@@ -160,7 +163,7 @@ def cmd_train(args):
              + (["--name", args.name] if args.name else []))
     # Keras's progress on stderr: stdout is for the JSON result
     with contextlib.redirect_stdout(sys.stderr), distribute.training_devices(devices):
-        return pretrained.train_and_save(recipe, args.out, args.name, command=recipe.command(*where))
+        return train_and_save(recipe, args.out, args.name, command=recipe.command(*where))
 
 
 def cmd_evaluate(args):
@@ -251,7 +254,7 @@ def cmd_reproduce(args):
             raise SystemExit(f"error: no shipped weights are called {name!r}; choose from {pretrained.names()}.")
     log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
     with contextlib.redirect_stdout(sys.stderr):  # Keras's progress on stderr: stdout is for the JSON result
-        return pretrained.reproduce_all(args.names or None, args.out, log=log)
+        return reproduce_all(args.names or None, args.out, log=log)
 
 
 def cmd_list(args):
@@ -389,9 +392,41 @@ def cmd_grade(args):
     return {"csv": str(out) if out else None, "timeout": args.timeout, "notebooks": [g.as_dict() for g in grades]}
 
 
+def _add_export_onnx_parser(commands):
+    parser = commands.add_parser(
+        "export-onnx", help="export a VQ-VAE's decoder to ONNX, with the data of the book's live code editor",
+        description="Write DIR/decoder.onnx (code indices int32 (N, 7, 7) to images (N, 28, 28, 1) in [0, 1], with "
+                    "Keras's model.export(format='onnx'), checked against Keras with onnxruntime) and "
+                    "DIR/codes.json (a test digit of each class and its codes, each code's image) for the book's "
+                    "live figures (book/_static/live/vq_live.js); --runtime also copies onnxruntime-web's "
+                    "WebAssembly backend into DIR/ort. See vqvae_lessons.export.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--pretrained", metavar="NAME", default=None,
+                        help="shipped VQ-VAE weights (default: the default VQ-VAE, vqvae-k128-d16)")
+    source.add_argument("--weights", metavar="PATH", type=Path, help="a VQ-VAE's .weights.h5 written by train")
+    parser.add_argument("--out", type=Path, required=True, metavar="DIR",
+                        help="folder to write into (the book reads book/_static/live/generated)")
+    parser.add_argument("--runtime", type=Path, default=None, metavar="DIST",
+                        help="onnxruntime-web's dist folder (node_modules/onnxruntime-web/dist) to copy from")
+
+
+def cmd_export_onnx(args):
+    from . import export
+    from .data import load_mnist
+
+    name = args.pretrained or (None if args.weights else export.DEFAULT_MODEL)
+    model = pretrained.load_vqvae(name or args.weights)
+    mnist = load_mnist()
+    result = export.export_live(model, args.out, mnist.x_test, mnist.y_test, name=name or str(args.weights))
+    if args.runtime:
+        result["runtime"] = export.copy_runtime(args.runtime, args.out)
+    return result
+
+
 HANDLERS = {"train": cmd_train, "evaluate": cmd_evaluate, "reproduce": cmd_reproduce, "list": cmd_list,
             "sweep": cmd_sweep, "sample": cmd_sample, "judge": cmd_judge, "quantizers": cmd_quantizers,
-            "grade": cmd_grade}
+            "grade": cmd_grade, "export-onnx": cmd_export_onnx}
 
 
 def main(argv=None):
@@ -403,7 +438,7 @@ def main(argv=None):
 
     try:
         result = HANDLERS[args.command](args)
-    except (MNISTDataError, pretrained.PretrainedError, ValueError) as error:
+    except (MNISTDataError, PretrainedError, ValueError) as error:
         if args.debug:  # the whole traceback: a ValueError may be the package's own bug, not a mistake in the flags
             raise
         print(f"error: {error}", file=sys.stderr)

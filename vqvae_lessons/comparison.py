@@ -32,7 +32,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .pretrained import PretrainedError, load, read_json
+from .cards import PretrainedError, read_json
+from .pretrained import load
 from .recipes import PriorRecipe, VQVAERecipe
 
 RESULTS_DIR = Path(__file__).resolve().parent / "weights" / "quantizers"

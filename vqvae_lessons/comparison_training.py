@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .cards import library_versions, machine, write_card
 from .comparison import DATA, INDEX, PRIOR, RESULTS_DIR, SHARED, _jsonable, plan, render_readme, same_settings
-from .pretrained import library_versions, machine
 
 
 def code_use_callback(images, every=0):
@@ -140,7 +140,7 @@ def run_comparison(out=RESULTS_DIR, runs=None, data=None, command="", resume=Fal
                 shipped = pretrained.build_model("vqvae", record["config"])
                 shipped.set_weights(model.get_weights())
                 pretrained.save_compact(shipped, out / record["weights"])
-                pretrained.write_card(out, run.name, "vqvae", model, record.pop("fit"), record["metrics"],
+                write_card(out, run.name, "vqvae", model, record.pop("fit"), record["metrics"],
                                       record["command"], run.label, {"data": DATA})
             record.pop("fit", None)
         if log:

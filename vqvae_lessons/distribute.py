@@ -248,7 +248,7 @@ def scope(devices, batch_size=None):
 def training_devices(devices):
     """Inside this, ``devices=None`` in :func:`~vqvae_lessons.train.train_vqvae` and
     :func:`~vqvae_lessons.train.train_prior` means ``devices``: so that code that calls them with no such
-    argument (:func:`~vqvae_lessons.recipes.train`, :func:`~vqvae_lessons.pretrained.train_and_save`)
+    argument (:func:`~vqvae_lessons.recipes.train`, :func:`~vqvae_lessons.reproduce.train_and_save`)
     trains on several devices. The command line's ``train --devices N`` runs in ``training_devices(N)``."""
     if devices is not None:
         distribution_for(devices)  # a bad setting fails here, before anything loads or trains

@@ -26,16 +26,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .cards import PretrainedError, current_history, library_versions, machine, read_json
 from .metrics import bits_per_image
-from .pretrained import (
-    PretrainedError,
-    build_model,
-    current_history,
-    library_versions,
-    load_weights,
-    machine,
-    read_json,
-)
+from .pretrained import build_model, load_weights
 
 SWEEP_DIR = Path(__file__).resolve().parent / "weights" / "sweep"
 INDEX = "sweep.json"
@@ -320,7 +313,7 @@ def load_sweep(directory=None):
     ``num_embeddings``, ``embedding_dim``, ``rate_bits``, ``settings``, ``metrics``
     (``test_mse``, ``test_psnr_db``, ``test_perplexity``, ``codes_used``, ``codebook_usage``,
     ``bits_per_image``), ``seconds`` and ``history`` (with today's metric names: see
-    :func:`~vqvae_lessons.pretrained.current_history`).
+    :func:`~vqvae_lessons.cards.current_history`).
     """
     directory = Path(directory) if directory is not None else SWEEP_DIR
     path = directory / INDEX
