@@ -1,6 +1,9 @@
-"""The machinery every exercise shares: verdicts and how they are shown, calling the
-learner's function and comparing its results, gradient checks, and the registry behind
-:func:`check`, :func:`hint`, :func:`solution` and :func:`solution_markdown`.
+"""The machinery every exercise shares: verdicts and how they are shown, the registry behind :func:`check`,
+:func:`use`, :func:`check_answer`, :func:`hint`, :func:`solution` and :func:`solution_markdown`, and the
+authoring API a lesson module writes its exercises with: :func:`register` (an exercise answered with a function),
+:func:`register_question` (one answered with a value), :func:`trains_one_step` (for trials), and, from
+:mod:`.authoring` (re-exported here), calling the learner's function, comparing its results and checking
+gradients (``from .core import register, compare, Incorrect, ...``).
 
 This module imports no lesson: each lesson module (``lesson1`` ... ``lesson8``) calls
 :func:`register` for its exercises, and the package's ``__init__`` imports the lessons.
@@ -16,7 +19,6 @@ import html
 import inspect
 import numbers
 import random
-import re
 import textwrap
 import types
 from collections.abc import Callable
@@ -25,28 +27,55 @@ from dataclasses import dataclass
 import numpy as np
 from keras import ops
 
-from ..gradients import gradients
+from .authoring import (  # the authoring API: lesson modules import it from here
+    RESULT_KINDS,
+    Incorrect,
+    LearnerError,
+    NotAttempted,
+    as_numpy,
+    call,
+    check_by_observation,
+    check_number,
+    close,
+    compare,
+    describe_indices,
+    gradients_of,
+    known_mistake,
+    nonzero,
+    same_observation,
+    short,
+    to_array,
+)
 
-__all__ = ["Exercise", "Question", "Wrong", "as_number", "check", "check_answer", "hint", "kinds", "names",
-           "questions", "register", "register_question", "solution", "solution_markdown", "solution_source",
-           "trains_one_step", "use"]
+# The old private names, until every lesson module imports the public ones.
+_Incorrect = Incorrect
+_LearnerError = LearnerError
+_NotAttempted = NotAttempted
+_short = short
+_call = call
+_to_array = to_array
+_numpy = as_numpy
+_close = close
+_nonzero = nonzero
+_known_mistake = known_mistake
+_KINDS = RESULT_KINDS
+_compare = compare
+_check_number = check_number
+_indices_case = describe_indices
+_gradients = gradients_of
+_same_observation = same_observation
+_check_by_observation = check_by_observation
+
+__all__ = ["RESULT_KINDS", "Exercise", "Incorrect", "LearnerError", "NotAttempted", "Question", "Wrong", "as_number",
+           "as_numpy", "call", "check", "check_answer", "check_by_observation", "check_number", "close", "compare",
+           "describe_indices", "gradients_of", "hint", "kinds", "known_mistake", "names", "nonzero", "questions",
+           "register", "register_question", "same_observation", "short", "solution", "solution_markdown",
+           "solution_source", "to_array", "trains_one_step", "use"]
 
 
 # ---------------------------------------------------------------------------------------------
 # Verdicts and how they are shown
 # ---------------------------------------------------------------------------------------------
-class _Incorrect(Exception):
-    """The learner's function gives a wrong result; the message says what differs."""
-
-
-class _LearnerError(_Incorrect):
-    """The learner's function raised; :func:`check` adds the exercise's hint for errors."""
-
-
-class _NotAttempted(Exception):
-    """The learner has not written the function yet; the message says what to do."""
-
-
 _COLOURS = {  # label: (text and border, background)
     "Correct": ("#1b5e20", "#e8f5e9"),
     "Incorrect": ("#b71c1c", "#ffebee"),
@@ -79,163 +108,6 @@ def _report(label, message=""):
     box = (f'<div style="border-left: 4px solid {colour}; background: {background}; padding: 6px 10px; '
            f'margin: 4px 0; font-family: sans-serif;"><b style="color: {colour};">{label}</b>{detail}</div>')
     display({"text/plain": text, "text/html": box}, raw=True)
-
-
-# ---------------------------------------------------------------------------------------------
-# Calling the learner's function, converting and comparing results
-# ---------------------------------------------------------------------------------------------
-def _short(text, limit=300):
-    text = " ".join(re.sub(r"\x1b\[[0-9;]*m", "", str(text)).split())  # without a terminal's colours
-    return text if len(text) <= limit else text[:limit] + " ..."
-
-
-def _call(fn, *args):
-    """Call the learner's function (on copies of NumPy inputs, so it can't change ours) and
-    turn what it raises or a missing result into a verdict."""
-    args = [a.copy() if isinstance(a, np.ndarray) else a for a in args]
-    try:
-        result = fn(*args)
-    except NotImplementedError:
-        raise _NotAttempted("your function raises NotImplementedError: replace "
-                            "`raise NotImplementedError` with your code and return the result.") from None
-    except Exception as error:
-        raise _LearnerError(f"your function raised {type(error).__name__}: {_short(error)}") from None
-    if result is None or result is Ellipsis:
-        raise _NotAttempted(f"your function returned {result!r}: write your code and `return` the result.")
-    return result
-
-
-def _to_array(value):
-    """A NumPy array of the learner's result (NumPy array, backend tensor, list or number)."""
-    if hasattr(value, "detach"):  # a torch tensor that requires grad
-        value = value.detach()
-    try:
-        array = np.asarray(ops.convert_to_numpy(value))
-    except Exception:
-        try:
-            array = np.asarray(value)
-        except Exception:
-            array = None
-    if array is None or array.dtype.kind not in "biuf":
-        raise _Incorrect(f"your function returned a {type(value).__name__}, not an array of numbers.")
-    return array
-
-
-def _numpy(value):
-    """A NumPy array of a reference's result (the package's references return backend tensors)."""
-    return np.asarray(ops.convert_to_numpy(value))
-
-
-def _close(got, want, equal_nan=False):
-    """Same shape and the same values up to float32 round-off."""
-    got, want = np.asarray(got, "float64"), np.asarray(want, "float64")
-    if got.shape != want.shape:
-        return False
-    finite = np.abs(want[np.isfinite(want)])
-    scale = max(1.0, float(finite.max())) if finite.size else 1.0
-    return bool(np.allclose(got, want, rtol=1e-4, atol=1e-5 * scale, equal_nan=equal_nan))
-
-
-def _nonzero(gradient):
-    return bool(np.max(np.abs(gradient), initial=0.0) > 1e-6)
-
-
-def _known_mistake(got, args, mistakes):
-    """The hint of the first mistaken implementation whose result on ``args`` equals ``got``."""
-    for mistake, mistake_hint in mistakes:
-        with np.errstate(all="ignore"):
-            if _close(got, _to_array(mistake(*args)), equal_nan=True):
-                return mistake_hint
-    return None
-
-
-_KINDS = {  # dtype kinds each kind of result may have, and what to say otherwise
-    "float": ("f", "expected floating-point numbers, got dtype {dtype}"),
-    "index": ("iu", "expected integer indices, got dtype {dtype}"),
-    "mask": ("biuf", "expected an array of 0 and 1, got dtype {dtype}"),
-    "number": ("iuf", "expected a number, got dtype {dtype}"),
-}
-
-
-def _compare(got, want, args, mistakes, *, where, symbols, kind="float"):
-    """Raise :class:`_Incorrect` with the most specific hint unless ``got`` equals ``want``.
-
-    In order: a known mistake, the shape (``symbols`` names the axes, e.g. ``"(N, K)"``),
-    the dtype, NaN, and finally the first value that differs."""
-    kinds, dtype_message = _KINDS[kind]
-    if got.dtype.kind in kinds and _close(got, want):
-        return
-    mistake_hint = _known_mistake(got, args, mistakes)
-    if mistake_hint:
-        raise _Incorrect(where + mistake_hint)
-    if got.shape != want.shape:
-        if want.shape == ():
-            raise _Incorrect(f"{where}expected a single number, got an array of shape {got.shape}.")
-        message = f"{where}expected shape {symbols} = {want.shape}, got {got.shape}"
-        if got.ndim == 2 and got.shape == want.shape[::-1]:
-            message += ": did you transpose?"
-        raise _Incorrect(message + ".")
-    if got.dtype.kind not in kinds:
-        raise _Incorrect(where + dtype_message.format(dtype=got.dtype) + ".")
-    if np.isnan(got.astype("float64")).any():
-        raise _Incorrect(f"{where}your result contains NaN: a square root or log of a negative number, or 0 * log(0)?")
-    if want.shape == ():
-        raise _Incorrect(f"{where}expected {float(want):.6g}, got {float(got):.6g}.")
-    index = np.unravel_index(np.argmax(~np.isclose(got, want, rtol=1e-4, atol=1e-5)), want.shape)
-    raise _Incorrect(f"{where}the values differ: at index {tuple(int(i) for i in index)} expected "
-                     f"{float(want[index]):.6g}, got {float(got[index]):.6g}.")
-
-
-def _check_number(fn, cases, reference, mistakes, where):
-    """Check a learner's function that returns one number, on each case ``args`` of ``cases``;
-    ``where(*args)`` says which case it was."""
-    for args in cases:
-        got = _to_array(_call(fn, *args))
-        got = got.reshape(()) if got.size == 1 else got
-        _compare(got, _numpy(reference(*args)), args, mistakes, where=where(*args), symbols="()", kind="number")
-
-
-def _indices_case(indices, num_codes):
-    return f"With indices of shape {indices.shape} and num_codes = {num_codes}: "
-
-
-# ---------------------------------------------------------------------------------------------
-# Gradient checks (with the active Keras backend)
-# ---------------------------------------------------------------------------------------------
-def _gradients(fn, inputs, extra_args, scalarize):
-    """Differentiate the learner's function with the active Keras backend.
-
-    Calls ``fn(*inputs, *extra_args)`` with ``inputs`` as backend tensors; ``scalarize``
-    maps its result to a list of scalar tensors. Returns, for each scalar, the list of its
-    gradients with respect to each of ``inputs`` as float64 NumPy arrays (zeros where the
-    backend says there is no gradient, e.g. TensorFlow's None)."""
-    try:
-        return gradients(lambda *tensors: list(scalarize(_call(fn, *tensors, *extra_args))), inputs)
-    except RuntimeError as error:  # a backend that can't differentiate
-        raise _NotAttempted(str(error)) from error
-
-
-def _same_observation(got, want):
-    """Two dicts of named arrays (values and gradients) agree."""
-    return all(_close(got[key], want[key], equal_nan=True) for key in want)
-
-
-def _check_by_observation(fn, cases, observe, reference, mistakes, diagnose):
-    """The loop the gradient-checked exercises share: for each ``(where, args)`` case, observe
-    the learner's function and the reference (values and gradients); when they differ, name
-    the known mistake that matches, or else say what differs (``diagnose(got, want, *args)``)."""
-    for where, args in cases:
-        try:
-            got = observe(fn, *args)
-        except _Incorrect as verdict:
-            raise type(verdict)(where + str(verdict)) from None
-        want = observe(reference, *args)
-        if _same_observation(got, want):
-            continue
-        for mistake, mistake_hint in mistakes:
-            if _same_observation(got, observe(mistake, *args)):
-                raise _Incorrect(where + mistake_hint)
-        raise _Incorrect(where + diagnose(got, want, *args))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -469,15 +341,15 @@ def _verdict(name, exercise, fn):
     try:
         with np.errstate(all="ignore"), _random_state_kept():
             exercise.checker(fn)
-    except _NotAttempted as verdict:
+    except NotAttempted as verdict:
         return "Not attempted", str(verdict)
-    except _LearnerError as verdict:
+    except LearnerError as verdict:
         return "Incorrect", f"{verdict}. {exercise.error_hint}"
-    except _Incorrect as verdict:
+    except Incorrect as verdict:
         return "Incorrect", str(verdict)
-    except Exception as error:  # what the learner's function raises is a _LearnerError: this is ours
+    except Exception as error:  # what the learner's function raises is a LearnerError: this is ours
         return "Not checked", (f"the checker failed (a bug in vqvae_lessons, not in your code): "
-                               f"{type(error).__name__}: {_short(error)}; please report it.")
+                               f"{type(error).__name__}: {short(error)}; please report it.")
     return "Correct", ""
 
 
@@ -518,7 +390,7 @@ def use(name, fn):
                 exercise.trial(fn)
         except Exception as error:
             label, why = "Incorrect", "yours passes its check but cannot run inside the model"
-            detail = f" ({type(error).__name__}: {_short(error)}{exercise.trial_advice})"
+            detail = f" ({type(error).__name__}: {short(error)}{exercise.trial_advice})"
     if label == "Correct":
         _report("Using yours", f"your {name} passes its check, so the cells below run it.")
         return fn
@@ -573,7 +445,7 @@ def check_answer(name, answer, measured):
         return False
     except Exception as error:
         _report("Not checked", f"the judge failed (a bug in vqvae_lessons, not in your answer): "
-                               f"{type(error).__name__}: {_short(error)}; please report it.")
+                               f"{type(error).__name__}: {short(error)}; please report it.")
         return None
     _report("Correct", feedback)
     return True
