@@ -222,6 +222,20 @@ def test_wrong_vector_size_says_what_to_change(cls):
         cls(8, 3)(np.zeros((2, 5), "float32"))
 
 
+@pytest.mark.parametrize("cls", QUANTIZERS)
+def test_a_built_quantizer_checks_its_input_where_it_arrives(cls):
+    """Sizes and dtype are checked in call, not only in build: a built layer given the wrong input says what is wrong
+    instead of failing inside the backend (eagerly, and while Keras traces a model)."""
+    layer = cls(8, 3)
+    layer(np.zeros((2, 3), "float32"))
+    with pytest.raises(ValueError, match=r"embedding_dim=3 in the last axis, got input shape \(4, 5\)"):
+        layer(np.zeros((4, 5), "float32"))
+    with pytest.raises(ValueError, match="quantizes floating-point vectors .* got dtype int32"):
+        layer(np.zeros((2, 3), "int32"))
+    with pytest.raises(ValueError, match="embedding_dim=3 in the last axis"):
+        keras.Model(*(lambda x: (x, layer(x)["quantized"]))(keras.Input((7, 7, 4))))
+
+
 @pytest.mark.parametrize("kwargs, message", [
     (dict(num_embeddings=1, embedding_dim=3), "num_embeddings >= 2"),
     (dict(num_embeddings=8, embedding_dim=0), "embedding_dim >= 1"),

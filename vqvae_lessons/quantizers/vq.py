@@ -58,6 +58,7 @@ __all__ = [
     "batch_perplexity",
     "CodebookMaintenance",
     "check_vector_size",
+    "check_vectors",
     "PIECES",
 ]
 
@@ -151,6 +152,18 @@ def check_vector_size(layer, input_shape, setting, size, fix=None):
         )
 
 
+def check_vectors(layer, x, setting, size, fix=None):
+    """What a quantizer's ``call`` checks of its input ``x`` ``(..., size)`` where it arrives, so that a built layer
+    given the wrong input says so instead of failing inside the backend: floating point (a ValueError naming the
+    dtype), and ``size`` in the last axis (:func:`check_vector_size`). Static properties only: nothing is computed."""
+    dtype = keras.backend.standardize_dtype(x.dtype)
+    if not dtype.startswith(("float", "bfloat")):
+        raise ValueError(f"{type(layer).__name__} quantizes floating-point vectors (the encoder's output), got dtype "
+                         f"{dtype}: pass the encoder's output, or convert with keras.ops.cast(x, 'float32').")
+    if x.shape[-1] is not None:
+        check_vector_size(layer, x.shape, setting, size, fix)
+
+
 class _Quantizer(keras.layers.Layer):
     """What both quantizers share: nearest-code lookup, the result dict, maintenance, and the learner's
     ``pieces`` (see :class:`VectorQuantizer`), checked here."""
@@ -216,6 +229,7 @@ class _Quantizer(keras.layers.Layer):
         return nearest_code(flat, codebook)
 
     def call(self, x, training=False):
+        check_vectors(self, x, "embedding_dim", self.embedding_dim)
         flat = ops.reshape(x, (-1, self.embedding_dim))
         codebook = self.codebook
         flat_indices = self._nearest(flat, codebook)
