@@ -87,15 +87,17 @@ def build_model(kind, config, where="a model card"):
     """An untrained model of ``kind`` ("vqvae", "vae", "prior" or "judge") built from a card's ``config``;
     a PretrainedError names an unknown kind or setting (``where``: the card, for the message)."""
     from .judge import Judge
-    from .priors import TRANSFORMERS
     from .priors.build import prior_class
     from .priors.pixelcnn import PixelCNN
     from .vae import VAE
     from .vqvae import VQVAE
 
     models = {"vqvae": VQVAE, "vae": VAE, "prior": PixelCNN, "judge": Judge}
-    if kind == "prior" and config.get("architecture") in TRANSFORMERS:  # a transformer prior's card
-        models["prior"] = prior_class(config["architecture"])
+    if kind == "prior" and "architecture" in config:  # the class of the card's architecture (PixelCNN's default)
+        try:
+            models["prior"] = prior_class(config["architecture"])
+        except ValueError as error:
+            raise PretrainedError(f"The prior in {where}: {error}") from None
     if kind not in models:
         raise PretrainedError(f"Unknown model kind {kind!r} in {where}: expected one of {sorted(models)}.")
     parameters = inspect.signature(models[kind].__init__).parameters

@@ -12,15 +12,21 @@ from . import ARCHITECTURES, TRANSFORMERS, pixelcnn, transformer
 from .pixelcnn import PixelCNN
 from .transformer import ARTransformerPrior, MaskGITPrior
 
+# The model class of each architecture of :data:`~vqvae_lessons.priors.ARCHITECTURES` (a new prior: its module,
+# its sizes there, one line here and one in :data:`~vqvae_lessons.priors.sampling.SAMPLERS`).
+MODELS = {"keras-example": PixelCNN, "gated": PixelCNN, "transformer": ARTransformerPrior, "maskgit": MaskGITPrior}
+
 
 def prior_class(architecture):
-    """The model class of a prior ``architecture``: :class:`~.pixelcnn.PixelCNN`,
-    :class:`~.transformer.ARTransformerPrior` or :class:`~.transformer.MaskGITPrior`."""
+    """The model class of a prior ``architecture`` (:data:`MODELS`): :class:`~.pixelcnn.PixelCNN`,
+    :class:`~.transformer.ARTransformerPrior` or :class:`~.transformer.MaskGITPrior`. An architecture that is
+    not known, or has no class here, is a ValueError (never built as some other prior)."""
     if architecture not in ARCHITECTURES:
         raise ValueError(f"architecture={architecture!r} is not known: use one of {list(ARCHITECTURES)}.")
-    if architecture in TRANSFORMERS:
-        return ARTransformerPrior if architecture == "transformer" else MaskGITPrior
-    return PixelCNN
+    if architecture not in MODELS:
+        raise ValueError(f"architecture={architecture!r} has sizes in priors.ARCHITECTURES but no model class in "
+                         f"priors.build.MODELS: add its line there.")
+    return MODELS[architecture]
 
 
 def build_prior(architecture="gated", num_codes=128, num_classes=None, channels=None, num_layers=None, dropout=0.0,

@@ -35,8 +35,8 @@ from .decoding import CONFIDENCES, sample_autoregressive, sample_maskgit
 from .decoding import compiled_step as _step
 from .decoding import draw as _draw
 from .masked import MaskedConv2D
-from .pixelcnn import GatedBlock, _gate, run_stage
-from .transformer import ARTransformerPrior, MaskGITPrior
+from .pixelcnn import _gate, run_stage
+from .transformer import MaskGITPrior
 
 
 def sample(prior, n=None, *, labels=None, given=None, temperature=1.0, seed=0, batch_size=1000, progress=False,
@@ -112,15 +112,19 @@ def _sample_count(prior, n, labels, given):
 
 def _sampler(prior, steps, choice_temperature, confidence=None):
     """``(sampler, steps, choice_temperature)``: the function that samples one batch of ``prior``'s
-    maps, ``sampler(prior, given, draws)``, and MaskGIT's settings checked (None for other priors)."""
+    maps, ``sampler(prior, given, draws)`` (:data:`SAMPLERS`, by the prior's architecture), and MaskGIT's
+    settings checked (None for other priors)."""
+    architecture = getattr(prior, "architecture", None)
+    if architecture not in SAMPLERS:
+        raise ValueError(f"There is no sampler for a {type(prior).__name__} of architecture {architecture!r}: "
+                         f"sample from a prior of one of {list(SAMPLERS)} (a new architecture adds its line to "
+                         f"priors.sampling.SAMPLERS).")
     if not isinstance(prior, MaskGITPrior):
         if steps is not None or choice_temperature is not None or confidence is not None:
             raise ValueError("steps, choice_temperature and confidence are the settings of MaskGIT's parallel "
                              f"decoding; this {type(prior).__name__} draws one position after another: leave them "
                              "out.")
-        if isinstance(prior, ARTransformerPrior):
-            return sample_autoregressive, None, None
-        return (_sample_gated if isinstance(prior.stages[0], GatedBlock) else _sample_rows), None, None
+        return SAMPLERS[architecture], None, None
     steps = 8 if steps is None else steps
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or not 1 <= steps <= prior.length:
         raise ValueError(f"steps is the number of MaskGIT's decoding steps, an int from 1 to {prior.length} (the "
@@ -133,7 +137,7 @@ def _sampler(prior, steps, choice_temperature, confidence=None):
     if confidence not in CONFIDENCES:
         raise ValueError(f"confidence is what ranks MaskGIT's hidden positions, one of {list(CONFIDENCES)} (top: the "
                          f"most likely code's log-probability; drawn: the drawn code's), got {confidence!r}.")
-    return (functools.partial(sample_maskgit, steps=int(steps), confidence=confidence), int(steps),
+    return (functools.partial(SAMPLERS[architecture], steps=int(steps), confidence=confidence), int(steps),
             float(choice_temperature))
 
 
@@ -345,6 +349,12 @@ def _inside(first, count, width):
     """Which of the columns ``first, ..., first + count - 1`` lie inside a map ``width`` wide: ``(count,)``."""
     columns = first + ops.arange(count)
     return ops.logical_and(columns >= 0, columns < width)
+
+
+# The function that samples one batch of maps, ``sampler(prior, given, draws)``, of each prior architecture (MaskGIT's
+# takes its decoding settings too: see _sampler).
+SAMPLERS = {"keras-example": _sample_rows, "gated": _sample_gated, "transformer": sample_autoregressive,
+            "maskgit": sample_maskgit}
 
 
 def sample_with(sample_codes, prior, n, *, labels=None, temperature=1.0, seed=0):
