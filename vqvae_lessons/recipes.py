@@ -29,6 +29,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import ClassVar
 
+from .priors import ARCHITECTURES as PRIOR_ARCHITECTURES  # no Keras: the package of the priors, not their modules
+from .priors import TRANSFORMERS
+
 PROGRAM = "python -m vqvae_lessons"
 # A card's train_size of every image its validation trains on (see data.MNIST.split): the recipe's None.
 FULL_TRAIN_SIZE = {"split": 55000, "test": 60000}
@@ -205,7 +208,7 @@ class PriorRecipe(Recipe):
     kind: ClassVar[str] = "prior"
     vqvae: str = setting("vqvae-k128-d16", "the VQ-VAE whose codes it models: shipped weights, or a .weights.h5 "
                                            "written by train", shown=True)
-    architecture: str = setting("gated", choices=("gated", "keras-example", "transformer", "maskgit"), shown=True)
+    architecture: str = setting("gated", choices=tuple(PRIOR_ARCHITECTURES), shown=True)
     conditional: bool = setting(False, "condition on the digit's class (not the Keras example's)")
     channels: int | None = setting(None, "width (default: the architecture's)", check="positive")
     num_layers: int | None = setting(None, "gated or transformer blocks, or the example's residual blocks "
@@ -226,19 +229,15 @@ class PriorRecipe(Recipe):
 
     def default_name(self):
         vqvae = Path(self.vqvae).name.removesuffix(".weights.h5")
-        from .priors import TRANSFORMERS  # no Keras
-
         kind = self.architecture if self.architecture in TRANSFORMERS else f"pixelcnn-{self.architecture}"
         return f"{kind}{'-conditional' if self.conditional else ''}-{vqvae}"
 
     @classmethod
     def _from_card_values(cls, card):
-        from .priors import ARCHITECTURES  # no Keras: the package of the priors, not their modules
-
         values = super()._from_card_values(card)
         # a prior told the moves is shipped unconditional (fix_label): num_classes None
         values.update(vqvae=card["vqvae"], conditional=card["config"].get("num_classes") is not None)
-        for size, default in ARCHITECTURES.get(values["architecture"], {}).items():
+        for size, default in PRIOR_ARCHITECTURES.get(values["architecture"], {}).items():
             if values[size] == default:  # a card records the sizes the architecture gave: the recipe's None
                 values[size] = None
         return values
