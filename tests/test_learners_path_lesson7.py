@@ -1,4 +1,4 @@
-"""What the learner writes is what runs (#28), lesson 7: FSQ and residual VQ take the exercises' pieces. A VQ-VAE
+"""What the learner writes is what runs (#28), lesson 7: FSQ, LFQ and residual VQ take the exercises' pieces. A VQ-VAE
 whose FSQ quantizes with the pasted ``fsq_quantize`` trains as the package's (same seeds), and a residual VQ whose
 stages run the pasted ``residual_stage`` gives the package's codes and trains as it does; a planted mistake changes
 them; the trials (what ``use`` runs: one compiled training step) refuse an answer that rounds or searches with
@@ -17,7 +17,7 @@ from test_lessons import assert_learners_path  # tests/test_lessons.py
 
 from vqvae_lessons import exercises
 from vqvae_lessons.exercises import lesson7
-from vqvae_lessons.quantizers import FiniteScalarQuantizer, ResidualVectorQuantizer
+from vqvae_lessons.quantizers import FiniteScalarQuantizer, LookupFreeQuantizer, ResidualVectorQuantizer
 from vqvae_lessons.vqvae import VQVAE
 
 
@@ -106,6 +106,59 @@ def test_an_fsq_answer_that_rounds_with_numpy_passes_the_check_but_use_falls_bac
     assert exercises.use("fsq_quantize", numpy_fsq) is exercises._EXERCISES["fsq_quantize"].reference
     assert capsys.readouterr().out.startswith("Using the package's: yours passes its check but cannot run inside "
                                               "the model")
+
+
+# -- LFQ's entropy penalty ----------------------------------------------------------------------
+LFQ = {"quantizer": "lfq", "bits": 3}
+
+
+def numpy_entropies(logits):
+    """A learner's entropy terms in NumPy: right on eager tensors (it passes the check), but not inside the
+    compiled step (and with no gradient)."""
+    logits = np.asarray(logits, "float64")
+    log_p = logits - logits.max(-1, keepdims=True)
+    log_p = log_p - np.log(np.exp(log_p).sum(-1, keepdims=True))
+    p, average = np.exp(log_p), np.exp(log_p).mean(0)
+    return np.float32(-(p * log_p).sum(-1).mean()), np.float32(-(average * np.log(average + 1e-10)).sum())
+
+
+def test_an_lfq_layer_with_the_learners_entropy_terms_gives_the_packages_losses_and_gradient():
+    x = np.random.default_rng(0).normal(size=(2, 7, 7, 3)).astype("float32") * 0.3
+    package, learners = (LookupFreeQuantizer(3, pieces=pieces)
+                         for pieces in (None, {"entropy_terms": pasted("entropy_terms")}))
+    want, got = package(x), learners(x)
+    for key in ("quantized", "indices", "loss", "codebook_loss", "per_sample_entropy", "codebook_entropy"):
+        np.testing.assert_allclose(ops.convert_to_numpy(got[key]), ops.convert_to_numpy(want[key]), rtol=1e-5,
+                                   atol=1e-6, err_msg=key)
+    from vqvae_lessons.gradients import gradients
+
+    [want_grad], [got_grad] = (gradients(lambda t, layer=layer: layer(t)["loss"], [x]) for layer in (package, learners))
+    np.testing.assert_allclose(got_grad, want_grad, rtol=1e-4, atol=1e-7)
+    assert "pieces" not in learners.get_config()
+    swapped = LookupFreeQuantizer(3, pieces={"entropy_terms": lesson7._ENTROPY_MISTAKES[0][0]})  # a planted mistake
+    assert float(swapped(x)["codebook_loss"]) == pytest.approx(-float(want["codebook_loss"]), rel=1e-4)
+
+
+def test_a_vqvae_with_the_learners_entropy_terms_trains_as_the_packages():
+    package_history, package_weights, package_codes = fit(**LFQ)
+    history, weights, codes = fit({"entropy_terms": pasted("entropy_terms")}, **LFQ)
+    for key in ("loss", "reconstruction_loss"):  # the pasted penalty is the package's computation, op for op
+        np.testing.assert_allclose(history[key], package_history[key], rtol=1e-6, err_msg=key)
+    np.testing.assert_allclose(weights, package_weights, atol=1e-6)
+    np.testing.assert_array_equal(codes, package_codes)
+
+    swapped = lesson7._ENTROPY_MISTAKES[0][0]  # a planted mistake: the pair swapped, so the penalty changes sign
+    mistaken, _, _ = fit({"entropy_terms": swapped}, **LFQ)
+    assert abs(mistaken["loss"][-1] - package_history["loss"][-1]) > 1e-3
+
+
+def test_an_entropy_terms_in_numpy_passes_the_check_but_use_falls_back(capsys):
+    assert exercises.check("entropy_terms", numpy_entropies) is False  # no gradient reaches the logits
+    capsys.readouterr()
+    assert exercises.use("entropy_terms", pasted("entropy_terms")) is not exercises._EXERCISES[
+        "entropy_terms"].reference
+    assert capsys.readouterr().out.startswith("Using yours")
+    assert exercises.use("entropy_terms", numpy_entropies) is exercises._EXERCISES["entropy_terms"].reference
 
 
 # -- residual VQ --------------------------------------------------------------------------------

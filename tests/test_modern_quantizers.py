@@ -17,6 +17,7 @@ from vqvae_lessons.quantizers import (
     VectorQuantizer,
     VectorQuantizerEMA,
     entropy_terms,
+    pairwise_sq_distances,
     rotate_to,
     round_ste,
     straight_through,
@@ -175,6 +176,31 @@ def test_entropy_terms_by_hand():
 def test_lfq_impossible_settings(kwargs, message):
     with pytest.raises(ValueError, match=message):
         LookupFreeQuantizer(**kwargs)
+
+
+def test_lfq_takes_the_learners_entropy_terms_as_a_piece_and_refuses_others():
+    """The ``pieces=`` seam (lesson 7): the layer weights and reports what the piece returns; the shipped path
+    (no pieces) calls :func:`entropy_terms` as before; an unknown or non-callable piece is refused."""
+    x = np.random.default_rng(3).normal(size=(20, 3)).astype("float32") * 0.2
+    calls = []
+
+    def constant_terms(logits):
+        calls.append(tuple(logits.shape))
+        return ops.convert_to_tensor(0.5), ops.convert_to_tensor(2.0)
+
+    layer = LookupFreeQuantizer(3, entropy_weight=0.1, pieces={"entropy_terms": constant_terms})
+    out = layer(x)
+    assert calls == [(20, 8)]
+    assert float(out["per_sample_entropy"]) == 0.5 and float(out["codebook_entropy"]) == 2.0
+    assert float(out["codebook_loss"]) == pytest.approx(0.1 * (0.5 - 2.0))
+    assert "pieces" not in layer.get_config()
+    plain = LookupFreeQuantizer(3)(x)
+    want = entropy_terms(-pairwise_sq_distances(x, LookupFreeQuantizer(3).codebook) / 0.01)
+    assert float(plain["per_sample_entropy"]) == pytest.approx(float(want[0]), rel=1e-6)
+    with pytest.raises(ValueError, match=r"'residual_stage' is not a piece of LFQ; it knows \['entropy_terms'\]"):
+        LookupFreeQuantizer(3, pieces={"residual_stage": constant_terms})
+    with pytest.raises(TypeError, match=r"pieces\['entropy_terms'\] must be a function"):
+        LookupFreeQuantizer(3, pieces={"entropy_terms": 0.5})
 
 
 # -- residual VQ ----------------------------------------------------------------------------

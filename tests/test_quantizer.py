@@ -5,6 +5,9 @@ from keras import ops
 
 from vqvae_lessons.gradients import gradients
 from vqvae_lessons.quantizers import (
+    FiniteScalarQuantizer,
+    LookupFreeQuantizer,
+    ResidualVectorQuantizer,
     VectorQuantizer,
     VectorQuantizerEMA,
     batch_perplexity,
@@ -220,6 +223,19 @@ def test_batch_perplexity():
 def test_wrong_vector_size_says_what_to_change(cls):
     with pytest.raises(ValueError, match=r"embedding_dim=3 in the last axis, got input shape \(2, 5\)"):
         cls(8, 3)(np.zeros((2, 5), "float32"))
+
+
+@pytest.mark.parametrize(("layer", "good", "bad", "message"), [
+    (FiniteScalarQuantizer([5, 5, 5]), 3, 4, r"len\(levels\)=3 in the last axis, got input shape \(2, 4\)"),
+    (LookupFreeQuantizer(4), 4, 5, r"bits=4 in the last axis, got input shape \(2, 5\)"),
+    (ResidualVectorQuantizer(2, 8, 3), 3, 4, r"embedding_dim=3 in the last axis, got input shape \(2, 4\)"),
+], ids=["fsq", "lfq", "rvq"])
+def test_every_built_quantizer_checks_its_input_where_it_arrives(layer, good, bad, message):
+    layer(np.zeros((2, good), "float32"))
+    with pytest.raises(ValueError, match=message):
+        layer(np.zeros((2, bad), "float32"))
+    with pytest.raises(ValueError, match="got dtype int32"):
+        layer(np.zeros((2, good), "int32"))
 
 
 @pytest.mark.parametrize("cls", QUANTIZERS)

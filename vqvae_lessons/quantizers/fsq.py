@@ -33,7 +33,7 @@ import numpy as np
 from keras import ops
 
 from ..checks import check_pieces
-from .vq import batch_perplexity, check_vector_size, straight_through
+from .vq import batch_perplexity, check_vector_size, check_vectors, straight_through
 
 __all__ = ["FiniteScalarQuantizer", "round_ste"]
 
@@ -110,6 +110,7 @@ class FiniteScalarQuantizer(keras.layers.Layer):
         return ops.reshape(self.fsq_quantize(rows, tuple(self.levels)), ops.shape(x))
 
     def call(self, x, training=False):
+        check_vectors(self, x, "len(levels)", self.embedding_dim, fix=f"give {x.shape[-1]} levels, one per channel")
         quantized = self.codes(x)
         indices = self.codes_to_indices(ops.stop_gradient(quantized))
         zero = ops.zeros((), dtype=quantized.dtype)

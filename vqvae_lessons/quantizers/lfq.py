@@ -26,8 +26,9 @@ import keras
 import numpy as np
 from keras import ops
 
+from ..checks import check_pieces
 from ..distribute import replica_mean
-from .vq import batch_perplexity, check_vector_size, pairwise_sq_distances, straight_through
+from .vq import batch_perplexity, check_vector_size, check_vectors, pairwise_sq_distances, straight_through
 
 __all__ = ["LookupFreeQuantizer", "entropy_terms"]
 
@@ -57,6 +58,13 @@ class LookupFreeQuantizer(keras.layers.Layer):
         entropy_weight: weight of the entropy penalty (0.1, as lucidrains' default).
         commitment_weight: weight of the commitment loss.
         temperature: of the softmax over codes (0.01: lucidrains' inverse temperature of 100).
+        pieces: the learner's functions, ``{name: function}`` (None: the package's; not saved with
+            the layer). The one name known is ``"entropy_terms"``: ``entropy_terms(logits)``, lesson
+            7's exercise, takes the logits ``(N, 2**bits)`` (a backend tensor: ``-||x_n - c_k||**2 /
+            temperature`` for the layer's input's rows) and returns the pair ``(per_sample_entropy,
+            codebook_entropy)`` of scalars in nats, as :func:`entropy_terms` does; the layer weights
+            and reports them as its own. (Its batch average is the learner's: on several devices,
+            each replica's, where the package's is the global batch's.)
 
     Attributes:
         num_embeddings: ``2**bits``, the implicit codebook's size K.
@@ -70,8 +78,11 @@ class LookupFreeQuantizer(keras.layers.Layer):
     ``codebook_entropy`` (nats, unweighted).
     """
 
-    def __init__(self, bits, entropy_weight=0.1, commitment_weight=0.25, temperature=0.01, **kwargs):
+    PIECES = ("entropy_terms",)
+
+    def __init__(self, bits, entropy_weight=0.1, commitment_weight=0.25, temperature=0.01, pieces=None, **kwargs):
         super().__init__(**kwargs)
+        self._entropy_piece = check_pieces(pieces, self.PIECES, "LFQ").get("entropy_terms")
         if not 1 <= int(bits) <= MAX_BITS:
             raise ValueError(f"bits={bits} must lie in [1, {MAX_BITS}]: the entropy penalty softmaxes over all "
                              f"2**bits codes (an (N, 2**bits) matrix per batch).")
@@ -88,10 +99,11 @@ class LookupFreeQuantizer(keras.layers.Layer):
         check_vector_size(self, input_shape, "bits", self.bits)
 
     def call(self, x, training=False):
+        check_vectors(self, x, "bits", self.bits)
         signs = ops.where(x > 0, 1.0, -1.0)
         flat = ops.reshape(x, (-1, self.bits))
         logits = -pairwise_sq_distances(flat, self.codebook) / self.temperature
-        per_sample, codebook_entropy = entropy_terms(logits)
+        per_sample, codebook_entropy = (entropy_terms if self._entropy_piece is None else self._entropy_piece)(logits)
         entropy_loss = self.entropy_weight * (per_sample - codebook_entropy)
         commitment_loss = self.commitment_weight * ops.mean(ops.square(x - signs))
         indices = self.code_indices(x)
