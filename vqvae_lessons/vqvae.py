@@ -190,8 +190,8 @@ class VQVAE(ImageInputs, keras.Model):
         self.forward = forward
         self.quantizer = self._build_quantizer(int(num_embeddings), int(embedding_dim))
         self.num_embeddings, self.embedding_dim = self.quantizer.num_embeddings, self.quantizer.embedding_dim
-        scalar = quantizer in ("fsq", "lfq")
-        self.encoder = build_encoder(architecture, self.embedding_dim, scaled_output=scalar)
+        scaled = getattr(QUANTIZERS[quantizer], "needs_scaled_encoder", False)  # FSQ's and LFQ's
+        self.encoder = build_encoder(architecture, self.embedding_dim, scaled_output=scaled)
         self.decoder = build_decoder(architecture, self.embedding_dim)
         self.reconstruction_loss_tracker = keras.metrics.Mean(name="reconstruction_loss")
         self.vq_loss_tracker = keras.metrics.Mean(name="vq_loss")
@@ -324,8 +324,7 @@ def _checked_pieces(kind, pieces):
     takes none is a clear error."""
     if not pieces:
         return None
-    quantizer_class = {"fsq": FiniteScalarQuantizer, "lfq": LookupFreeQuantizer,
-                       "rvq": ResidualVectorQuantizer}.get(kind, QUANTIZERS[kind])
+    quantizer_class = QUANTIZERS[kind]
     if "pieces" not in inspect.signature(quantizer_class).parameters:
         raise ValueError(f"quantizer={kind!r} takes no learner's pieces (got {sorted(pieces)}).")
     return check_pieces(pieces, quantizer_class.PIECES, f"quantizer={kind!r}")

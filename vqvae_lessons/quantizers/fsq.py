@@ -69,6 +69,8 @@ class FiniteScalarQuantizer(keras.layers.Layer):
     """
 
     PIECES = ("fsq_quantize",)
+    # No codebook meets the encoder halfway: a VQ-VAE starts its encoder with outputs of order 1 (vqvae.py).
+    needs_scaled_encoder = True
 
     def __init__(self, levels, eps=1e-3, pieces=None, **kwargs):
         super().__init__(**kwargs)

@@ -79,6 +79,8 @@ class LookupFreeQuantizer(keras.layers.Layer):
     """
 
     PIECES = ("entropy_terms",)
+    # No codebook meets the encoder halfway: a VQ-VAE starts its encoder with outputs of order 1 (vqvae.py).
+    needs_scaled_encoder = True
 
     def __init__(self, bits, entropy_weight=0.1, commitment_weight=0.25, temperature=0.01, pieces=None, **kwargs):
         super().__init__(**kwargs)
