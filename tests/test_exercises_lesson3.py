@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from checking import pasted  # tests/checking.py
+from checking import assert_incorrect, pasted  # tests/checking.py
 from keras import ops
 
 from vqvae_lessons import quantizers
@@ -74,3 +74,71 @@ def test_pipeline_diagram_has_a_title_and_every_stage():
     for label in ("28x28x1", "7x7x8", "indices", "32 x 8", "encoder", "decoder", "reconstruction loss",
                   "codebook loss", "commitment loss", "straight through", "to the codebook only", "to the decoder"):
         assert label in text, label
+
+
+# -- the edge cases the course meets (#28, part 4) ---------------------------------------------------
+def test_vqvae_forward_checks_sizes_of_one(capsys):
+    """One image, codes of one number (D = 1) and a codebook of one code: a squeeze that drops the size-1 axis
+    breaks there, and the reference still passes."""
+    def squeezed(images, encoder, codebook, decoder, beta, data_variance=1.0):
+        z_e = encoder(images - 0.5)
+        flat = ops.squeeze(ops.reshape(z_e, (-1, ops.shape(codebook)[-1])))  # (M, 1) -> (M,)
+        z_q = ops.reshape(ops.take(codebook, quantizers.nearest_code(flat, codebook), axis=0), ops.shape(z_e))
+        x_hat = decoder(quantizers.straight_through(z_e, z_q)) + 0.5
+        codebook_loss, commitment_loss = quantizers.vq_losses(z_e, z_q, beta)
+        return {"reconstructions": x_hat, "reconstruction_loss": ops.mean((images - x_hat) ** 2) / data_variance,
+                "codebook_loss": codebook_loss, "commitment_loss": commitment_loss}
+
+    result, out = verdict(capsys, squeezed)
+    assert result is False and "D = 1" in out and "raised" in out, out
+    images = np.random.default_rng(1).uniform(size=(1, 2, 4)).astype("float32")
+    seen = lesson3._observe_forward(lesson3.vqvae_forward, images, 3, 1.0, 0.5, 1, 5)
+    assert seen["reconstructions"].shape == images.shape
+    one_code = lesson3._observe_forward(lesson3.vqvae_forward, images, 3, 1.0, 0.5, 2, 1)
+    assert lesson3._nonzero(one_code["codebook_loss/codebook"])  # the single code still learns
+    assert verdict(capsys, pasted("vqvae_forward"))[0] is True
+
+
+def test_vqvae_forward_names_the_new_mistakes(capsys):
+    for flag, phrase in [("by_similarity", "largest dot product"), ("summed_pixels", "sums the squared errors"),
+                         ("summed_codes", "sum over each vector's D numbers")]:
+        result, out = verdict(capsys, lesson3._forward_mistake(**{flag: True}))
+        assert result is False and phrase in out, out
+
+
+def test_codebook_perplexity_edge_cases(capsys):
+    name = "codebook_perplexity"
+    # codes above 255: one byte wraps code 256 round to 0; the reference counts them apart
+    assert_incorrect(capsys, name, lambda i, k: pasted(name)(np.asarray(i).astype(np.uint8), k),
+                     "uint8", "256")
+    # a rare code in the last map of a batch
+    assert_incorrect(capsys, name, lambda i, k: pasted(name)(i[0] if i.ndim > 2 else i, k),
+                     "first code map only")
+    assert_incorrect(capsys, name, lambda i, k: pasted(name)(i, k) / k, "share of num_codes")
+    assert_incorrect(capsys, name, lambda i, k: round(pasted(name)(i, k)), "rounded")
+    # sizes of 1: one index, one code: the reference gives 1
+    assert lesson3.codebook_perplexity(np.array([7]), 8) == 1.0
+    assert lesson3.codebook_perplexity(np.zeros((1, 7, 7), "int64"), 1) == 1.0
+    big = [(i, k) for i, k in lesson3._codebook_perplexity_cases() if k > 256]
+    assert big and big[0][0].max() > 255 and big[0][0].dtype == np.int32
+    assert check(name, pasted(name)) is True
+
+
+def test_the_perplexity_cases_tell_every_mistake_apart(capsys):
+    for mistake, mistake_hint in lesson3._CODEBOOK_PERPLEXITY_MISTAKES:
+        assert_incorrect(capsys, "codebook_perplexity", mistake, mistake_hint)
+
+
+# -- keras_example_perplexity: a prediction ----------------------------------------------------------
+def test_keras_example_perplexity_is_judged_within_a_factor(capsys):
+    from vqvae_lessons import exercises
+
+    measured = exercises._QUESTIONS["keras_example_perplexity"].example
+    assert exercises._QUESTIONS["keras_example_perplexity"].kind == "predict"
+    assert exercises.check_answer("keras_example_perplexity", 12, measured) is True
+    out = capsys.readouterr().out
+    assert out.startswith("Correct") and "11.5" in out and "81.2" in out, out
+    for wrong, phrase in [(40, "too hopeful"), (5, "too few"), (0.5, "between 1"), (500, "between 1")]:
+        assert exercises.check_answer("keras_example_perplexity", wrong, measured) is False
+        out = capsys.readouterr().out
+        assert out.startswith("Incorrect") and phrase in out and "11.5" in out, out

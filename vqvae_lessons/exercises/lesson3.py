@@ -2,7 +2,8 @@
 
 ``vqvae_forward`` is the forward pass of :class:`vqvae_lessons.vqvae.VQVAE` written with the
 package's quantizer functions, checked by where its three losses send their gradients;
-``codebook_perplexity``'s reference is the package's own :func:`vqvae_lessons.metrics.perplexity`.
+``codebook_perplexity`` computes what :func:`vqvae_lessons.metrics.perplexity` does. One question:
+``keras_example_perplexity``, a prediction of the Keras example's perplexity judged against its shipped run.
 """
 
 from __future__ import annotations
@@ -54,7 +55,13 @@ def vqvae_forward(images, encoder, codebook, decoder, beta, data_variance=1.0):
             "codebook_loss": codebook_loss, "commitment_loss": commitment_loss}
 
 
-def _forward_mistake(*, swap=False, beta_on_codebook=False, wrong_sides=False, losses_on_st=False,
+def _nearest_by_similarity(flat, codebook):
+    """The code with the largest dot product, not the smallest distance (ignores the codes' lengths)."""
+    return ops.argmax(ops.matmul(flat, ops.transpose(codebook)), axis=-1)
+
+
+def _forward_mistake(*, by_similarity=False, summed_pixels=False, summed_codes=False, swap=False,
+                     beta_on_codebook=False, wrong_sides=False, losses_on_st=False,
                      no_straight_through=False, frozen_codebook=False, no_variance=False, no_beta=False,
                      no_centring=False):
     """A mistaken forward pass: the reference with one thing done wrong."""
@@ -63,7 +70,7 @@ def _forward_mistake(*, swap=False, beta_on_codebook=False, wrong_sides=False, l
     def forward(images, encoder, codebook, decoder, beta, data_variance=1.0):
         z_e = encoder(images if no_centring else images - 0.5)
         flat = ops.reshape(z_e, (-1, ops.shape(codebook)[-1]))
-        indices = quantizers.nearest_code(flat, codebook)
+        indices = (_nearest_by_similarity if by_similarity else quantizers.nearest_code)(flat, codebook)
         z_q = ops.reshape(ops.take(sg(codebook) if frozen_codebook else codebook, indices, axis=0), ops.shape(z_e))
         z_st = quantizers.straight_through(z_e, z_q)
         reconstructions = decoder(z_q if no_straight_through else z_st) + (0.0 if no_centring else 0.5)
@@ -72,11 +79,17 @@ def _forward_mistake(*, swap=False, beta_on_codebook=False, wrong_sides=False, l
             codebook_loss, commitment_loss = ops.mean(ops.square(sg(q) - z_e)), beta * ops.mean(ops.square(sg(z_e) - q))
         else:
             codebook_loss, commitment_loss = quantizers.vq_losses(z_e, q, 1.0 if no_beta else beta)
+        if summed_codes:  # summed over each vector's D numbers, then averaged over the vectors
+            dim = ops.cast(ops.shape(z_e)[-1], z_e.dtype)
+            codebook_loss, commitment_loss = codebook_loss * dim, commitment_loss * dim
         if beta_on_codebook:
             codebook_loss, commitment_loss = beta * codebook_loss, commitment_loss / beta
         if swap:
             codebook_loss, commitment_loss = commitment_loss, codebook_loss
-        reconstruction_loss = ops.mean(ops.square(images - reconstructions)) / (1.0 if no_variance else data_variance)
+        squares = ops.square(images - reconstructions)
+        if summed_pixels:  # summed over each image's pixels, then averaged over the images
+            squares = ops.sum(ops.reshape(squares, (ops.shape(squares)[0], -1)), axis=-1)
+        reconstruction_loss = ops.mean(squares) / (1.0 if no_variance else data_variance)
         return {"reconstructions": reconstructions, "reconstruction_loss": reconstruction_loss,
                 "codebook_loss": codebook_loss, "commitment_loss": commitment_loss}
 
@@ -84,6 +97,16 @@ def _forward_mistake(*, swap=False, beta_on_codebook=False, wrong_sides=False, l
 
 
 _FORWARD_MISTAKE_HINTS = {  # the flag of _forward_mistake: the hint for that mistake
+    "by_similarity":
+        'you picked the code with the largest dot product z_e . e_k: the nearest code has the smallest squared '
+        'distance |z_e|^2 + |e_k|^2 - 2 z_e . e_k, and the codes\' lengths |e_k|^2 differ '
+        '(quantizers.nearest_code, lesson 2).',
+    "summed_pixels":
+        'the reconstruction loss sums the squared errors over each image\'s pixels: VQVAE takes the mean over every '
+        'pixel of every image, mean((x - x_hat)**2) / data_variance.',
+    "summed_codes":
+        'the codebook and commitment losses sum over each vector\'s D numbers: both are means over every number of '
+        'z_e, as quantizers.vq_losses computes them.',
     "swap":
         'you swapped the codebook and commitment terms: codebook_loss = mean((z_q - sg(z_e))**2) moves the codes,'
         ' commitment_loss = beta * mean((z_e - sg(z_q))**2) moves the encoder (quantizers.vq_losses returns them '
@@ -146,9 +169,9 @@ def _forward_outputs(result):
                      f"{type(result).__name__}.")
 
 
-def _observe_forward(fn, images, seed, beta, data_variance):
+def _observe_forward(fn, images, seed, beta, data_variance, dim=3, num_codes=6):
     """Values of the four outputs and the gradient of each loss with respect to each part's weights."""
-    encoder, codebook, decoder = _tiny_parts(seed, images.shape[-1], 3, 6)
+    encoder, codebook, decoder = _tiny_parts(seed, images.shape[-1], dim, num_codes)
     args = (encoder, codebook, decoder, beta, data_variance)
     out = _forward_outputs(_call(fn, ops.convert_to_tensor(images), *args))
     values = {name: _to_array(value) for name, value in out.items()}
@@ -194,9 +217,13 @@ def _forward_diagnosis(got, want):
 
 def _check_vqvae_forward(fn):
     rng = np.random.default_rng(80)
-    cases = [(f"With images of shape {shape}, beta = {beta}, data_variance = {variance}: ",
-              (rng.uniform(size=shape).astype("float32"), seed, beta, variance))
-             for shape, seed, beta, variance in [((4, 5), 1, 0.25, 0.1), ((2, 3, 5), 2, 0.6, 0.25)]]
+    cases = [(f"With images of shape {shape}, beta = {beta}, data_variance = {variance}, codes of D = {dim} "
+              f"numbers, K = {num_codes}: ", (rng.uniform(size=shape).astype("float32"), seed, beta, variance, dim,
+                                              num_codes))
+             for shape, seed, beta, variance, dim, num_codes in [
+                 ((4, 5), 1, 0.25, 0.1, 3, 6), ((2, 3, 5), 2, 0.6, 0.25, 3, 6),
+                 ((1, 2, 4), 3, 1.0, 0.5, 1, 5),  # sizes of 1: one image, codes of one number
+                 ((3, 4), 4, 0.25, 0.2, 2, 1)]]  # a codebook of one code
     _check_by_observation(fn, cases, _observe_forward, vqvae_forward, _FORWARD_MISTAKES,
                           lambda got, want, *args: _forward_diagnosis(got, want))
 
@@ -260,6 +287,14 @@ def _perplexity_with_zeros(indices, num_codes):
     return np.exp(-np.sum(probs * np.log(probs)))
 
 
+def _perplexity_uint8(indices, num_codes):
+    return codebook_perplexity(np.asarray(indices).astype("uint8"), num_codes)
+
+
+def _perplexity_first_map(indices, num_codes):
+    return codebook_perplexity(indices[0] if np.ndim(indices) > 2 else indices, num_codes)
+
+
 _CODEBOOK_PERPLEXITY_MISTAKES = [
     (lambda i, k: _entropy_nats(i, k),
      "you returned the entropy: the perplexity is its exponential, exp(entropy)."),
@@ -285,6 +320,17 @@ _CODEBOOK_PERPLEXITY_MISTAKES = [
     (_perplexity_with_zeros,
      "your result is NaN: unused codes have p = 0 and 0 * log(0) is NaN in floating point; leave them out "
      "(p = p[p > 0]): they contribute 0 to the entropy."),
+    (_perplexity_uint8,
+     "codes above 255 are counted as other codes: a cast to uint8 (one byte) wraps code 256 round to 0. Keep the "
+     "indices' integer type: large codebooks have more than 256 codes."),
+    (_perplexity_first_map,
+     "you counted the first code map only: indices holds a batch of maps (N, 7, 7) and a rare code may occur in "
+     "any of them; flatten the whole array."),
+    (lambda i, k: codebook_perplexity(i, k) / k,
+     "you returned the perplexity as a share of num_codes (the codebook's usage): return the perplexity itself, "
+     "the effective number of codes."),
+    (lambda i, k: float(round(codebook_perplexity(i, k))),
+     "you rounded the perplexity: it is an effective number of codes, not a count; return it unrounded."),
 ]
 
 
@@ -294,11 +340,18 @@ def _codebook_perplexity_cases():
     yield rng.choice(5, size=50, p=[0.5, 0.25, 0.15, 0.1, 0.0]), 5
     yield rng.integers(0, 3, size=(2, 3, 5)), 8
     yield np.full((3, 3), 2), 4  # a single code: perplexity 1
+    # a batch of maps (N, 7, 7) of a large codebook (codes above 255, in int32), with a rare code (5) in the last
+    # map only
+    maps = rng.choice([0, 1, 2, 256, 257, 511], size=(3, 7, 7), p=[0.3, 0.2, 0.1, 0.2, 0.1, 0.1]).astype("int32")
+    maps[-1, 6, 6] = 5
+    yield maps, 512
+    yield np.array([7]), 8  # sizes of 1: one index
+    yield np.zeros((1, 7, 7), "int64"), 1  # one map of a codebook of one code
 
 
 def _check_codebook_perplexity(fn):
-    _check_number(fn, _codebook_perplexity_cases(), codebook_perplexity, _CODEBOOK_PERPLEXITY_MISTAKES,
-                  _indices_case)
+    cases = ((indices.copy(), num_codes) for indices, num_codes in _codebook_perplexity_cases())
+    _check_number(fn, cases, codebook_perplexity, _CODEBOOK_PERPLEXITY_MISTAKES, _indices_case)
 
 
 core.register(
@@ -314,3 +367,44 @@ core.register(
         """,
     error_hint="indices is an integer NumPy array of any shape: flatten it (np.ravel) first; return one number.",
     mistakes=_CODEBOOK_PERPLEXITY_MISTAKES)
+
+
+# ---------------------------------------------------------------------------------------------
+# keras_example_perplexity: a prediction, judged against the shipped run's last validation figure
+# ---------------------------------------------------------------------------------------------
+_PERPLEXITY_FACTOR = 1.5  # a prediction within this factor of the measured perplexity is right
+
+
+def _judge_keras_example_perplexity(answer, measured):
+    """``measured``: ``{"keras example": its perplexity per batch on the validation images after the last epoch,
+    "default": the same for the default model, "K": the codebook size}``."""
+    guess = core.as_number(answer, "40")
+    example, default, num_codes = (float(measured[key]) for key in ("keras example", "default", "K"))
+    why = (f"The Keras example ends at a perplexity of {example:.1f} per batch: about {example / num_codes:.0%} of its "
+           f"{num_codes:.0f} codes in an effective sense. Its codes start at random and learn only through the "
+           f"codebook loss, which moves a code only when it is some encoder output's nearest: a code that no output "
+           f"picks early on never moves and stays dead (lesson 2), and more epochs rarely revive it. The default "
+           f"model, with an EMA codebook started by k-means and dead-code restarts, reaches {default:.1f}.")
+    if guess < 1 or guess > num_codes:
+        raise core.Wrong(f"a perplexity lies between 1 (one code) and K = {num_codes:.0f} (every code equally often); "
+                         f"{guess:g} is outside. {why}")
+    if guess > example * _PERPLEXITY_FACTOR:
+        raise core.Wrong(f"{guess:g} is too hopeful. {why}")
+    if guess < example / _PERPLEXITY_FACTOR:
+        raise core.Wrong(f"{guess:g} is too few: the encoder's outputs do spread over several codes. {why}")
+    return f"{guess:g} is within a factor {_PERPLEXITY_FACTOR} of the measurement. {why}"
+
+
+core.register_question(
+    "keras_example_perplexity", kind="predict", lesson=3, judge=_judge_keras_example_perplexity,
+    example={"keras example": 11.5, "default": 81.2, "K": 128},
+    hints="""
+        The Keras example trains its codebook the way your demonstration fit did: codes started at random,
+        moved only by the codebook loss, never restarted. Look at the perplexity your demonstration fit reached,
+        and ask whether many more epochs on many more images can bring dead codes back.
+
+        Recall lesson 2's dead codes: the codebook loss pulls a code towards the encoder outputs it is nearest to;
+        a code that is nobody's nearest gets no gradient at all. So the codes in use are decided early, and the
+        perplexity counts those in use, weighted by how often. Start from the demonstration's figure and adjust
+        a little either way; it can be neither below 1 nor above K.
+        """)

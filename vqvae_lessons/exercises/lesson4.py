@@ -4,7 +4,8 @@
 rate from which on every further doubling of K gains less than a given number of decibels.
 ``dead_codes`` finds the codes no image of a whole dataset uses, from code maps that arrive in batches;
 it adds up :func:`vqvae_lessons.metrics.code_counts` over the batches (a dataset-wide dead-code count
-that could live in :mod:`vqvae_lessons.metrics`).
+that could live in :mod:`vqvae_lessons.metrics`). One question: ``codebook_budget``, a decision (the sweep's
+point with the best test PSNR within a budget of K * D numbers) judged against the sweep's measured results.
 """
 
 from __future__ import annotations
@@ -101,7 +102,40 @@ def _knee_position(rates, psnrs, x):
     return float(_knee_index(_gains(rates, psnrs), x))
 
 
-_KNEE_MISTAKES = [
+def _knee_each_sorted(rates, psnrs, x):
+    rates, psnrs = np.sort(np.asarray(rates, "float64")), np.sort(np.asarray(psnrs, "float64"))
+    return rates[_knee_index(_gains(rates, psnrs), x)]
+
+
+def _knee_by_psnr(rates, psnrs, x):
+    order = np.argsort(psnrs)
+    rates, psnrs = np.asarray(rates, "float64")[order], np.asarray(psnrs, "float64")[order]
+    return rates[_knee_index(_gains(rates, psnrs), x)]
+
+
+def _knee_absolute(rates, psnrs, x):
+    rates, psnrs = _sorted(rates, psnrs)
+    return rates[_knee_index(np.abs(_gains(rates, psnrs)), x)]
+
+
+def _or_nan(mistake):
+    """A mistake that gives NaN where it cannot run (the argmax of no steps, on a sweep of one point)."""
+    def mistaken(*args):
+        try:
+            return mistake(*args)
+        except (ValueError, IndexError):
+            return np.nan
+
+    return mistaken
+
+
+_KNEE_MISTAKES = [(_or_nan(mistake), mistake_hint) for mistake, mistake_hint in [  # each before the one it may match
+    (_knee_each_sorted,
+     "you sorted the rates and the PSNRs each on its own: that pairs a rate with another model's PSNR as soon as "
+     "the curve is not monotone (a noisy step can lose PSNR). Sort both arrays by the same order, np.argsort(rates)."),
+    (_knee_by_psnr,
+     "you put the points in order of PSNR: on a noisy curve a larger rate can have a lower PSNR, so order the points "
+     "by rate (np.argsort(rates)) and apply that order to both arrays."),
     (_knee_unsorted,
      "you took the differences in the order the points came: sort the points by rate first (np.argsort(rates)), "
      "so that each difference is one step to the next larger rate."),
@@ -128,7 +162,10 @@ _KNEE_MISTAKES = [
     (_knee_position,
      "you returned the position of the knee among the sorted points: return its rate (rates sorted, at that "
      "position)."),
-]
+    (_knee_absolute,
+     "you took the size of each gain (abs): a step that loses PSNR gains less than min_gain_db, it is small, not "
+     "large; compare the signed gain."),
+]]
 
 
 def _rates(ks):
@@ -148,14 +185,25 @@ def _knee_cases():
     yield _rates([16, 32, 64, 128]), np.array([18.0, 19.5, 21.0, 22.2]), 1.0
     # the curve bends right away: the smallest rate
     yield _rates([32, 64, 128, 256, 512])[::-1], np.array([23.0, 22.8, 22.5, 22.1, 21.6]), 0.6
+    # a noisy curve that is not monotone: one step loses PSNR (a short training's noise), later steps gain a lot,
+    # then the curve flattens; shuffled
+    ks, psnrs = [8, 16, 32, 64, 128, 256], np.array([18.0, 19.2, 18.7, 20.0, 20.2, 19.4])
+    order = [3, 0, 5, 2, 4, 1]
+    yield _rates(ks)[order], psnrs[order], 0.5
+    # a sweep of one point, and of two: sizes of 1
+    yield _rates([128]), np.array([21.9]), 0.5
+    yield _rates([256, 64]), np.array([22.6, 21.2]), 0.5
 
 
 def _check_rate_distortion_knee(fn):
     for rates, psnrs, min_gain_db in _knee_cases():
-        got = _to_array(_call(fn, rates, psnrs, min_gain_db))
-        got = got.reshape(()) if got.size == 1 else got
         points = [(round(float(r)), round(float(p), 2)) for r, p in zip(rates, psnrs, strict=True)]
         where = f"With the points (rate, PSNR) {points} and min_gain_db = {min_gain_db}: "
+        try:
+            got = _to_array(_call(fn, rates.copy(), psnrs.copy(), min_gain_db))
+        except _Incorrect as verdict:  # say on which points it failed (a sweep of one point has no step)
+            raise type(verdict)(where + str(verdict)) from None
+        got = got.reshape(()) if got.size == 1 else got
         _compare(got, np.asarray(rate_distortion_knee(rates, psnrs, min_gain_db)), (rates, psnrs, min_gain_db),
                  _KNEE_MISTAKES, where=where, symbols="()", kind="number")
 
@@ -199,6 +247,14 @@ def _dead_without_minlength(batches, k):
                               for b in batches) == 0)
 
 
+def _dead_as_uint8(batches, k):
+    return np.flatnonzero(sum(np.bincount(np.ravel(b).astype("uint8"), minlength=k) for b in batches)[:k] == 0)
+
+
+def _dead_first_maps(batches, k):
+    return np.flatnonzero(sum(np.bincount(np.ravel(b[0]), minlength=k) for b in batches) == 0)
+
+
 def _listed(mistake):
     """A mistake that also takes the batches as a generator (as the learner's function does)."""
     return lambda batches, k: mistake(list(batches), k)
@@ -231,6 +287,12 @@ _DEAD_CODES_MISTAKES = [(_listed(mistake), mistake_hint) for mistake, mistake_hi
      "you returned how many codes are dead: return their indices, in increasing order."),
     (lambda b, k: _all_counts(b, k) == 0,
      "you returned a mask of K booleans: return the indices of the dead codes (np.flatnonzero of the mask)."),
+    (_dead_as_uint8,
+     "codes above 255 are counted as other codes: a cast to uint8 (one byte) wraps code 290 round to 34. Keep the "
+     "code maps' integer type (int32 or int64): large codebooks have more than 256 codes."),
+    (_dead_first_maps,
+     "you counted the first code map of each batch only: a batch holds n maps (n, 7, 7), and a rare code may occur "
+     "in any of them; count every map (flatten the whole batch)."),
 ]]
 
 
@@ -248,25 +310,45 @@ def _dead_codes_cases():
     yield [batch(4, [1, 2, 7]), batch(4, [4, 5, 6]), batch(3, [2, 6])], 8
     # K = 6: no code dead
     yield [batch(3, [0, 1, 2]), batch(3, [3, 4, 5])], 6
+    # K = 300 (codes above 255, which one byte cannot hold): code 7 used only once, in the last map of the middle
+    # batch
+    batches = [batch(2, [0, 1, 2, 3, 4, 5, 6, 256, 257, 290]), batch(3, np.arange(8, 263)),
+               batch(2, np.arange(264, 300))]
+    batches[1][-1, 3, 4] = 7
+    yield batches, 300
+    # sizes of 1: batches of one image, and a codebook of one code (used: no dead code)
+    yield [batch(1, [0, 2]), batch(1, [3])], 5
+    yield [batch(1, [0])], 1
 
 
 def _as_indices(value):
-    if isinstance(value, (set, frozenset)):
+    if isinstance(value, (set, frozenset)):  # a set has no order to get wrong
         value = sorted(value)
     array = _to_array(value)
-    if array.size == 0:
+    if array.size == 0:  # an empty list has no dtype to get wrong
         return array.astype("int64").reshape(array.shape)
-    return np.sort(array) if array.ndim == 1 and array.dtype.kind in "iu" else array
+    return array  # the order is as stated: increasing
 
 
 def _check_dead_codes(fn):
     for batches, num_codes in _dead_codes_cases():
-        got = _as_indices(_call(fn, (b for b in batches), num_codes))  # a generator, as a data pipeline gives it
         where = (f"With {len(batches)} batches of shapes {[b.shape for b in batches]} (a generator) and "
                  f"num_codes = {num_codes}: ")
+        try:
+            got = _as_indices(_call(fn, (b.copy() for b in batches), num_codes))  # a generator, as a pipeline gives
+        except _Incorrect as verdict:
+            raise type(verdict)(where + str(verdict)) from None
         if got.ndim > 1:
             raise _Incorrect(f"{where}expected a 1-D array of code indices, got shape {got.shape}.")
-        _compare(got, dead_codes(iter(batches), num_codes), (batches, num_codes), _DEAD_CODES_MISTAKES,
+        want = dead_codes(iter(batches), num_codes)
+        if got.dtype.kind not in "iu" and got.shape == want.shape and np.array_equal(got, want):
+            raise _Incorrect(f"{where}these are the dead codes, but as dtype {got.dtype}: code indices are integers "
+                             "(np.flatnonzero gives them as int64).")
+        if got.shape == want.shape and got.dtype.kind in "iu" and not np.array_equal(got, want) and np.array_equal(
+                np.sort(got), want):
+            raise _Incorrect(f"{where}these are the dead codes, but not in increasing order: return them sorted "
+                             "(np.flatnonzero of the test count == 0 gives them in order).")
+        _compare(got, want, (batches, num_codes), _DEAD_CODES_MISTAKES,
                  where=where, symbols="(n_dead,)", kind="index")
 
 
@@ -284,3 +366,71 @@ core.register(
     error_hint="index_batches is an iterable (a generator) of integer NumPy arrays (n, 7, 7): loop over it once "
                "(it has no len()); return a 1-D array of code indices.",
     mistakes=_DEAD_CODES_MISTAKES)
+
+
+# ---------------------------------------------------------------------------------------------
+# codebook_budget: a decision, judged against the sweep's measured test PSNRs
+# ---------------------------------------------------------------------------------------------
+_BUDGET_TOLERANCE_DB = 0.25  # a pick within this of the best admissible point is right (one seed moved a point 0.15 dB)
+
+
+def _budget_pick(answer):
+    """The learner's (K, D): a pair of whole numbers, or a sweep point's name such as "k128-d8"."""
+    if isinstance(answer, str):
+        parts = answer.lower().removeprefix("k").split("-d")
+        answer = tuple(parts) if len(parts) == 2 else answer
+    try:
+        k, d = (int(str(v)) if isinstance(v, str) else v for v in answer)
+    except (TypeError, ValueError):
+        raise core.Wrong(f"write your choice as a pair (K, D), e.g. (64, 16), not {answer!r}") from None
+    if any(isinstance(v, bool) or not float(v).is_integer() for v in (k, d)):
+        raise core.Wrong(f"K and D are whole numbers: write your choice as (K, D), e.g. (64, 16), not {answer!r}")
+    return int(k), int(d)
+
+
+def _judge_codebook_budget(answer, measured):
+    """``measured``: ``{"budget": the most numbers K * D the codebook may hold, "rows": the sweep's rows
+    (``sweep.table``), dicts with ``group``, ``K``, ``D``, ``rate_bits`` and
+    ``test_psnr_db``}``; the grid's points are the choices."""
+    k, d = _budget_pick(answer)
+    budget = int(measured["budget"])
+    points = {(r["K"], r["D"]): r for r in measured["rows"] if r["group"] == "grid"}
+    admissible = {pair: r for pair, r in points.items() if pair[0] * pair[1] <= budget}
+    best_pair = max(admissible, key=lambda pair: admissible[pair]["test_psnr_db"])
+    best = admissible[best_pair]
+    listed = ", ".join(f"K = {pk}, D = {pd}: {r['test_psnr_db']:.2f} dB at {r['rate_bits']:.0f} bits"
+                       for (pk, pd), r in sorted(admissible.items(), key=lambda item: -item[1]["test_psnr_db"]))
+    lesson = ("spends the budget on the number of codes: K sets the rate, 49 log2 K bits per digit, while a longer "
+              "code (larger D) adds no bit to what reaches the decoder" if best_pair[1] < 16 else
+              "keeps the longer code: in this sweep a shorter code lost more than the extra bits of K = 128 gained")
+    why = f"Within {budget:,} numbers the sweep measured {listed}. The best, K = {best_pair[0]}, " \
+          f"D = {best_pair[1]}, {lesson}."
+    if (k, d) not in points:
+        raise core.Wrong(f"K = {k}, D = {d} is not a point of the sweep: pick one of the K line (K = 8 to 512 at "
+                         f"D = 16) or of the D line (D = 2 to 64 at K = 128). {why}")
+    if k * d > budget:
+        raise core.Wrong(f"K = {k}, D = {d} needs {k * d:,} numbers, over the budget of {budget:,}. {why}")
+    psnr = points[(k, d)]["test_psnr_db"]
+    if psnr < best["test_psnr_db"] - _BUDGET_TOLERANCE_DB:
+        raise core.Wrong(f"K = {k}, D = {d} fits ({k * d:,} numbers) but reaches {psnr:.2f} dB, "
+                         f"{best['test_psnr_db'] - psnr:.2f} dB below the best choice. {why}")
+    return (f"K = {k}, D = {d} fits ({k * d:,} numbers) and reaches {psnr:.2f} dB, within "
+            f"{_BUDGET_TOLERANCE_DB} dB of the best choice (about what another seed moves a point). {why}")
+
+
+core.register_question(
+    "codebook_budget", kind="decide", lesson=4, judge=_judge_codebook_budget,
+    example={"budget": 1024, "rows": [
+        {"group": "grid", "K": k, "D": d, "rate_bits": 49 * np.log2(k), "test_psnr_db": psnr}
+        for k, d, psnr in [(8, 16, 18.0), (16, 16, 19.15), (32, 16, 20.29), (64, 16, 21.23), (128, 16, 21.87),
+                           (256, 16, 22.59), (512, 16, 23.33), (128, 2, 21.04), (128, 4, 21.69), (128, 8, 21.88),
+                           (128, 32, 21.55), (128, 64, 20.36)]]},
+    hints="""
+        The budget limits the product K x D, so you trade one against the other: more codes, or longer codes.
+        Ask which of the two changes what reaches the decoder: the rate of section 1 depends on one of them only.
+
+        List the sweep's points that fit: the K line's points at D = 16 up to K x 16 = 1,024, and the D line's
+        points at K = 128 up to 128 x D = 1,024. Compare the best of each: the largest K that fits at D = 16, with
+        its rate, against K = 128 with a short code, with its rate. Which rate is higher, and how much does a
+        shorter code cost, if lesson 2's 2-D codebooks could already cover their points well?
+        """)
