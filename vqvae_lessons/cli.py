@@ -1,4 +1,5 @@
-"""Command line: ``python -m vqvae_lessons {train,evaluate,sample,judge,reproduce,list,sweep,quantizers,grade} ...``.
+"""Command line: ``python -m vqvae_lessons COMMAND ...``, COMMAND one of train, evaluate, sample, judge, reproduce,
+list, sweep, quantizers, grade and export-onnx.
 
 Results are JSON on standard output; progress bars go to standard error. An error is a
 one-line message on standard error (exit status 2); ``python -m vqvae_lessons --debug COMMAND ...``
@@ -14,7 +15,9 @@ inside :func:`~vqvae_lessons.distribute.training_devices`); ``evaluate`` calls
 :func:`~vqvae_lessons.comparison_training.run_comparison`, ``sample``
 :func:`~vqvae_lessons.priors.sampling.generate` and ``judge``
 :func:`~vqvae_lessons.judge.judge_images`, the functions the lessons call too; ``grade`` runs learners'
-notebooks with ``vqvae_lessons.grading`` (its CSV to ``--csv``, its table on standard error).
+notebooks with ``vqvae_lessons.grading`` (its CSV to ``--csv``, its table on standard error); ``export-onnx``
+writes a VQ-VAE's decoder (``--prior``: a PixelCNN prior too; ``--sweep``: the K/D sweep's decoders) as ONNX for
+the book's live figures (:func:`~vqvae_lessons.export.export_live` and the functions beside it).
 """
 
 from __future__ import annotations
@@ -409,6 +412,12 @@ def _add_export_onnx_parser(commands):
                         help="folder to write into (the book reads book/_static/live/generated)")
     parser.add_argument("--runtime", type=Path, default=None, metavar="DIST",
                         help="onnxruntime-web's dist folder (node_modules/onnxruntime-web/dist) to copy from")
+    parser.add_argument("--prior", metavar="NAME", default=None,
+                        help="also export this shipped unconditional PixelCNN prior over the VQ-VAE's codes, for "
+                             "lesson 5's sampler (DIR/prior.onnx, float16 weights; the book uses gated-vqvae)")
+    parser.add_argument("--sweep", action="store_true",
+                        help="also export the decoders of the shipped K/D sweep's grid points, for lesson 4's "
+                             "explorer (DIR/sweep/*.onnx and DIR/sweep.json, with the first 8 test digits)")
 
 
 def cmd_export_onnx(args):
@@ -419,6 +428,15 @@ def cmd_export_onnx(args):
     model = pretrained.load_vqvae(name or args.weights)
     mnist = load_mnist()
     result = export.export_live(model, args.out, mnist.x_test, mnist.y_test, name=name or str(args.weights))
+    if args.prior:
+        card = pretrained.card_of(args.prior)
+        if card["model"] != "prior" or card.get("vqvae") != result["model"]:
+            raise ValueError(f"--prior {args.prior} must be a prior over the codes of {result['model']}, the VQ-VAE "
+                             f"exported (it is a {card['model']} over {card.get('vqvae')}).")
+        result["prior"] = export.export_live_prior(pretrained.load(args.prior), args.out, name=args.prior,
+                                                   vqvae_name=result["model"])
+    if args.sweep:
+        result["sweep"] = export.export_live_sweep(args.out, mnist.x_test[:8])
     if args.runtime:
         result["runtime"] = export.copy_runtime(args.runtime, args.out)
     return result
