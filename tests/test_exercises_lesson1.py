@@ -2,11 +2,12 @@
 runs itself, and the reparameterization diagram."""
 
 import numpy as np
+import pytest
 from checking import assert_incorrect, pasted  # tests/checking.py
 from keras import ops
 
-from vqvae_lessons import vae
-from vqvae_lessons.exercises import check, lesson1, solution_source
+from vqvae_lessons import exercises, vae
+from vqvae_lessons.exercises import check, check_answer, lesson1, solution_source
 from vqvae_lessons.gradients import gradients
 
 
@@ -71,13 +72,93 @@ def test_vae_loss_mistakes(capsys):
 
 
 def test_vae_loss_mistakes_are_told_apart():
-    """No two mistakes of the table give the same loss, and none gives the right one."""
-    for case in lesson1._vae_loss_cases():
-        values = [float(f(*case)) for f, _ in lesson1._VAE_LOSS_MISTAKES]
+    """No two mistakes of the table give the same loss, and none gives the right one, on the grey images with
+    moderate logits of more than one image (the clipped cross-entropy of probabilities is right there: it differs on
+    saturated logits only, below; and 784 times the pixels' mean is right on 28 x 28 images only)."""
+    [clipped] = [i for i, (_, text) in enumerate(lesson1._VAE_LOSS_MISTAKES) if "clips them" in text]
+    [mnist_only] = [i for i, (_, text) in enumerate(lesson1._VAE_LOSS_MISTAKES) if "784" in text and "28 x 28" in text]
+    for case in [c for c in lesson1._vae_loss_cases(saturated=False) if len(c[0]) > 1]:
+        right_here = {clipped, mnist_only} if case[0].shape[1] == 28 else {clipped}
+        values = [float(f(*case)) for i, (f, _) in enumerate(lesson1._VAE_LOSS_MISTAKES) if i not in right_here]
         right = float(ops.convert_to_numpy(lesson1.vae_loss(*case)))
         assert all(not np.isclose(v, right, rtol=1e-4) for v in values)
         distinct = {round(v, 3) for v in values}
         assert len(distinct) == len(values)
+
+
+# -- #28 part 4: the edge cases the course meets ---------------------------------------------------
+def sigmoid32(logits):
+    return (1 / (1 + np.exp(-np.asarray(logits, "float32")))).astype("float32")
+
+
+def test_reparameterize_needs_independent_noise_for_each_example_and_dimension(capsys):
+    """The checker's cases include a batch of one and a single latent dimension; noise shared across the batch or
+    across the dimensions has its own hint."""
+    assert {mean.shape for mean, _, _ in lesson1._reparameterize_cases()} >= {(1, 1), (1, 2), (3, 1)}
+    assert check("reparameterize", pasted("reparameterize")) is True
+    assert check("reparameterize", lambda m, lv, e: m + ops.sqrt(ops.exp(lv)) * e) is True
+    capsys.readouterr()
+    assert_incorrect(capsys, "reparameterize", lambda m, lv, e: m + np.exp(lv / 2) * e[0], "eps[0]",
+                     "independent draw")
+    assert_incorrect(capsys, "reparameterize", lambda m, lv, e: m + np.exp(lv / 2) * e[:, :1],
+                     "every latent dimension of an example got the same noise")
+
+
+def test_kl_divergence_sizes_of_one_and_a_confident_posterior(capsys):
+    shapes = [mean.shape for mean, _ in lesson1._kl_divergence_cases()]
+    assert {(1, 1), (1, 2), (3, 1)} <= set(shapes)
+    assert min(log_var.min() for _, log_var in lesson1._kl_divergence_cases()) < -6  # a narrow posterior
+    assert check("kl_divergence", pasted("kl_divergence")) is True
+    capsys.readouterr()
+    assert_incorrect(capsys, "kl_divergence", lambda m, lv: kl(m, lv)[:, None], "keepdims=True", "(N, 1)")
+    assert_incorrect(capsys, "kl_divergence", lambda m, lv: -0.5 * np.sum((1 + lv - m**2 - np.exp(lv))[:, :1], -1),
+                     "only the first latent dimension")
+
+
+def test_vae_loss_saturated_logits_a_batch_of_one_and_other_image_sizes(capsys):
+    cases = list(lesson1._vae_loss_cases())
+    assert any(len(images) == 1 for images, *_ in cases)
+    assert max(float(np.abs(logits).max()) for _, logits, *_ in cases) > 50
+    np.testing.assert_equal(np.isfinite([float(lesson1.vae_loss(*case)) for case in cases]), True)
+
+    def naive(x, lg, m, lv):  # the cross-entropy written out from the sigmoid's probabilities, in float32
+        p = sigmoid32(lg)
+        return ops.mean(ops.sum(-x * np.log(p) - (1 - x) * np.log(1 - p), axis=(1, 2, 3)) + kl(m, lv))
+
+    assert_incorrect(capsys, "vae_loss", naive, "not finite on saturated logits", "from_logits=True")
+    assert_incorrect(capsys, "vae_loss", lambda x, lg, m, lv: ops.mean(
+        ops.sum(ops.binary_crossentropy(x, sigmoid32(lg)), axis=(1, 2, 3)) + kl(m, lv)), "clips them", "16.1 nats")
+    assert_incorrect(capsys, "vae_loss", lambda x, lg, m, lv: ops.mean(784 * ops.mean(bce(x, lg), axis=(1, 2, 3))
+                                                                      + kl(m, lv)), "784")
+    # the stable forms pass, on every case
+    assert check("vae_loss", lambda x, lg, m, lv: np.mean(
+        np.sum(np.logaddexp(0, lg) - x * lg, axis=(1, 2, 3)) + 0.5 * np.sum(m**2 + np.exp(lv) - 1 - lv, axis=1)))
+
+
+# -- vae_kl_nats: the prediction of vae-z2's KL ----------------------------------------------------------
+MEASURED = {"shipped": 6.62, "demo": 2.6}  # what the lesson measures (the demonstration fit: seeded)
+
+
+@pytest.mark.parametrize("answer", [6.6, 5.0, 9.5])
+def test_vae_kl_nats_accepts_a_prediction_within_its_factor(capsys, answer):
+    assert check_answer("vae_kl_nats", answer, measured=MEASURED) is True
+    out = capsys.readouterr().out
+    assert out.startswith("Correct") and "6.62 nats" in out and "2.60" in out and "narrower than the prior" in out
+
+
+@pytest.mark.parametrize("answer, phrase", [(-1, "never negative"), (0, "never negative"), (2.0, "below the "
+                                            "demonstration fit"), (12.0, "too high"), (4.2, "too low"),
+                                            ("six", "write your answer as a number")])
+def test_vae_kl_nats_explains_a_wrong_prediction(capsys, answer, phrase):
+    assert check_answer("vae_kl_nats", answer, measured=MEASURED) is False
+    out = capsys.readouterr().out
+    assert out.startswith("Incorrect") and phrase in out, out
+
+
+def test_vae_kl_nats_is_a_prediction_of_lesson_1():
+    assert exercises.kinds()["vae_kl_nats"] == (1, "predict")
+    assert len(exercises._QUESTIONS["vae_kl_nats"].hints) >= 3
+    assert "6.6" not in " ".join(exercises._QUESTIONS["vae_kl_nats"].hints)  # the hints never give the value
 
 
 # -- moved from the notebook: our NumPy agrees with the package ----------------------------------

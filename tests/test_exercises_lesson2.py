@@ -4,12 +4,13 @@ notebook used to make by hand that the package agrees with NumPy."""
 
 import numpy as np
 import pytest
-from checking import assert_incorrect, pasted  # tests/checking.py
+from checking import assert_incorrect, assert_reference_stub_and_crash, pasted  # tests/checking.py
 from keras import ops
 
 from vqvae_lessons import metrics, quantizers
 from vqvae_lessons.diagrams import straight_through as straight_through_diagram
-from vqvae_lessons.exercises import check, lesson2
+from vqvae_lessons.exercises import check, check_answer, lesson2
+from vqvae_lessons.gradients import gradients
 
 sg = ops.stop_gradient
 
@@ -201,3 +202,164 @@ def test_the_quantizers_steps_have_a_trial_and_ema_update_none():
     for name in ("pairwise_sq_distances", "nearest_code", "straight_through", "vq_losses"):
         assert exercises._EXERCISES[name].trial is not None, name
     assert exercises._EXERCISES["ema_update"].trial is None
+
+
+# -- #28 part 4: the edge cases the course meets ---------------------------------------------------
+def test_pairwise_sq_distances_cases_hold_sizes_of_one_and_a_square_matrix(capsys):
+    shapes = [(len(x), len(c), x.shape[1]) for x, c in lesson2._distance_cases(30)]
+    assert shapes[0][0] == shapes[0][1]  # N == K first: a norm added along the wrong axis still runs there
+    assert {1} <= {n for n, _, _ in shapes} and {1} <= {k for _, k, _ in shapes} and {1} <= {d for *_, d in shapes}
+    assert check("pairwise_sq_distances", pasted("pairwise_sq_distances")) is True
+    capsys.readouterr()
+    assert_incorrect(capsys, "pairwise_sq_distances", lambda x, c: ops.sum(x**2, 1) + ops.sum(c**2, 1) - 2 * x @ c.T,
+                     "added as a row", "keepdims=True")
+    assert_incorrect(capsys, "pairwise_sq_distances",
+                     lambda x, c: np.sum(x**2, 1, keepdims=True) + np.sum(c**2) - 2 * x @ c.T, "all the codes together")
+    assert_incorrect(capsys, "pairwise_sq_distances",
+                     lambda x, c: np.sum(x**2) + np.sum(c**2, 1) - 2 * x @ c.T, "all the vectors together")
+
+
+def test_nearest_code_codes_above_255_ties_and_a_single_code(capsys):
+    cases = list(lesson2._nearest_code_cases())
+    assert max(len(c) for _, c in cases) > 256 and min(len(c) for _, c in cases) == 1
+    assert any(len(np.unique(c, axis=0)) < len(c) for _, c in cases)  # a tie: two copies of one code
+
+    def distances(x, c):
+        return ((x[:, None] - c[None]) ** 2).sum(-1)
+
+    def last_of_ties(x, c):  # breaks ties towards the last code: as right as argmin's first
+        d = distances(x, c)
+        return len(c) - 1 - np.argmin(d[:, ::-1], axis=1)
+
+    for right in (pasted("nearest_code"), last_of_ties, lambda x, c: np.argmin(distances(x, c), 1).astype("int32")):
+        assert check("nearest_code", right) is True
+    capsys.readouterr()
+    assert_incorrect(capsys, "nearest_code", lambda x, c: np.argmin(distances(x, c), 1).astype(np.uint8),
+                     "wrap around above 255", "uint8")
+    assert_incorrect(capsys, "nearest_code", lambda x, c: np.argmin(distances(x, c), 1).astype(np.int8),
+                     "wrap around above 127")
+    assert_incorrect(capsys, "nearest_code", lambda x, c: np.argmin(distances(x, c)), "without an axis")
+    assert_incorrect(capsys, "nearest_code", lambda x, c: np.argmin(distances(x, c), 1).astype("float64"),
+                     "integer indices")
+
+
+def test_straight_through_on_a_single_element_a_vector_that_is_its_code_and_zeros(capsys):
+    assert check("straight_through", pasted("straight_through")) is True
+    capsys.readouterr()
+    assert_incorrect(capsys, "straight_through", lambda x, q: x * sg(q / x), "stop_gradient(q / x)", "q / x, not 1")
+
+
+def test_vq_losses_sizes_of_one_and_other_distances(capsys):
+    assert check("vq_losses", pasted("vq_losses")) is True
+    capsys.readouterr()
+    assert_incorrect(capsys, "vq_losses",
+                     lambda x, q, b: (ops.mean(ops.abs(q - sg(x))), b * ops.mean(ops.abs(x - sg(q)))),
+                     "absolute differences")
+    assert_incorrect(capsys, "vq_losses", lambda x, q, b: (ops.sqrt(ops.sum(ops.square(q - sg(x)))),
+                                                           b * ops.sqrt(ops.sum(ops.square(x - sg(q))))), "the norm")
+
+
+def test_ema_update_repeated_indices_and_a_batch_of_one(capsys):
+    assert any(len(z) == 1 for _, _, z, *_ in lesson2._ema_cases())
+    assert all(len(np.unique(i)) < len(i) for _, _, z, i, *_ in lesson2._ema_cases() if len(z) > 1)
+
+    def with_add_at(size, sums, z, idx, decay, lam):
+        k = len(size)
+        counts, vector_sums = np.zeros(k), np.zeros_like(sums, dtype="float64")
+        np.add.at(counts, idx, 1)
+        np.add.at(vector_sums, idx, z)
+        new_size, new_sums = decay * size + (1 - decay) * counts, decay * sums + (1 - decay) * vector_sums
+        n = new_size.sum()
+        return new_size, new_sums, new_sums / ((new_size + lam) / (n + k * lam) * n)[:, None]
+
+    def fancy_indexing(size, sums, z, idx, decay, lam):  # counts[idx] += 1 counts a repeated index once
+        k = len(size)
+        counts, vector_sums = np.zeros(k), np.zeros_like(sums, dtype="float64")
+        counts[idx] += 1
+        vector_sums[idx] += z
+        new_size, new_sums = decay * size + (1 - decay) * counts, decay * sums + (1 - decay) * vector_sums
+        n = new_size.sum()
+        return new_size, new_sums, new_sums / ((new_size + lam) / (n + k * lam) * n)[:, None]
+
+    def batch_total(size, sums, z, idx, decay, lam):  # n = the batch's size, not the running total
+        new_size, new_sums, _ = with_add_at(size, sums, z, idx, decay, lam)
+        k, n = len(size), len(z)
+        return new_size, new_sums, new_sums / ((new_size + lam) / (n + k * lam) * n)[:, None]
+
+    assert check("ema_update", with_add_at) is True
+    capsys.readouterr()
+    assert_incorrect(capsys, "ema_update", fancy_indexing, "counted only one of them", "np.add.at")
+    assert_incorrect(capsys, "ema_update", batch_total, "the batch's number of vectors")
+
+
+# -- encoder_gradient: derive the gradient the encoder receives --------------------------------------
+def test_encoder_gradient_is_a_derive_exercise_with_three_hint_levels(capsys):
+    from vqvae_lessons import exercises
+
+    assert exercises.kinds()["encoder_gradient"] == (2, "derive")
+    assert len(exercises._EXERCISES["encoder_gradient"].hints) >= 3
+    assert_reference_stub_and_crash(capsys, "encoder_gradient", lesson2.encoder_gradient)
+
+
+def test_encoder_gradient_is_what_automatic_differentiation_finds():
+    """On every case of the checker (sizes of one, a vector that is its own code), the hand-derived gradient is the
+    backend's gradient of the decoder's term through straight_through plus both vq_losses."""
+    for grad_q, z_e, z_q, beta in lesson2._encoder_gradient_cases():
+        def loss(x, q, g=grad_q, beta=beta):
+            codebook_loss, commitment_loss = quantizers.vq_losses(x, q, beta)
+            return [ops.sum(ops.multiply(g, quantizers.straight_through(x, q))) + codebook_loss + commitment_loss]
+
+        [(to_z_e, _)] = gradients(loss, [z_e, z_q])
+        np.testing.assert_allclose(lesson2.encoder_gradient(grad_q, z_e, z_q, beta), to_z_e, rtol=1e-5, atol=1e-7)
+
+
+def test_encoder_gradient_cases_hold_sizes_of_one():
+    shapes = {z_e.shape for _, z_e, _, _ in lesson2._encoder_gradient_cases()}
+    assert {(1, 1), (6, 1), (1, 4)} <= shapes
+
+
+@pytest.mark.parametrize("index", range(len(lesson2._ENCODER_GRADIENT_MISTAKES)))
+def test_encoder_gradient_names_each_mistake(capsys, index):
+    mistake, mistake_hint = lesson2._ENCODER_GRADIENT_MISTAKES[index]
+    assert_incorrect(capsys, "encoder_gradient", lambda *args: np.asarray(mistake(*args)) * 1.0, mistake_hint)
+
+
+def test_encoder_gradient_mistakes_are_told_apart():
+    """On the checker's first case no two mistakes (nor a mistake and the reference) give the same gradient, so each
+    gets its own hint."""
+    from vqvae_lessons.exercises.authoring import close
+
+    case = next(lesson2._encoder_gradient_cases())
+    values = [mistake(*case) for mistake, _ in lesson2._ENCODER_GRADIENT_MISTAKES] + [lesson2.encoder_gradient(*case)]
+    assert not [(i, j) for i in range(len(values)) for j in range(i) if close(values[i], values[j])]
+
+
+# -- unpicked_codes: the prediction of section 2's unpicked codes ------------------------------------
+UNPICKED = {"unpicked": 1, "codes": 16, "blobs": 8}  # what the lesson counts (its seeded codebook)
+
+
+@pytest.mark.parametrize("answer", [1, 0, 3, 2.0])
+def test_unpicked_codes_accepts_a_count_within_its_band(capsys, answer):
+    assert check_answer("unpicked_codes", answer, measured=UNPICKED) is True
+    out = capsys.readouterr().out
+    assert out.startswith("Correct") and "1 of the 16 random codes" in out and "Voronoi cell" in out
+
+
+@pytest.mark.parametrize("answer, phrase", [(4, "too many"), (9, "too many"), (17, "between 0 and 16"),
+                                            (-1, "between 0 and 16"), ("six", "write your answer as a number")])
+def test_unpicked_codes_explains_a_wrong_count(capsys, answer, phrase):
+    assert check_answer("unpicked_codes", answer, measured=UNPICKED) is False
+    out = capsys.readouterr().out
+    assert out.startswith("Incorrect") and phrase in out, out
+
+
+def test_unpicked_codes_says_too_few_against_another_count(capsys):
+    assert check_answer("unpicked_codes", 1, measured=UNPICKED | {"unpicked": 6}) is False
+    assert "too few" in capsys.readouterr().out
+
+
+def test_unpicked_codes_is_a_prediction_of_lesson_2():
+    from vqvae_lessons import exercises
+
+    assert exercises.kinds()["unpicked_codes"] == (2, "predict")
+    assert len(exercises._QUESTIONS["unpicked_codes"].hints) >= 3

@@ -102,6 +102,17 @@ def test_the_learners_ema_step_is_the_layers_first_update_with_lam_scaled():
     np.testing.assert_allclose(stepped, keras.ops.convert_to_numpy(layer.embeddings), atol=1e-5)
 
 
+def test_the_lessons_gradient_comparison_runs_the_learners_derivation_when_it_passes(capsys):
+    """Section 5 compares ``use("encoder_gradient", ...)`` with the backend's gradient: the learner's derivation
+    runs when right; a wrong one (the commitment term forgotten) falls back to the package's, which agrees."""
+    yours = pasted("encoder_gradient")
+    assert use("encoder_gradient", yours) is yours
+    assert "Using yours" in capsys.readouterr().out
+    forgot_commitment = lambda grad_q, z_e, z_q, beta: grad_q * 1.0  # noqa: E731
+    assert use("encoder_gradient", forgot_commitment) is lesson2.encoder_gradient
+    assert "Using the package's" in capsys.readouterr().out
+
+
 @pytest.mark.slow
 @pytest.mark.notebook
 def test_the_lesson_filled_in_gives_the_stub_paths_figures():

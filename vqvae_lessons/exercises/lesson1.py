@@ -76,12 +76,18 @@ _REPARAMETERIZE_MISTAKES = [
      "you forgot to scale eps by the standard deviation exp(log_var / 2)."),
     (lambda mean, log_var, eps: np.exp(log_var / 2) * eps,
      "you forgot to add the mean: z = mean + exp(log_var / 2) * eps."),
+    (lambda mean, log_var, eps: mean + np.exp(log_var / 2) * eps[:1],
+     "every example got the noise of the first row, eps[0]: each image needs its own independent draw, so use "
+     "eps itself, row n for example n (a batch whose samples share their noise moves together)."),
+    (lambda mean, log_var, eps: mean + np.exp(log_var / 2) * eps[:, :1],
+     "every latent dimension of an example got the same noise, eps[:, 0]: the L dimensions are independent, so "
+     "use eps itself, one value per example and dimension."),
 ]
 
 
 def _reparameterize_cases():
     rng = np.random.default_rng(10)
-    for shape in [(5, 3), (2, 7), (1, 2)]:
+    for shape in [(5, 3), (2, 7), (1, 2), (1, 1), (3, 1)]:  # sizes of 1: one image, one latent dimension
         yield tuple(rng.normal(size=shape).astype("float32") for _ in range(3))
 
 
@@ -150,13 +156,20 @@ _KL_DIVERGENCE_MISTAKES = [
      "the sign of mean**2 is wrong: -0.5 * sum(1 + log_var - mean**2 - exp(log_var))."),
     (lambda mean, log_var: -0.5 * np.sum(log_var - mean**2 - np.exp(log_var), axis=-1),
      "you forgot the 1 inside the sum: -0.5 * sum(1 + log_var - mean**2 - exp(log_var))."),
+    (lambda mean, log_var: -0.5 * np.sum(_kl_terms(mean, log_var), axis=-1, keepdims=True),
+     "you kept the summed axis (keepdims=True) and returned shape (N, 1): return one value per example, shape "
+     "(N,), so that the loss can average it with the reconstruction term's (N,) values."),
+    (lambda mean, log_var: -0.5 * np.sum(_kl_terms(mean, log_var)[:, :1], axis=-1),
+     "you kept only the first latent dimension: the KL is a sum over all L dimensions (axis=-1)."),
 ]
 
 
 def _kl_divergence_cases():
     rng = np.random.default_rng(20)
-    for shape in [(5, 3), (4, 7), (1, 2)]:
+    for shape in [(5, 3), (4, 7), (1, 2), (1, 1), (3, 1)]:  # sizes of 1: one image, one latent dimension
         yield rng.normal(size=shape).astype("float32"), rng.normal(size=shape).astype("float32")
+    # a posterior far from the prior, as a trained encoder gives a confident dimension: small variances, large means
+    yield (rng.normal(0.0, 3.0, size=(4, 2)).astype("float32"), rng.uniform(-9.0, -6.0, size=(4, 2)).astype("float32"))
 
 
 def _check_kl_divergence(fn):
@@ -216,6 +229,19 @@ def _nothing(values):
     return 0.0
 
 
+def _bce_of_sigmoid_float32(images, logits):
+    """The cross-entropy written from the sigmoid's probabilities in float32, -x log p - (1 - x) log(1 - p): exact
+    for moderate logits, but p rounds to 1 (or 0) once a logit passes about 17 (or -104), and log(0) is -inf."""
+    p = (1 / (1 + np.exp(-np.asarray(logits, "float32")))).astype("float32")
+    return -images * np.log(p) - (1 - images) * np.log(np.float32(1) - p)
+
+
+_SATURATED = ("your loss is not finite on saturated logits (a decoder sure of a pixel gives logits beyond +-17): "
+              "the sigmoid rounds to exactly 1 or 0 in float32 and its log is -inf. Compute the cross-entropy from "
+              "the logits, keras.ops.binary_crossentropy(images, logits, from_logits=True) (or log(1 + exp(l)) - x l "
+              "with np.logaddexp), which never takes the log of a rounded probability.")
+
+
 _VAE_LOSS_MISTAKES = [
     (_loss(sign=-1),
      "you subtracted the KL: the loss is the negative ELBO, reconstruction + KL, and the KL is never negative."),
@@ -231,6 +257,10 @@ _VAE_LOSS_MISTAKES = [
      "you applied the sigmoid and then a cross-entropy that expects logits (from_logits=True), so the sigmoid "
      "was applied twice: pass the logits themselves with from_logits=True, or the sigmoid's probabilities with "
      "from_logits=False."),
+    (_loss(per_pixel=lambda images, logits: _bce_of_probabilities(images, _sigmoid(logits))),
+     "with saturated logits (a decoder sure of a pixel) your loss is too small: a cross-entropy of probabilities "
+     "(from_logits=False) clips them to [1e-7, 1 - 1e-7], so a pixel the decoder gets confidently wrong costs at most "
+     "16.1 nats instead of its logit's size, and gets no gradient. Pass the logits with from_logits=True."),
     (_loss(per_pixel=_bce_of_probabilities),
      "you passed the logits to a cross-entropy that expects probabilities (from_logits=False): the decoder "
      "outputs logits, so use from_logits=True (or apply the sigmoid first)."),
@@ -250,25 +280,41 @@ _VAE_LOSS_MISTAKES = [
      "-0.5 * sum(1 + log_var - mean**2 - exp(log_var))."),
     (_loss(kl=lambda mean, log_var: _per_image_kl(mean, log_var) / 2),
      "your KL is half what it should be: the 1/2 appears once, -0.5 * sum(1 + log_var - mean**2 - exp(log_var))."),
+    (_loss(over_pixels=lambda per_pixel, axis: 784 * np.mean(per_pixel, axis=axis)),
+     "you multiplied a per-pixel mean by 784, MNIST's 28 x 28: that is right only for 28 x 28 images; sum over the "
+     "pixel axes (1, 2, 3) instead, whatever their size."),
 ]
 
 
-def _vae_loss_cases():
+def _vae_loss_cases(saturated=True):
+    """Grey images with moderate logits (a batch of one among them), then, with ``saturated``, binary pixels with
+    the saturated logits of a confident decoder (|logit| up to about 100, some of them confidently wrong)."""
     rng = np.random.default_rng(30)
-    for n, side, latent in [(4, 5, 3), (3, 28, 2), (5, 6, 4)]:
+    for n, side, latent in [(4, 5, 3), (3, 28, 2), (5, 6, 4), (1, 4, 1)]:
         images = rng.uniform(size=(n, side, side, 1)).astype("float32")  # grey values, as in MNIST
         logits = rng.normal(0.0, 2.0, size=(n, side, side, 1)).astype("float32")
         mean = rng.normal(size=(n, latent)).astype("float32")
         log_var = rng.normal(-0.5, 0.7, size=(n, latent)).astype("float32")
         yield images, logits, mean, log_var
+    if saturated:
+        images = (rng.uniform(size=(3, 7, 7, 1)) < 0.3).astype("float32")
+        sure = np.where(images > 0, 1.0, -1.0) * rng.uniform(20.0, 100.0, size=images.shape)  # right, and sure
+        wrong = rng.uniform(size=images.shape) < 0.1                                      # a few sure and wrong
+        logits = np.where(wrong, -sure, sure).astype("float32")
+        yield images, logits, rng.normal(size=(3, 2)).astype("float32"), rng.normal(-1.0, 0.5, (3, 2)).astype("float32")
 
 
 def _vae_loss_case(images, logits, mean, log_var):
-    return f"With images and logits of shape {images.shape} and mean, log_var of shape {mean.shape}: "
+    saturated = " (saturated logits, up to |logit| = 100)" if np.abs(logits).max() > 20 else ""
+    return f"With images and logits of shape {images.shape}{saturated} and mean, log_var of shape {mean.shape}: "
 
 
 def _check_vae_loss(fn):
-    _check_number(fn, _vae_loss_cases(), vae_loss, _VAE_LOSS_MISTAKES, _vae_loss_case)
+    for args in _vae_loss_cases():
+        got = _to_array(_call(fn, *args))
+        if got.size == 1 and not np.all(np.isfinite(got.astype("float64"))):
+            raise _Incorrect(_vae_loss_case(*args) + _SATURATED)
+        _check_number(fn, [args], vae_loss, _VAE_LOSS_MISTAKES, _vae_loss_case)
 
 
 core.register(
@@ -288,3 +334,52 @@ core.register(
     error_hint="images and logits are NumPy arrays of shape (N, H, W, 1), mean and log_var of shape (N, L); "
                "return one number.",
     mistakes=_VAE_LOSS_MISTAKES)
+
+
+# ---------------------------------------------------------------------------------------------
+# vae_kl_nats: a prediction, judged against the test set's KL of the shipped vae-z2
+# ---------------------------------------------------------------------------------------------
+_KL_FACTOR = 1.5  # a prediction within this factor of the measured KL is right
+
+
+def _judge_vae_kl(answer, measured):
+    """``measured``: ``{"shipped": vae-z2's KL in nats per test image, "demo": the demonstration fit's}``."""
+    nats = core.as_number(answer, "5")
+    shipped, demo = float(measured["shipped"]), float(measured["demo"])
+    narrower = float(np.exp(shipped / 2))
+    why = (f"vae-z2 spends {shipped:.2f} nats ({shipped / np.log(2):.1f} bits) per test image on its code, the "
+           f"two-epoch demonstration fit {demo:.2f}. Training longer buys reconstruction with information: the "
+           f"encoder narrows each posterior to pin its digit down. With the means spread about like the prior's, a "
+           f"dimension costs about ln(1 / sigma) nats, so {shipped / 2:.1f} nats per dimension means posteriors about "
+           f"{narrower:.0f} times narrower than the prior: some {narrower:.0f} distinguishable places along each axis, "
+           f"a few hundred digits' worth of room on the plane, no more.")
+    if nats <= 0:
+        raise core.Wrong(f"a KL divergence is never negative, and an encoder that carries anything about the image "
+                         f"pays more than 0. {why}")
+    if nats < demo:
+        raise core.Wrong(f"{nats:g} is below the demonstration fit's KL: longer training raises the KL, since the "
+                         f"reconstruction term it buys falls by more than the KL costs. {why}")
+    if nats > shipped * _KL_FACTOR:
+        raise core.Wrong(f"{nats:g} is too high: two dimensions hold little, and every extra nat must pay for itself "
+                         f"in reconstruction. {why}")
+    if nats < shipped / _KL_FACTOR:
+        raise core.Wrong(f"{nats:g} is too low: the KL keeps rising over the whole run. {why}")
+    return f"{nats:g} is within a factor {_KL_FACTOR} of the measurement. {why}"
+
+
+core.register_question(
+    "vae_kl_nats", kind="predict", lesson=1, judge=_judge_vae_kl,
+    example={"shipped": 6.62, "demo": 2.6},
+    hints="""
+        The KL term is the price of the code: it grows as the encoder makes each posterior narrower than the
+        prior, to say more precisely where its digit sits. Start from the demonstration fit's KL in the figure
+        above: does training longer raise it or lower it, and by a lot or a little?
+
+        Per latent dimension, when the means spread about as the prior does, the KL is close to ln(1 / sigma)
+        nats, sigma the posterior's standard deviation measured in prior units: a posterior 10 times narrower
+        than the prior costs about 2.3 nats. vae-z2 has two dimensions; guess how narrow its posteriors are.
+
+        Think of how many digits could be told apart along one axis: about 1 / sigma. Tens along each axis are
+        plausible for a plane that sorts ten classes and their styles; thousands are not, since the decoder
+        could not use them. Turn your 1 / sigma into nats (ln) and add the two dimensions.
+        """)

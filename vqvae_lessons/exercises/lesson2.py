@@ -75,6 +75,14 @@ def _brute_force_sq_distances(x, codebook):
     return np.sum((x[:, None, :] - codebook[None, :, :]) ** 2, axis=-1)
 
 
+def _or_nan(compute, shape):
+    """``compute()``, or an array of NaN of ``shape`` where it raises (a mistake that runs for some shapes only)."""
+    try:
+        return compute()
+    except ValueError:
+        return np.full(shape, np.nan)
+
+
 _PAIRWISE_SQ_DISTANCES_MISTAKES = [
     (lambda x, c: np.sum(x**2, 1, keepdims=True) + np.sum(c**2, 1) - x @ c.T,
      "the cross term is -2 x.e: you are missing the factor 2 (|x - e|^2 = |x|^2 + |e|^2 - 2 x.e)."),
@@ -98,12 +106,23 @@ _PAIRWISE_SQ_DISTANCES_MISTAKES = [
      "you squared the sum of the differences: sum the squared differences instead."),
     (lambda x, c: np.sum(x[:, None, :] - c[None, :, :], axis=-1),
      "you summed the differences without squaring them."),
+    (lambda x, c: _or_nan(lambda: np.sum(x**2, 1) + np.sum(c**2, 1) - 2 * x @ c.T, (len(x), len(c))),
+     "the squared norms of x were added as a row, not a column: np.sum(x**2, axis=1) has shape (N,), which "
+     "broadcasts along the codes' axis (and only runs at all when N equals K or N is 1). Keep it a column, "
+     "keepdims=True, shape (N, 1)."),
+    (lambda x, c: np.sum(x**2, 1, keepdims=True) + np.sum(c**2) - 2 * x @ c.T,
+     "you added the squared norms of all the codes together (np.sum without an axis): each column k needs its own "
+     "code's |e_k|^2, np.sum(codebook**2, axis=1), shape (K,)."),
+    (lambda x, c: np.sum(x**2) + np.sum(c**2, 1) - 2 * x @ c.T,
+     "you added the squared norms of all the vectors together (np.sum without an axis): each row n needs its own "
+     "|x_n|^2, np.sum(x**2, axis=1, keepdims=True), shape (N, 1)."),
 ]
 
 
 def _distance_cases(seed):
     rng = np.random.default_rng(seed)
-    for n, k, d in [(5, 8, 3), (7, 4, 2), (1, 3, 6)]:
+    # N == K (a norm added along the wrong axis still runs), and sizes of 1: one vector, one code, one dimension
+    for n, k, d in [(4, 4, 3), (5, 8, 3), (7, 4, 2), (1, 3, 6), (3, 1, 2), (6, 5, 1)]:
         x = rng.normal(size=(n, d)).astype("float32")
         # codes of different lengths, so that "largest dot product" differs from "nearest"
         codebook = (rng.normal(size=(k, d)) * rng.uniform(0.3, 2.0, size=(k, 1))).astype("float32")
@@ -133,7 +152,7 @@ core.register(
         product of x with the transposed codebook, (N, D) @ (D, K); broadcasting then gives (N, K).
         """,
     error_hint="x is (N, D) and codebook (K, D): keep the squared norms of x as a column (keepdims=True) so they "
-               "broadcast against the codebook's (K,), or broadcast x[:, None, :] - codebook[None, :, :].",
+               "broadcast against the codebook's (K,), and take every dot product at once with x @ codebook.T.",
     mistakes=_PAIRWISE_SQ_DISTANCES_MISTAKES)
 
 
@@ -150,16 +169,40 @@ _NEAREST_CODE_MISTAKES = [
     (lambda x, c: np.argmax(x @ c.T, axis=1),
      "the largest dot product x.e is the nearest code only if all codes have the same length (without the |e|^2 "
      "term long codes win): use the full squared distance."),
+    (lambda x, c: np.argmin(_brute_force_sq_distances(x, c), axis=1).astype("uint8"),
+     "your indices wrap around above 255: uint8 holds 0 to 255 only, and codebooks have more codes than that "
+     "(lesson 4 sweeps K up to 512). Keep argmin's own integer dtype (int64), or int32."),
+    (lambda x, c: np.argmin(_brute_force_sq_distances(x, c), axis=1).astype("int8"),
+     "your indices wrap around above 127: int8 holds -128 to 127 only, and codebooks have more codes than that. "
+     "Keep argmin's own integer dtype (int64), or int32."),
+    (lambda x, c: np.argmin(_brute_force_sq_distances(x, c)),
+     "argmin without an axis gives one index into the flattened (N, K) matrix: take it over axis 1, the codes, for "
+     "one index per vector (N,)."),
 ]
 
 
+def _nearest_code_cases():
+    yield from _distance_cases(40)
+    rng = np.random.default_rng(41)
+    # more codes than uint8 (or int8) can count, with the nearest codes of the points above 255
+    codebook = rng.normal(size=(300, 2)).astype("float32")
+    yield (codebook[[260, 299, 5, 140, 280]] + 0.01).astype("float32"), codebook
+    # a tie: two copies of the same code (either index is right), and one code only
+    codebook = rng.normal(size=(4, 3)).astype("float32")
+    yield rng.normal(size=(6, 3)).astype("float32"), np.concatenate([codebook, codebook[:1]])
+    yield rng.normal(size=(3, 2)).astype("float32"), rng.normal(size=(1, 2)).astype("float32")
+
+
 def _check_nearest_code(fn):
-    for x, codebook in _distance_cases(40):
+    for x, codebook in _nearest_code_cases():
         got, distances = _to_array(_call(fn, x, codebook)), _brute_force_sq_distances(x, codebook)
         if got.shape == (len(x),) and got.dtype.kind in "iu" and np.all((got >= 0) & (got < len(codebook))):
             picked = distances[np.arange(len(x)), got]
             if np.all(picked <= distances.min(axis=1) + 1e-4 * max(1.0, distances.max())):
                 continue  # a nearest code (ties may go either way)
+        if got.shape == (len(x),) and got.dtype.kind not in "iu" and np.array_equal(got, np.argmin(distances, axis=1)):
+            raise _Incorrect(f"{_distance_case(x, codebook)}the right codes, but as {got.dtype} numbers: expected "
+                             "integer indices (argmin's own int64, or int32), which can index the codebook.")
         _compare(got, np.argmin(distances, axis=1), (x, codebook), _NEAREST_CODE_MISTAKES,
                  where=_distance_case(x, codebook), symbols="(N,)", kind="index")
 
@@ -199,6 +242,9 @@ _STRAIGHT_THROUGH_MISTAKES = [
      "the gradient also flows into q: in a VQ-VAE only the codebook loss moves the codes, so put all of q - x "
      "inside stop_gradient: x + stop_gradient(q - x)."),
     (lambda x, q: x - ops.stop_gradient(q - x), "the value is 2x - q: the sign before stop_gradient must be +."),
+    (lambda x, q: x * ops.stop_gradient(q / x),
+     "scaling x by stop_gradient(q / x) gives the value q but the gradient q / x, not 1 (and NaN where an encoder "
+     "output is 0): add the difference instead, x + stop_gradient(q - x), whose gradient is exactly 1."),
 ]
 
 
@@ -228,7 +274,12 @@ def _straight_through_diagnosis(got, want, x):
 def _check_straight_through(fn):
     rng = np.random.default_rng(50)
     cases = [(f"With x and q of shape {shape}: ", tuple(rng.normal(size=shape).astype("float32") for _ in range(3)))
-             for shape in [(4, 3), (2, 5, 3)]]
+             for shape in [(4, 3), (2, 5, 3), (1, 1)]]  # one vector of one dimension among them
+    # a vector that is its own code (q = x), and one that is 0: the gradient must still be exactly w
+    x, q, w = (rng.normal(size=(3, 2)).astype("float32") for _ in range(3))
+    x[0], q[1] = q[0], 0.0
+    x[2] = 0.0
+    cases.append(("With x and q of shape (3, 2), a row of x equal to its q and one of x equal to 0: ", (x, q, w)))
     _check_by_observation(fn, cases, _observe_straight_through, straight_through, _STRAIGHT_THROUGH_MISTAKES,
                           lambda got, want, x, q, w: _straight_through_diagnosis(got, want, x))
 
@@ -291,6 +342,11 @@ _VQ_LOSSES_MISTAKES = [
     (lambda x, q, beta: (ops.mean(ops.sum(ops.square(q - _sg(x)), axis=-1)),
                          beta * ops.mean(ops.sum(ops.square(x - _sg(q)), axis=-1))),
      "you summed over the last axis before averaging: both losses are means over all elements."),
+    (lambda x, q, beta: (ops.mean(ops.abs(q - _sg(x))), beta * ops.mean(ops.abs(x - _sg(q)))),
+     "you took absolute differences (an L1 loss): both losses are means of squared differences, mean((q - x)**2)."),
+    (lambda x, q, beta: (ops.sqrt(ops.sum(ops.square(q - _sg(x)))), beta * ops.sqrt(ops.sum(ops.square(x - _sg(q))))),
+     "you took the norm |q - x| (a square root of the sum of squares): both losses are means of the squared "
+     "differences, with no square root."),
 ]
 
 
@@ -344,7 +400,7 @@ def _check_vq_losses(fn):
     rng = np.random.default_rng(60)
     cases = [(f"With x and q of shape {shape} and beta = {beta}: ",
               (*(rng.normal(size=shape).astype("float32") for _ in range(2)), beta))
-             for shape, beta in [((6, 4), 0.25), ((3, 5, 2), 0.7)]]
+             for shape, beta in [((6, 4), 0.25), ((3, 5, 2), 0.7), ((1, 1), 0.25), ((1, 3), 0.25)]]
     _check_by_observation(fn, cases, _observe_vq_losses, vq_losses, _VQ_LOSSES_MISTAKES,
                           lambda got, want, *args: _vq_losses_diagnosis(got, want))
 
@@ -397,6 +453,14 @@ def _ema_with(size, sums, z, idx, decay, lam, *, batch=None, mix=None, divide=No
     return new_size, new_sum, divide(new_size, new_sum, size, sums, counts, vector_sums, lam)
 
 
+def _fancy_index_sums(one_hot, z):
+    """Counts and sums written with ``counts[indices] += 1``: each repeated index counted once (the last vector)."""
+    indices, counts, sums = one_hot.argmax(axis=1), np.zeros(one_hot.shape[1]), np.zeros((one_hot.shape[1], z.shape[1]))
+    counts[indices] += 1
+    sums[indices] += z
+    return counts, sums
+
+
 def _mistake(**replaced):
     return lambda *args: _ema_with(*args, **replaced)
 
@@ -427,13 +491,22 @@ _EMA_UPDATE_MISTAKES = [
      "new m_k by the smoothed new N_k."),
     (_mistake(divide=lambda ns, nm, os, om, c, s, lam: om / _smooth(ns, lam)[:, None]),
      "you updated the codebook from the old sums m_k: compute the new embedding_sum first and divide that."),
+    (_mistake(batch=lambda one_hot, z: _fancy_index_sums(one_hot, z)),
+     "a code picked by several vectors counted only one of them: counts[indices] += 1 and sums[indices] += z_e "
+     "write each repeated index once (NumPy does not accumulate repeats in fancy indexing). Use the one-hot matrix "
+     "(np.eye(K)[indices]: column sums, and its transpose @ z_e), or np.add.at, or np.bincount(indices, minlength=K)."),
+    (_mistake(divide=lambda ns, nm, os, om, c, s, lam: nm / ((ns + lam) / (c.sum() + len(ns) * lam)
+                                                             * c.sum())[:, None]),
+     "your smoothing uses n = the batch's number of vectors: n is the sum of the running counts N_k, "
+     "(N_k + lam) / (n + K lam) * n, so that the smoothed counts keep the running total."),
 ]
 
 
 def _ema_cases():
     rng = np.random.default_rng(70)
+    # repeated indices, a code no vector picks, a fresh state, and a batch of one vector (sizes of 1)
     for k, d, n, decay, lam, fresh in [(6, 3, 10, 0.8, 0.5, True), (5, 2, 12, 0.9, 0.3, False),
-                                       (4, 4, 7, 0.5, 1.0, False)]:
+                                       (4, 4, 7, 0.5, 1.0, False), (3, 1, 1, 0.9, 0.1, False)]:
         z_e = rng.normal(size=(n, d)).astype("float32")
         indices = rng.integers(0, k - 1, size=n)  # code k - 1 is never picked
         size = np.zeros(k, "float32") if fresh else rng.uniform(0.0, 3.0, size=k).astype("float32")
@@ -483,3 +556,138 @@ core.register(
     error_hint="cluster_size is (K,), embedding_sum (K, D), z_e (N, D) and indices (N,) integers; return a tuple "
                "of three NumPy arrays (K,), (K, D), (K, D).",
     mistakes=_EMA_UPDATE_MISTAKES)
+
+
+# ---------------------------------------------------------------------------------------------
+# encoder_gradient (derive: the gradient the encoder's outputs receive, worked out by hand)
+# ---------------------------------------------------------------------------------------------
+def encoder_gradient(grad_q, z_e, z_q, beta):
+    """The gradient of the VQ-VAE's loss with respect to the encoder outputs ``z_e`` (N, D), derived by hand:
+    the decoder's gradient ``grad_q`` = dL_rec/dz_q (N, D) passes the straight-through estimator unchanged, the
+    codebook loss mean((z_q - sg(z_e))^2) sends nothing, and the commitment loss beta * mean((z_e - sg(z_q))^2),
+    a mean over all N * D elements, adds 2 beta (z_e - z_q) / (N D)."""
+    grad_q, z_e, z_q = (np.asarray(a, "float64") for a in (grad_q, z_e, z_q))
+    through_straight_through = grad_q                    # d st(z_e, z_q) / d z_e is the identity
+    from_codebook_loss = np.zeros_like(z_e)              # sg(z_e): the codebook loss moves only the codes
+    from_commitment_loss = 2.0 * beta * (z_e - z_q) / z_e.size
+    return through_straight_through + from_codebook_loss + from_commitment_loss
+
+
+def _commitment(z_e, z_q, beta, scale):
+    return 2.0 * beta * (z_e - z_q) / scale
+
+
+_ENCODER_GRADIENT_MISTAKES = [
+    (lambda g, e, q, beta: np.zeros_like(e),
+     "zero is the true gradient of z_q = codebook[argmin ...] with respect to z_e, the gradient the straight-through "
+     "estimator replaces: through st(z_e, z_q) = z_e + sg(z_q - z_e) the decoder's gradient grad_q reaches z_e "
+     "unchanged (and the commitment loss adds its own)."),
+    (lambda g, e, q, beta: g,
+     "you have the decoder's gradient through the straight-through estimator, but not the commitment loss's: "
+     "beta * mean((z_e - sg(z_q))**2) also depends on z_e. Differentiate it and add it."),
+    (lambda g, e, q, beta: _commitment(e, q, beta, e.size),
+     "you have the commitment loss's gradient but not the decoder's: the straight-through estimator hands grad_q "
+     "to z_e unchanged (d st / d z_e is the identity), so it is part of the gradient too."),
+    (lambda g, e, q, beta: g - _commitment(e, q, beta, e.size),
+     "the commitment term has the wrong sign: the derivative of (z_e - z_q)^2 with respect to z_e is "
+     "+2 (z_e - z_q), which pulls z_e towards its code when you step against the gradient."),
+    (lambda g, e, q, beta: g + _commitment(e, q, 1.0 + beta, e.size),
+     "you counted the codebook loss too: in mean((z_q - sg(z_e))**2) the encoder output sits inside stop_gradient, "
+     "so that term sends z_e nothing; only the commitment loss (weight beta) reaches z_e."),
+    (lambda g, e, q, beta: g + _commitment(e, q, 1.0, e.size),
+     "you forgot beta: the commitment loss is beta * mean((z_e - sg(z_q))**2), so its gradient carries beta."),
+    (lambda g, e, q, beta: g + _commitment(e, q, beta, 1.0),
+     "you differentiated a sum, not a mean: the commitment loss averages over all N * D elements, so each element's "
+     "derivative 2 beta (z_e - z_q) is divided by N * D (z_e.size)."),
+    (lambda g, e, q, beta: g + _commitment(e, q, beta, len(e)),
+     "you divided by N, the number of vectors: the mean runs over all N * D elements (z_e.size), not over the rows."),
+    (lambda g, e, q, beta: g + _commitment(e, q, beta, e.shape[-1]),
+     "you divided by D, the vectors' dimension: the mean runs over all N * D elements (z_e.size)."),
+    (lambda g, e, q, beta: g + _commitment(e, q, beta / 2, e.size),
+     "the commitment term is half what it should be: the derivative of a square (z_e - z_q)^2 is 2 (z_e - z_q)."),
+    (lambda g, e, q, beta: g * _commitment(e, q, beta, e.size),
+     "the two contributions add up (the loss is a sum of terms, so its gradient is the sum of their gradients): "
+     "you multiplied them."),
+]
+
+
+def _encoder_gradient_cases():
+    rng = np.random.default_rng(80)
+    for n, d, beta in [(6, 3, 0.25), (4, 2, 0.7), (1, 1, 0.25), (6, 1, 0.4), (1, 4, 0.25)]:  # sizes of 1 too
+        z_e = rng.normal(size=(n, d)).astype("float32")
+        z_q = (z_e + rng.normal(0.0, 0.5, size=(n, d))).astype("float32")
+        z_q[0] = z_e[0]  # a vector that is its own code: the commitment loss sends it nothing
+        grad_q = rng.normal(0.0, 0.1, size=(n, d)).astype("float32")
+        yield grad_q, z_e, z_q, beta
+
+
+def _check_encoder_gradient(fn):
+    for args in _encoder_gradient_cases():
+        grad_q, z_e, z_q, beta = args
+        where = f"With z_e and z_q of shape (N, D) = {z_e.shape} and beta = {beta}: "
+        _compare(_to_array(_call(fn, *args)), encoder_gradient(*args), args, _ENCODER_GRADIENT_MISTAKES,
+                 where=where, symbols="(N, D)")
+
+
+core.register(
+    "encoder_gradient", reference=encoder_gradient, checker=_check_encoder_gradient, lesson=2, kind="derive",
+    hints="""
+        Follow z_e through the loss L = L_rec(st(z_e, z_q)) + codebook loss + commitment loss, term by term: the
+        gradient of a sum is the sum of the terms' gradients. For each term ask two things: does z_e appear in
+        it outside a stop_gradient, and if it does, what is the derivative of that term with respect to it?
+
+        The reconstruction term reaches z_e only through st(z_e, z_q) = z_e + sg(z_q - z_e): what is the
+        derivative of st with respect to z_e, and so what does the decoder's gradient grad_q become? In the
+        codebook loss z_e sits inside sg. The commitment loss is beta times a mean over all N * D elements of a
+        square: differentiate one element's square, then remember the mean divides it by z_e.size.
+
+        Write each contribution as an (N, D) array and add them: grad_q itself (the straight-through
+        estimator's identity), zeros (the codebook loss), and 2 * beta * (z_e - z_q) divided by the number of
+        elements (the commitment loss). The function needs only NumPy: no gradients are computed, you derived
+        them.
+        """,
+    error_hint="grad_q, z_e and z_q are NumPy arrays of shape (N, D) and beta a number; return an (N, D) array.",
+    mistakes=_ENCODER_GRADIENT_MISTAKES)
+
+
+# ---------------------------------------------------------------------------------------------
+# unpicked_codes: a prediction, judged against the count of section 2's random codebook
+# ---------------------------------------------------------------------------------------------
+_UNPICKED_BAND = 2  # a prediction within this many codes of the count is right
+
+
+def _judge_unpicked(answer, measured):
+    """``measured``: ``{"unpicked": how many codes no point picks, "codes": K, "blobs": the number of blobs}``."""
+    count = core.as_number(answer, "4")
+    unpicked, codes, blobs = (int(measured[key]) for key in ("unpicked", "codes", "blobs"))
+    why = (f"{unpicked} of the {codes} random codes are picked by no point. A code is picked as soon as one "
+           f"point falls in its Voronoi cell, the region nearer to it than to any other code: {codes} codes in the "
+           f"6 by 6 square have cells about 1.5 units across, and the ring of {blobs} blobs, 12.6 units around, "
+           f"with thousands of points whose tails stray far from their blobs, crosses most of them. Only a code "
+           f"whose whole cell misses the data (a corner code behind codes nearer to the ring) goes unpicked, and "
+           f"gets nothing to learn from: the dead codes of section 6 start that way.")
+    if count < 0 or count > codes:
+        raise core.Wrong(f"the count lies between 0 and {codes}, the number of codes. {why}")
+    if abs(count - unpicked) > _UNPICKED_BAND:
+        direction = "too many" if count > unpicked else "too few"
+        raise core.Wrong(f"{count:g} is {direction}. {why}")
+    return f"{count:g} is within {_UNPICKED_BAND} codes of the count. {why}"
+
+
+core.register_question(
+    "unpicked_codes", kind="predict", lesson=2, judge=_judge_unpicked,
+    example={"unpicked": 1, "codes": 16, "blobs": 8},
+    hints="""
+        A code is picked when at least one point is nearer to it than to any other code, that is, when a point
+        falls in its Voronoi cell. Think about how large those cells are, and how much of the square the data
+        reach.
+
+        The 16 codes share the 6 by 6 square, so a cell is about 1.5 units across on average. The data form a
+        ring of radius 2, about 12.6 units around, each blob a quarter of a unit wide, with 2,000 points in all,
+        so a few of them stray far into the blobs' tails. How many cells can such a ring cross, and which ones
+        does it miss?
+
+        Only a cell that lies wholly out of the data's reach stays empty: a corner code shielded by a code
+        nearer to the ring, or a code in the ring's hole whose cell the ring's codes surround. Count how many
+        of the 16 codes could be like that, and commit to a number.
+        """)
