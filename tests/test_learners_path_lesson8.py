@@ -3,6 +3,9 @@ autoregressive transformer whose blocks attend with the pasted ``causal_attentio
 log-probabilities, trains and samples as the package's (same seeds); MaskGIT's decoder choosing with the pasted
 ``maskgit_keep`` draws the package decoder's maps; a planted mistake changes them; and the trials (what ``use``
 runs) accept NumPy answers, which run outside compiled code there, and refuse one that breaks inside the model.
+The NumPy pieces the lesson runs in its own cells: the pasted ``maskgit_training_loss`` with a MaskGIT prior as
+``predict`` gives the package's training loss on the same hidden positions, and the pasted
+``cached_attention_step``, fed one token at a time, gives the causal attention of the full pass.
 Tolerances: log-probabilities and training losses within 1e-5 (the pasted solution is the package's computation,
 so they agree exactly on this machine), maps of codes exactly."""
 
@@ -142,3 +145,32 @@ def test_the_keep_trial_refuses_a_planted_mistake():
 @pytest.mark.notebook
 def test_the_lesson_filled_in_gives_the_stub_paths_figures():
     assert_learners_path("08_transformer_priors")
+
+
+def test_the_learners_training_step_with_a_maskgit_prior_gives_the_packages_loss():
+    from vqvae_lessons.priors.transformer import cross_entropy_at
+
+    prior, codes = tiny(MaskGITPrior), maps(8).reshape(8, -1)
+    rng = np.random.default_rng(4)
+    r, noise, seen = rng.random(8), rng.random((8, 49)), []
+
+    def predict(visible):  # as the lesson's cell wraps the shipped MaskGIT
+        seen.append(np.asarray(visible))
+        return keras.ops.convert_to_numpy(prior(seen[-1].reshape(-1, 7, 7))).reshape(8, 49, K)
+
+    loss = pasted("maskgit_training_loss")(codes, r, noise, predict)
+    hidden = seen[-1] < 0
+    logits = prior(np.where(hidden, -1, codes).reshape(-1, 7, 7))
+    package = keras.ops.convert_to_numpy(cross_entropy_at(codes.reshape(-1, 7, 7), logits, hidden.reshape(-1, 7, 7)))
+    np.testing.assert_allclose(loss, package, rtol=1e-5)
+    assert loss == lesson8.maskgit_training_loss(codes, r, noise, predict)
+
+
+def test_the_learners_cache_step_one_token_at_a_time_is_the_causal_attention():
+    rng = np.random.default_rng(6)
+    q, k, v = (rng.normal(size=(3, 7, 4)).astype("float32") for _ in range(3))
+    step, cache_k, cache_v, outputs = pasted("cached_attention_step"), np.zeros((3, 0, 4)), np.zeros((3, 0, 4)), []
+    for t in range(7):
+        out, cache_k, cache_v = step(q[:, t], k[:, t], v[:, t], cache_k, cache_v)
+        outputs.append(out)
+    np.testing.assert_allclose(np.stack(outputs, axis=1), numpy_attention(q, k, v), atol=1e-5)
