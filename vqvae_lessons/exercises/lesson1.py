@@ -16,7 +16,7 @@ from keras import ops
 
 from .. import vae
 from . import core
-from .core import _call, _check_number, _close, _compare, _Incorrect, _numpy, _to_array
+from .core import Incorrect, as_numpy, call, check_number, close, compare, to_array
 
 reparameterize = vae.reparameterize
 
@@ -94,12 +94,12 @@ def _reparameterize_cases():
 def _check_reparameterize(fn):
     for mean, log_var, eps in _reparameterize_cases():
         where = f"With mean, log_var and eps of shape {mean.shape}: "
-        got, want = _to_array(_call(fn, mean, log_var, eps)), _numpy(reparameterize(mean, log_var, eps))
-        if got.shape == want.shape and not _close(got, want):
-            if not _close(_to_array(_call(fn, mean, log_var, eps)), got, equal_nan=True):
-                raise _Incorrect(where + "your function gives a different result each time it is called: use the "
+        got, want = to_array(call(fn, mean, log_var, eps)), as_numpy(reparameterize(mean, log_var, eps))
+        if got.shape == want.shape and not close(got, want):
+            if not close(to_array(call(fn, mean, log_var, eps)), got, equal_nan=True):
+                raise Incorrect(where + "your function gives a different result each time it is called: use the "
                                  "eps you are given instead of drawing new noise.")
-        _compare(got, want, (mean, log_var, eps), _REPARAMETERIZE_MISTAKES, where=where, symbols="(N, L)")
+        compare(got, want, (mean, log_var, eps), _REPARAMETERIZE_MISTAKES, where=where, symbols="(N, L)")
 
 
 core.register(
@@ -175,7 +175,7 @@ def _kl_divergence_cases():
 def _check_kl_divergence(fn):
     for mean, log_var in _kl_divergence_cases():
         where = f"With mean and log_var of shape (N, L) = {mean.shape}: "
-        _compare(_to_array(_call(fn, mean, log_var)), _numpy(kl_divergence(mean, log_var)), (mean, log_var),
+        compare(to_array(call(fn, mean, log_var)), as_numpy(kl_divergence(mean, log_var)), (mean, log_var),
                  _KL_DIVERGENCE_MISTAKES, where=where, symbols="(N,)")
 
 
@@ -311,10 +311,10 @@ def _vae_loss_case(images, logits, mean, log_var):
 
 def _check_vae_loss(fn):
     for args in _vae_loss_cases():
-        got = _to_array(_call(fn, *args))
+        got = to_array(call(fn, *args))
         if got.size == 1 and not np.all(np.isfinite(got.astype("float64"))):
-            raise _Incorrect(_vae_loss_case(*args) + _SATURATED)
-        _check_number(fn, [args], vae_loss, _VAE_LOSS_MISTAKES, _vae_loss_case)
+            raise Incorrect(_vae_loss_case(*args) + _SATURATED)
+        check_number(fn, [args], vae_loss, _VAE_LOSS_MISTAKES, _vae_loss_case)
 
 
 core.register(

@@ -23,17 +23,7 @@ from keras import ops
 
 from .. import quantizers
 from . import core
-from .core import (
-    _call,
-    _check_by_observation,
-    _close,
-    _compare,
-    _gradients,
-    _Incorrect,
-    _nonzero,
-    _short,
-    _to_array,
-)
+from .core import Incorrect, call, check_by_observation, close, compare, gradients_of, nonzero, short, to_array
 
 pairwise_sq_distances = quantizers.pairwise_sq_distances
 nearest_code = quantizers.nearest_code
@@ -135,7 +125,7 @@ def _distance_case(x, codebook):
 
 def _check_pairwise_sq_distances(fn):
     for x, codebook in _distance_cases(30):
-        _compare(_to_array(_call(fn, x, codebook)), _brute_force_sq_distances(x, codebook), (x, codebook),
+        compare(to_array(call(fn, x, codebook)), _brute_force_sq_distances(x, codebook), (x, codebook),
                  _PAIRWISE_SQ_DISTANCES_MISTAKES, where=_distance_case(x, codebook), symbols="(N, K)")
 
 
@@ -195,15 +185,15 @@ def _nearest_code_cases():
 
 def _check_nearest_code(fn):
     for x, codebook in _nearest_code_cases():
-        got, distances = _to_array(_call(fn, x, codebook)), _brute_force_sq_distances(x, codebook)
+        got, distances = to_array(call(fn, x, codebook)), _brute_force_sq_distances(x, codebook)
         if got.shape == (len(x),) and got.dtype.kind in "iu" and np.all((got >= 0) & (got < len(codebook))):
             picked = distances[np.arange(len(x)), got]
             if np.all(picked <= distances.min(axis=1) + 1e-4 * max(1.0, distances.max())):
                 continue  # a nearest code (ties may go either way)
         if got.shape == (len(x),) and got.dtype.kind not in "iu" and np.array_equal(got, np.argmin(distances, axis=1)):
-            raise _Incorrect(f"{_distance_case(x, codebook)}the right codes, but as {got.dtype} numbers: expected "
+            raise Incorrect(f"{_distance_case(x, codebook)}the right codes, but as {got.dtype} numbers: expected "
                              "integer indices (argmin's own int64, or int32), which can index the codebook.")
-        _compare(got, np.argmin(distances, axis=1), (x, codebook), _NEAREST_CODE_MISTAKES,
+        compare(got, np.argmin(distances, axis=1), (x, codebook), _NEAREST_CODE_MISTAKES,
                  where=_distance_case(x, codebook), symbols="(N,)", kind="index")
 
 
@@ -250,22 +240,22 @@ _STRAIGHT_THROUGH_MISTAKES = [
 
 def _observe_straight_through(fn, x, q, w):
     """Value of ``fn(x, q)`` and the gradients of ``sum(w * fn(x, q))`` with respect to x and q."""
-    value = _to_array(_call(fn, ops.convert_to_tensor(x), ops.convert_to_tensor(q)))
+    value = to_array(call(fn, ops.convert_to_tensor(x), ops.convert_to_tensor(q)))
     if value.shape != q.shape:
-        raise _Incorrect(f"expected a result of the shape of x and q, {q.shape}, got {value.shape}.")
-    [(grad_x, grad_q)] = _gradients(fn, [x, q], [], lambda y: [ops.sum(ops.multiply(ops.convert_to_tensor(w), y))])
+        raise Incorrect(f"expected a result of the shape of x and q, {q.shape}, got {value.shape}.")
+    [(grad_x, grad_q)] = gradients_of(fn, [x, q], [], lambda y: [ops.sum(ops.multiply(ops.convert_to_tensor(w), y))])
     return {"value": value, "grad_x": grad_x, "grad_q": grad_q}
 
 
 def _straight_through_diagnosis(got, want, x):
     """What differs, for mistakes not in the table."""
-    if not _close(got["value"], want["value"]):
-        if _close(got["value"], x):
+    if not close(got["value"], want["value"]):
+        if close(got["value"], x):
             return _STRAIGHT_THROUGH_MISTAKES[2][1]
         return "the value differs from q: the result must have exactly the value of q."
-    if not _nonzero(got["grad_x"]):
+    if not nonzero(got["grad_x"]):
         return _ST_NO_GRADIENT.format(how="no path from x to your result carries a gradient")
-    if not _close(got["grad_x"], want["grad_x"]):
+    if not close(got["grad_x"], want["grad_x"]):
         return ("the gradient with respect to x is not the identity (the gradient of sum(w * result) should be w): "
                 "write x + stop_gradient(q - x).")
     return _STRAIGHT_THROUGH_MISTAKES[4][1]  # the only difference left: a gradient into q
@@ -280,7 +270,7 @@ def _check_straight_through(fn):
     x[0], q[1] = q[0], 0.0
     x[2] = 0.0
     cases.append(("With x and q of shape (3, 2), a row of x equal to its q and one of x equal to 0: ", (x, q, w)))
-    _check_by_observation(fn, cases, _observe_straight_through, straight_through, _STRAIGHT_THROUGH_MISTAKES,
+    check_by_observation(fn, cases, _observe_straight_through, straight_through, _STRAIGHT_THROUGH_MISTAKES,
                           lambda got, want, x, q, w: _straight_through_diagnosis(got, want, x))
 
 
@@ -354,41 +344,41 @@ def _two_losses(result):
     """The learner's ``(codebook_loss, commitment_loss)``, or a verdict saying what came back instead."""
     if isinstance(result, (tuple, list)) and len(result) == 2:
         return list(result)
-    shape = _to_array(result).shape
+    shape = to_array(result).shape
     if shape == (2,):
         return [result[0], result[1]]
-    raise _Incorrect(f"expected a pair (codebook_loss, commitment_loss), got a {type(result).__name__}"
+    raise Incorrect(f"expected a pair (codebook_loss, commitment_loss), got a {type(result).__name__}"
                      + (f" of length {len(result)}" if isinstance(result, (tuple, list)) else f" of shape {shape}")
                      + ": return the two losses separately, as a tuple.")
 
 
 def _observe_vq_losses(fn, x, q, beta):
     """Both losses and the gradient of each with respect to x and q."""
-    values = [_to_array(v) for v in _two_losses(_call(fn, ops.convert_to_tensor(x), ops.convert_to_tensor(q), beta))]
+    values = [to_array(v) for v in _two_losses(call(fn, ops.convert_to_tensor(x), ops.convert_to_tensor(q), beta))]
     for label, value in zip(("codebook_loss", "commitment_loss"), values, strict=True):
         if value.size != 1:
-            raise _Incorrect(f"{label} should be a single number (a mean over all elements), got shape {value.shape}.")
-    (cb_x, cb_q), (cm_x, cm_q) = _gradients(fn, [x, q], [beta], lambda out: [ops.sum(v) for v in _two_losses(out)])
+            raise Incorrect(f"{label} should be a single number (a mean over all elements), got shape {value.shape}.")
+    (cb_x, cb_q), (cm_x, cm_q) = gradients_of(fn, [x, q], [beta], lambda out: [ops.sum(v) for v in _two_losses(out)])
     return {"codebook_loss": values[0].reshape(()), "commitment_loss": values[1].reshape(()),
             "codebook/x": cb_x, "codebook/q": cb_q, "commitment/x": cm_x, "commitment/q": cm_q}
 
 
 def _vq_losses_diagnosis(got, want):
     """What differs, for mistakes not in the table."""
-    if not (_close(got["codebook_loss"], want["codebook_loss"])
-            and _close(got["commitment_loss"], want["commitment_loss"])):
+    if not (close(got["codebook_loss"], want["codebook_loss"])
+            and close(got["commitment_loss"], want["commitment_loss"])):
         return (f"the values differ: expected codebook_loss = mean((q - x)**2) = {float(want['codebook_loss']):.6g} "
                 f"and commitment_loss = beta * mean((x - q)**2) = {float(want['commitment_loss']):.6g}, got "
                 f"{float(got['codebook_loss']):.6g} and {float(got['commitment_loss']):.6g}.")
     problems = []
-    if _nonzero(got["codebook/x"]):
+    if nonzero(got["codebook/x"]):
         problems.append("the codebook loss has a gradient with respect to x (write mean((q - stop_gradient(x))**2))")
-    if not _nonzero(got["codebook/q"]):
+    if not nonzero(got["codebook/q"]):
         problems.append("the codebook loss has no gradient with respect to q, so the codes would never move")
-    if _nonzero(got["commitment/q"]):
+    if nonzero(got["commitment/q"]):
         problems.append("the commitment loss has a gradient with respect to q (write beta * mean((x - "
                         "stop_gradient(q))**2))")
-    if not _nonzero(got["commitment/x"]):
+    if not nonzero(got["commitment/x"]):
         problems.append("the commitment loss has no gradient with respect to x, so the encoder would not commit")
     if not problems:
         problems.append("the values are right but the gradients differ from those of mean((q - sg(x))**2) and "
@@ -401,7 +391,7 @@ def _check_vq_losses(fn):
     cases = [(f"With x and q of shape {shape} and beta = {beta}: ",
               (*(rng.normal(size=shape).astype("float32") for _ in range(2)), beta))
              for shape, beta in [((6, 4), 0.25), ((3, 5, 2), 0.7), ((1, 1), 0.25), ((1, 3), 0.25)]]
-    _check_by_observation(fn, cases, _observe_vq_losses, vq_losses, _VQ_LOSSES_MISTAKES,
+    check_by_observation(fn, cases, _observe_vq_losses, vq_losses, _VQ_LOSSES_MISTAKES,
                           lambda got, want, *args: _vq_losses_diagnosis(got, want))
 
 
@@ -519,8 +509,8 @@ _EMA_OUTPUTS = (("new_cluster_size", "(K,)"), ("new_embedding_sum", "(K, D)"), (
 
 def _three_arrays(result):
     if not (isinstance(result, (tuple, list)) and len(result) == 3):
-        raise _Incorrect(f"expected a tuple (new_cluster_size, new_embedding_sum, new_codebook), got {_short(result)}.")
-    return [_to_array(part) for part in result]
+        raise Incorrect(f"expected a tuple (new_cluster_size, new_embedding_sum, new_codebook), got {short(result)}.")
+    return [to_array(part) for part in result]
 
 
 def _check_ema_update(fn):
@@ -528,16 +518,16 @@ def _check_ema_update(fn):
         size, sums, z_e, indices, decay, lam = args
         where = (f"With K = {len(size)} codes ({'a fresh, all-zero state' if not size.any() else 'a running state'}), "
                  f"N = {len(z_e)} vectors, decay = {decay} and lam = {lam}: ")
-        got, want = _three_arrays(_call(fn, *args)), ema_update(*args)
-        if all(_close(g, w) for g, w in zip(got, want, strict=True)):
+        got, want = _three_arrays(call(fn, *args)), ema_update(*args)
+        if all(close(g, w) for g, w in zip(got, want, strict=True)):
             continue
         for mistake, mistake_hint in _EMA_UPDATE_MISTAKES:
             with np.errstate(all="ignore"):
                 wrong = mistake(*args)
-            if all(_close(g, w, equal_nan=True) for g, w in zip(got, wrong, strict=True)):
-                raise _Incorrect(where + mistake_hint)
+            if all(close(g, w, equal_nan=True) for g, w in zip(got, wrong, strict=True)):
+                raise Incorrect(where + mistake_hint)
         for g, w, (label, symbols) in zip(got, want, _EMA_OUTPUTS, strict=True):
-            _compare(g, w, args, [], where=f"{where}{label}: ", symbols=symbols)
+            compare(g, w, args, [], where=f"{where}{label}: ", symbols=symbols)
 
 
 core.register(
@@ -625,7 +615,7 @@ def _check_encoder_gradient(fn):
     for args in _encoder_gradient_cases():
         grad_q, z_e, z_q, beta = args
         where = f"With z_e and z_q of shape (N, D) = {z_e.shape} and beta = {beta}: "
-        _compare(_to_array(_call(fn, *args)), encoder_gradient(*args), args, _ENCODER_GRADIENT_MISTAKES,
+        compare(to_array(call(fn, *args)), encoder_gradient(*args), args, _ENCODER_GRADIENT_MISTAKES,
                  where=where, symbols="(N, D)")
 
 

@@ -15,15 +15,15 @@ from .. import metrics, quantizers
 from ..gradients import gradients
 from . import core
 from .core import (
-    _call,
-    _check_by_observation,
-    _check_number,
-    _close,
-    _Incorrect,
-    _indices_case,
-    _nonzero,
-    _NotAttempted,
-    _to_array,
+    Incorrect,
+    NotAttempted,
+    call,
+    check_by_observation,
+    check_number,
+    close,
+    describe_indices,
+    nonzero,
+    to_array,
 )
 
 # ---------------------------------------------------------------------------------------------
@@ -160,12 +160,12 @@ def _forward_outputs(result):
     if isinstance(result, dict):
         missing = [name for name in names if name not in result]
         if missing:
-            raise _Incorrect(f"your dict has no {', '.join(repr(m) for m in missing)}: return a dict with the keys "
+            raise Incorrect(f"your dict has no {', '.join(repr(m) for m in missing)}: return a dict with the keys "
                              f"{', '.join(names)}.")
         return {name: result[name] for name in names}
     if isinstance(result, (tuple, list)) and len(result) == 4:
         return dict(zip(names, result, strict=True))
-    raise _Incorrect(f"expected a dict with {', '.join(names)} (or a tuple of those four), got a "
+    raise Incorrect(f"expected a dict with {', '.join(names)} (or a tuple of those four), got a "
                      f"{type(result).__name__}.")
 
 
@@ -173,22 +173,22 @@ def _observe_forward(fn, images, seed, beta, data_variance, dim=3, num_codes=6):
     """Values of the four outputs and the gradient of each loss with respect to each part's weights."""
     encoder, codebook, decoder = _tiny_parts(seed, images.shape[-1], dim, num_codes)
     args = (encoder, codebook, decoder, beta, data_variance)
-    out = _forward_outputs(_call(fn, ops.convert_to_tensor(images), *args))
-    values = {name: _to_array(value) for name, value in out.items()}
+    out = _forward_outputs(call(fn, ops.convert_to_tensor(images), *args))
+    values = {name: to_array(value) for name, value in out.items()}
     if values["reconstructions"].shape != images.shape:
-        raise _Incorrect(f"reconstructions should have the images' shape {images.shape}, got "
+        raise Incorrect(f"reconstructions should have the images' shape {images.shape}, got "
                          f"{values['reconstructions'].shape}.")
     for name in _LOSS_NAMES:
         if values[name].size != 1:
-            raise _Incorrect(f"{name} should be one number (a mean), got shape {values[name].shape}.")
+            raise Incorrect(f"{name} should be one number (a mean), got shape {values[name].shape}.")
         values[name] = values[name].reshape(())
     parts = {"encoder": encoder.trainable_variables, "codebook": [codebook], "decoder": decoder.trainable_variables}
     variables = [v for part in _PARTS for v in parts[part]]
     try:
-        rows = gradients(lambda x: [_forward_outputs(_call(fn, x, *args))[name] for name in _LOSS_NAMES],
+        rows = gradients(lambda x: [_forward_outputs(call(fn, x, *args))[name] for name in _LOSS_NAMES],
                          [images], variables)
     except RuntimeError as error:
-        raise _NotAttempted(str(error)) from error
+        raise NotAttempted(str(error)) from error
     for name, row in zip(_LOSS_NAMES, rows, strict=True):
         grads = iter(row[1:])
         for part in _PARTS:
@@ -199,13 +199,13 @@ def _observe_forward(fn, images, seed, beta, data_variance, dim=3, num_codes=6):
 def _forward_diagnosis(got, want):
     """What differs, for mistakes not in the table: which part gets which gradient."""
     for name in ("reconstructions", *_LOSS_NAMES):
-        if not _close(got[name], want[name]):
+        if not close(got[name], want[name]):
             return (f"the values of {name} differ from the VQ-VAE's (expected "
                     f"{float(np.mean(want[name])):.6g} on average, got {float(np.mean(got[name])):.6g}).")
     problems = []
     for name in _LOSS_NAMES:
         for part in _PARTS:
-            flows, should = _nonzero(got[f"{name}/{part}"]), _nonzero(want[f"{name}/{part}"])
+            flows, should = nonzero(got[f"{name}/{part}"]), nonzero(want[f"{name}/{part}"])
             if flows != should:
                 problems.append(f"the {part} {'gets' if flows else 'gets no'} gradient from the {name.split('_')[0]} "
                                 f"loss")
@@ -224,7 +224,7 @@ def _check_vqvae_forward(fn):
                  ((4, 5), 1, 0.25, 0.1, 3, 6), ((2, 3, 5), 2, 0.6, 0.25, 3, 6),
                  ((1, 2, 4), 3, 1.0, 0.5, 1, 5),  # sizes of 1: one image, codes of one number
                  ((3, 4), 4, 0.25, 0.2, 2, 1)]]  # a codebook of one code
-    _check_by_observation(fn, cases, _observe_forward, vqvae_forward, _FORWARD_MISTAKES,
+    check_by_observation(fn, cases, _observe_forward, vqvae_forward, _FORWARD_MISTAKES,
                           lambda got, want, *args: _forward_diagnosis(got, want))
 
 
@@ -351,7 +351,7 @@ def _codebook_perplexity_cases():
 
 def _check_codebook_perplexity(fn):
     cases = ((indices.copy(), num_codes) for indices, num_codes in _codebook_perplexity_cases())
-    _check_number(fn, cases, codebook_perplexity, _CODEBOOK_PERPLEXITY_MISTAKES, _indices_case)
+    check_number(fn, cases, codebook_perplexity, _CODEBOOK_PERPLEXITY_MISTAKES, describe_indices)
 
 
 core.register(

@@ -14,7 +14,7 @@ import numpy as np
 
 from .. import metrics
 from . import core
-from .core import _call, _compare, _Incorrect, _to_array
+from .core import Incorrect, call, compare, to_array
 
 
 def rate_distortion_knee(rates, psnrs, min_gain_db, bits_per_doubling=49):
@@ -200,11 +200,11 @@ def _check_rate_distortion_knee(fn):
         points = [(round(float(r)), round(float(p), 2)) for r, p in zip(rates, psnrs, strict=True)]
         where = f"With the points (rate, PSNR) {points} and min_gain_db = {min_gain_db}: "
         try:
-            got = _to_array(_call(fn, rates.copy(), psnrs.copy(), min_gain_db))
-        except _Incorrect as verdict:  # say on which points it failed (a sweep of one point has no step)
+            got = to_array(call(fn, rates.copy(), psnrs.copy(), min_gain_db))
+        except Incorrect as verdict:  # say on which points it failed (a sweep of one point has no step)
             raise type(verdict)(where + str(verdict)) from None
         got = got.reshape(()) if got.size == 1 else got
-        _compare(got, np.asarray(rate_distortion_knee(rates, psnrs, min_gain_db)), (rates, psnrs, min_gain_db),
+        compare(got, np.asarray(rate_distortion_knee(rates, psnrs, min_gain_db)), (rates, psnrs, min_gain_db),
                  _KNEE_MISTAKES, where=where, symbols="()", kind="number")
 
 
@@ -324,7 +324,7 @@ def _dead_codes_cases():
 def _as_indices(value):
     if isinstance(value, (set, frozenset)):  # a set has no order to get wrong
         value = sorted(value)
-    array = _to_array(value)
+    array = to_array(value)
     if array.size == 0:  # an empty list has no dtype to get wrong
         return array.astype("int64").reshape(array.shape)
     return array  # the order is as stated: increasing
@@ -335,20 +335,20 @@ def _check_dead_codes(fn):
         where = (f"With {len(batches)} batches of shapes {[b.shape for b in batches]} (a generator) and "
                  f"num_codes = {num_codes}: ")
         try:
-            got = _as_indices(_call(fn, (b.copy() for b in batches), num_codes))  # a generator, as a pipeline gives
-        except _Incorrect as verdict:
+            got = _as_indices(call(fn, (b.copy() for b in batches), num_codes))  # a generator, as a pipeline gives
+        except Incorrect as verdict:
             raise type(verdict)(where + str(verdict)) from None
         if got.ndim > 1:
-            raise _Incorrect(f"{where}expected a 1-D array of code indices, got shape {got.shape}.")
+            raise Incorrect(f"{where}expected a 1-D array of code indices, got shape {got.shape}.")
         want = dead_codes(iter(batches), num_codes)
         if got.dtype.kind not in "iu" and got.shape == want.shape and np.array_equal(got, want):
-            raise _Incorrect(f"{where}these are the dead codes, but as dtype {got.dtype}: code indices are integers "
+            raise Incorrect(f"{where}these are the dead codes, but as dtype {got.dtype}: code indices are integers "
                              "(np.flatnonzero gives them as int64).")
         if got.shape == want.shape and got.dtype.kind in "iu" and not np.array_equal(got, want) and np.array_equal(
                 np.sort(got), want):
-            raise _Incorrect(f"{where}these are the dead codes, but not in increasing order: return them sorted "
+            raise Incorrect(f"{where}these are the dead codes, but not in increasing order: return them sorted "
                              "(np.flatnonzero of the test count == 0 gives them in order).")
-        _compare(got, want, (batches, num_codes), _DEAD_CODES_MISTAKES,
+        compare(got, want, (batches, num_codes), _DEAD_CODES_MISTAKES,
                  where=where, symbols="(n_dead,)", kind="index")
 
 

@@ -36,7 +36,7 @@ from keras import ops
 
 from .. import quantizers, vqvae
 from . import core
-from .core import _call, _check_by_observation, _close, _compare, _gradients, _Incorrect, _nonzero, _to_array
+from .core import Incorrect, call, check_by_observation, close, compare, gradients_of, nonzero, to_array
 
 rotate_to = quantizers.rotate_to
 
@@ -135,10 +135,10 @@ _FSQ_MISTAKES = list(zip(_FSQ_VARIANTS, [
 def _observe(fn, tensors, extra, w, names):
     """The value of ``fn(*tensors, *extra)`` (of the shape of ``w``) and the gradients of ``sum(w * value)`` with
     respect to each of ``tensors``, keyed ``grad_NAME`` by ``names``."""
-    value = _to_array(_call(fn, *map(ops.convert_to_tensor, tensors), *extra))
+    value = to_array(call(fn, *map(ops.convert_to_tensor, tensors), *extra))
     if value.shape != w.shape:
-        raise _Incorrect(f"expected a result of the shape of {' and '.join(names)}, {w.shape}, got {value.shape}.")
-    [grads] = _gradients(fn, list(tensors), list(extra),
+        raise Incorrect(f"expected a result of the shape of {' and '.join(names)}, {w.shape}, got {value.shape}.")
+    [grads] = gradients_of(fn, list(tensors), list(extra),
                          lambda y: [ops.sum(ops.multiply(ops.convert_to_tensor(w), y))])
     return {"value": value, **{f"grad_{name}": grad for name, grad in zip(names, grads, strict=True)}}
 
@@ -148,11 +148,11 @@ def _observe_fsq(fn, z, levels, w):
 
 
 def _fsq_diagnosis(got, want, z, levels, w):
-    if not _close(got["value"], want["value"]):
+    if not close(got["value"], want["value"]):
         grid = sorted({float(v) for v in np.ravel(want["value"])})
         return (f"the codes differ from FSQ's: each channel i must be one of levels[i] values in [-1, 1] (channel 0 "
                 f"here takes values such as {', '.join(f'{v:.3g}' for v in grid[:4])}).")
-    if not _nonzero(got["grad_z"]):
+    if not nonzero(got["grad_z"]):
         return _FSQ_MISTAKES[0][1]
     return ("the values are right but the gradient differs: it must be the bound's, tanh'(z + shift) h / (L // 2), "
             "passed straight through the rounding.")
@@ -170,7 +170,7 @@ def _check_fsq_quantize(fn):
     z = np.array([[-20.0, 20.0, -20.0], [20.0, -20.0, 20.0], [0.0, 0.0, 0.0], [-3.0, 3.0, 1e-3]], "float32")
     cases.append(("With z at the bounds (|z| = 20, where tanh saturates, and 0), levels = (6, 5, 4): ",
                   (z, (6, 5, 4), rng.normal(size=z.shape).astype("float32"))))
-    _check_by_observation(fn, cases, _observe_fsq, fsq_quantize, _FSQ_MISTAKES, _fsq_diagnosis)
+    check_by_observation(fn, cases, _observe_fsq, fsq_quantize, _FSQ_MISTAKES, _fsq_diagnosis)
 
 
 core.register(
@@ -267,17 +267,17 @@ _ENTROPY_MISTAKES = list(zip([
 
 def _observe_entropy(fn, logits, w):
     """The pair's values and the gradient of ``w[0] * per_sample + w[1] * codebook`` with respect to the logits."""
-    result = _call(fn, ops.convert_to_tensor(logits))
+    result = call(fn, ops.convert_to_tensor(logits))
     if not (isinstance(result, (tuple, list)) and len(result) == 2):
-        raise _Incorrect(f"expected a pair (per_sample_entropy, codebook_entropy) of numbers, got a "
+        raise Incorrect(f"expected a pair (per_sample_entropy, codebook_entropy) of numbers, got a "
                          f"{type(result).__name__}" + (" (the penalty itself? return its two parts)" if
-                                                       _to_array(result).size == 1 else "") + ".")
-    value = np.stack([_to_array(part).reshape(-1) for part in result]) if all(
-        _to_array(part).size == 1 for part in result) else None
+                                                       to_array(result).size == 1 else "") + ".")
+    value = np.stack([to_array(part).reshape(-1) for part in result]) if all(
+        to_array(part).size == 1 for part in result) else None
     if value is None:
-        raise _Incorrect(f"expected two single numbers (means over the batch), got arrays of shapes "
-                         f"{[_to_array(part).shape for part in result]}.")
-    [grad] = _gradients(fn, [logits], [], lambda pair: [w[0] * ops.reshape(pair[0], ()) +
+        raise Incorrect(f"expected two single numbers (means over the batch), got arrays of shapes "
+                         f"{[to_array(part).shape for part in result]}.")
+    [grad] = gradients_of(fn, [logits], [], lambda pair: [w[0] * ops.reshape(pair[0], ()) +
                                                         w[1] * ops.reshape(pair[1], ())])
     return {"value": value[:, 0], "grad_logits": grad}
 
@@ -287,7 +287,7 @@ def _entropy_diagnosis(got, want, logits, w):
         return "your result contains NaN: a 0 * log(0)? Work with log-probabilities: logits - logsumexp(logits)."
     if np.isnan(got["grad_logits"]).any():
         return _ENTROPY_MISTAKES[7][1]
-    if not _close(got["value"], want["value"]):
+    if not close(got["value"], want["value"]):
         return (f"expected (per_sample_entropy, codebook_entropy) = ({want['value'][0]:.4g}, {want['value'][1]:.4g}) "
                 f"nats, got ({got['value'][0]:.4g}, {got['value'][1]:.4g}).")
     return "the values are right but the gradient differs: is anything inside a stop_gradient or computed in NumPy?"
@@ -313,7 +313,7 @@ def _check_entropy_terms(fn):
              ("With a batch of one vector, logits of shape (1, 4): ", rng.normal(size=(1, 4)).astype("float32")),
              ("With one bit, K = 2 codes, logits of shape (7, 2): ", _lfq_logits(7, 1, 0.05, rng))]
     cases = [(where, (logits, rng.normal(size=2).astype("float32"))) for where, logits in cases]
-    _check_by_observation(fn, cases, _observe_entropy, entropy_terms, _ENTROPY_MISTAKES, _entropy_diagnosis)
+    check_by_observation(fn, cases, _observe_entropy, entropy_terms, _ENTROPY_MISTAKES, _entropy_diagnosis)
 
 
 def _lfq_trial(fn):
@@ -394,9 +394,9 @@ def _rotation_diagnosis(got, want, e, q, w):
     if np.isnan(got["value"]).any() or np.isnan(got["grad_e"]).any():
         return ("your result (or its gradient) contains NaN: a division by a norm of 0? Clip each norm from below, "
                 "ops.maximum(norm, 1e-6).")
-    if not _close(got["value"], q):
+    if not close(got["value"], q):
         return "the value must be q itself (up to rounding): lam R e, with R the rotation taking e_hat to q_hat."
-    if _nonzero(got["grad_q"]):
+    if nonzero(got["grad_q"]):
         return "a gradient reaches q: in the rotation trick only e gets one (make q_hat, r and lam stop-gradients)."
     return "the value is q but the gradient with respect to e is not lam R^T times the incoming one."
 
@@ -415,7 +415,7 @@ def _check_rotate_to(fn):
     e, q = np.array([[2.0], [-1.5], [0.5]], "float32"), np.array([[-1.0], [-3.0], [4.0]], "float32")
     cases.append(("With D = 1 (each e and q parallel or antiparallel), shape (3, 1): ",
                   (e, q, rng.normal(size=e.shape).astype("float32"))))
-    _check_by_observation(fn, cases, _observe_rotation, rotate_to, _ROTATION_MISTAKES, _rotation_diagnosis)
+    check_by_observation(fn, cases, _observe_rotation, rotate_to, _ROTATION_MISTAKES, _rotation_diagnosis)
 
 
 core.register(
@@ -487,18 +487,18 @@ def _check_residual_stage(fn):
         residual = (rng.normal(size=(n, d)) * 2.0).astype("float32")
         codebook = (rng.normal(size=(k, d)) * rng.uniform(0.3, 2.0, size=(k, 1))).astype("float32")
         where = f"With residual of shape (N, D) = {residual.shape} and codebook (K, D) = {codebook.shape}: "
-        result = _call(fn, residual, codebook)
+        result = call(fn, residual, codebook)
         if not (isinstance(result, (tuple, list)) and len(result) == 2):
-            raise _Incorrect(f"{where}expected a pair (code, next residual), got a {type(result).__name__}.")
-        got = np.stack([_to_array(part) for part in result]) if all(
-            _to_array(part).shape == residual.shape for part in result) else None
-        want = np.stack([_to_array(part) for part in residual_stage(residual, codebook)])
+            raise Incorrect(f"{where}expected a pair (code, next residual), got a {type(result).__name__}.")
+        got = np.stack([to_array(part) for part in result]) if all(
+            to_array(part).shape == residual.shape for part in result) else None
+        want = np.stack([to_array(part) for part in residual_stage(residual, codebook)])
         if got is None:
-            shapes = [_to_array(part).shape for part in result]
+            shapes = [to_array(part).shape for part in result]
             index = " (did you return the code's index? return its vector)" if any(len(s) == 1 for s in shapes) else ""
-            raise _Incorrect(f"{where}expected two arrays of shape (N, D) = {residual.shape}, got {shapes}{index}.")
+            raise Incorrect(f"{where}expected two arrays of shape (N, D) = {residual.shape}, got {shapes}{index}.")
         mistakes = [(lambda r, c, m=m: np.stack(m(r, c)), text) for m, text in _RESIDUAL_MISTAKES]
-        _compare(got, want, (residual, codebook), mistakes, where=where, symbols="(2, N, D)")
+        compare(got, want, (residual, codebook), mistakes, where=where, symbols="(2, N, D)")
 
 
 core.register(

@@ -38,7 +38,7 @@ from keras import ops
 
 from ..priors import attention
 from . import core
-from .core import _call, _compare, _Incorrect, _to_array
+from .core import Incorrect, call, compare, to_array
 
 # ---------------------------------------------------------------------------------------------
 # the trials: each piece run as the lesson runs it, in a tiny prior
@@ -88,7 +88,7 @@ def _in_maskgits_decoder(fn):
 def _call_in(where, fn, *args):
     """Call the learner's function; if it raises, say in which case (an empty cache, a batch of one ...)."""
     try:
-        return _call(fn, *args)
+        return call(fn, *args)
     except core.LearnerError as error:
         raise core.LearnerError(where + str(error)) from None
 
@@ -191,12 +191,12 @@ def _check_causal_attention(fn):
             ", and large scores (q and k scaled by 40)" if spread > 10 else "") + ": "
         with warnings.catch_warnings():  # Keras warns of a softmax over one key (T = 1): that case is meant
             warnings.simplefilter("ignore", UserWarning)
-            got = _to_array(_call_in(where, fn, q, k, v))
+            got = to_array(_call_in(where, fn, q, k, v))
             want = np.asarray(ops.convert_to_numpy(causal_attention(q, k, v)))
         if spread > 10 and got.shape == want.shape and not np.isfinite(got.astype("float64")).all():
-            raise _Incorrect(where + _UNSTABLE)
+            raise Incorrect(where + _UNSTABLE)
         symbols = "(B, T, d_v)" if lead else "(T, d_v)"
-        _compare(got, want, (q, k, v), _ATTENTION_MISTAKES, where=where, symbols=symbols)
+        compare(got, want, (q, k, v), _ATTENTION_MISTAKES, where=where, symbols=symbols)
 
 
 core.register(
@@ -258,11 +258,11 @@ _DOT_PRODUCTS_MISTAKES = [
 
 def _check_attention_dot_products(fn):
     for T in (1, 2, 7, 49):
-        got = _to_array(_call_in(f"With T = {T}: ", fn, T))
+        got = to_array(_call_in(f"With T = {T}: ", fn, T))
         want = np.asarray(attention_dot_products(T), "float64")
         if got.shape == (2,) and got.dtype.kind == "f" and not np.allclose(got, np.round(got)):
-            raise _Incorrect(f"With T = {T}: a count is a whole number, got {got.tolist()}.")
-        _compare(got, want, (T,), _DOT_PRODUCTS_MISTAKES, where=f"With T = {T}: ",
+            raise Incorrect(f"With T = {T}: a count is a whole number, got {got.tolist()}.")
+        compare(got, want, (T,), _DOT_PRODUCTS_MISTAKES, where=f"With T = {T}: ",
                  symbols="(without_cache, with_cache)", kind="number")
 
 
@@ -373,22 +373,22 @@ def _check_cached_attention_step(fn):
             warnings.simplefilter("ignore", UserWarning)
             got = _call_in(where, fn, *args)
         if not isinstance(got, (tuple, list)) or len(got) != 3:
-            raise _Incorrect(f"{where}return three arrays, (output, keys, values): the step's output and the cache "
+            raise Incorrect(f"{where}return three arrays, (output, keys, values): the step's output and the cache "
                              f"with its key and value appended, got a {type(got).__name__}"
                              + (f" of {len(got)}" if isinstance(got, (tuple, list)) else "") + ".")
-        got = [_to_array(g) for g in got]
+        got = [to_array(g) for g in got]
         want = cached_attention_step(*args)
         if all(g.dtype.kind == "f" and core.close(g, w) for g, w in zip(got, want, strict=True)):
             continue
         for mistake, mistake_hint in _CACHE_MISTAKES:
             with np.errstate(all="ignore"):
-                theirs = [_to_array(m) for m in mistake(*args)]
+                theirs = [to_array(m) for m in mistake(*args)]
             if all(core.close(g, m, equal_nan=True) for g, m in zip(got, theirs, strict=True)):
-                raise _Incorrect(where + mistake_hint)
+                raise Incorrect(where + mistake_hint)
         if large and got[0].shape == want[0].shape and not np.isfinite(got[0].astype("float64")).all():
-            raise _Incorrect(where + _UNSTABLE)
+            raise Incorrect(where + _UNSTABLE)
         for (part, symbols), g, w in zip(parts, got, want, strict=True):
-            _compare(g, w, args, [], where=f"{where}the {part}: ", symbols=symbols)
+            compare(g, w, args, [], where=f"{where}the {part}: ", symbols=symbols)
 
 
 core.register(
@@ -544,12 +544,12 @@ def _loss_cases(rng):
 
 def _check_maskgit_training_loss(fn):
     for where, args, large in _loss_cases(np.random.default_rng(84)):
-        got = _to_array(_call_in(where, fn, *args))
+        got = to_array(_call_in(where, fn, *args))
         got = got.reshape(()) if got.size == 1 else got
         want = np.asarray(maskgit_training_loss(*args))
         if large and got.shape == () and not np.isfinite(float(got)):
-            raise _Incorrect(where + _LOSS_MISTAKES[-1][1])
-        _compare(got, want, args, _LOSS_MISTAKES, where=where, symbols="()", kind="number")
+            raise Incorrect(where + _LOSS_MISTAKES[-1][1])
+        compare(got, want, args, _LOSS_MISTAKES, where=where, symbols="()", kind="number")
 
 
 core.register(
@@ -704,14 +704,14 @@ def _keep_cases(rng):
 
 def _check_maskgit_keep(fn):
     for where, args in _keep_cases(np.random.default_rng(82)):
-        got = _to_array(_call_in(where, fn, *args))
+        got = to_array(_call_in(where, fn, *args))
         want = maskgit_keep(*args)
         if got.shape == want.shape and got.dtype.kind == "f" and not np.isin(got, (0.0, 1.0)).all():
-            raise _Incorrect(f"{where}expected True (or 1) where a position holds a code and False (or 0) "
+            raise Incorrect(f"{where}expected True (or 1) where a position holds a code and False (or 0) "
                              "elsewhere, got other numbers: return a boolean mask, not the confidences.")
         if got.dtype.kind in "biuf" and np.isin(got, (0, 1)).all() and _valid_keep(got, *args):
             continue  # right (where positions tie, any of them is)
-        _compare(got, want, args, _KEEP_MISTAKES, where=where, symbols="(B, T)", kind="mask")
+        compare(got, want, args, _KEEP_MISTAKES, where=where, symbols="(B, T)", kind="mask")
 
 
 core.register(
