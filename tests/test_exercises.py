@@ -47,6 +47,13 @@ def test_the_packages_own_function_is_not_the_learners(capsys, name):
     capsys.readouterr()
 
 
+def test_a_private_function_of_the_package_is_not_the_learners_either(capsys):
+    from vqvae_lessons.priors import pixelcnn
+
+    result, out = verdict(capsys, "gate", pixelcnn._gate)
+    assert result is None and "vqvae_lessons.priors.pixelcnn._gate is the package's own function" in out
+
+
 @pytest.mark.parametrize("name", names())
 def test_stubs_are_not_attempted(capsys, name):
     def raises(*args):

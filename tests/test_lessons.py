@@ -153,13 +153,15 @@ USE = re.compile(r'\buse\(\s*"(\w+)"\s*,\s*(\w+)\s*\)')  # use("name", name): th
 # What of the learner's code each lesson's later cells run (through use); the closing note of #28 lists the rest.
 RUNS_THE_LEARNERS = {
     "01_autoencoders_and_vae": {"reparameterize", "kl_divergence", "vae_loss"},
-    "02_vector_quantization": {"pairwise_sq_distances", "nearest_code", "straight_through", "vq_losses", "ema_update"},
+    "02_vector_quantization": {"pairwise_sq_distances", "nearest_code", "straight_through", "vq_losses",
+                               "encoder_gradient", "ema_update"},
     "03_vqvae": {"vqvae_forward", "codebook_perplexity"},
     "04_codebook_size": {"rate_distortion_knee", "dead_codes"},
-    "05_pixelcnn_prior": {"causal_mask", "nll_bits_per_image", "sample_codes"},
+    "05_pixelcnn_prior": {"causal_mask", "gate", "nll_bits_per_image", "sample_codes"},
     "06_generating_and_judging": {"inception_score", "frechet_distance"},
-    "07_modern_quantizers": {"fsq_quantize"},
-    "08_transformer_priors": {"causal_attention", "maskgit_keep"},
+    "07_modern_quantizers": {"fsq_quantize", "entropy_terms", "residual_stage"},
+    "08_transformer_priors": {"causal_attention", "attention_dot_products", "cached_attention_step",
+                              "maskgit_training_loss", "maskgit_keep"},
 }
 
 
@@ -244,11 +246,15 @@ LEARNERS_FIGURES = {
     "03_vqvae": '{"steps": steps, "demo": demo_record["history"], "perplexity": [test_perplexity, batch_perplexity]}',
     "04_codebook_size": '{"dead": [int(code) for code in dead], "knee": float(knee)}',
     "05_pixelcnn_prior": '{"loss": own_history["loss"], "bits": [own_bits, shipped_bits], '
-                         '"codes": own_codes.ravel().tolist()}',
+                         '"codes": own_codes.ravel().tolist(), "demo_loss": demo_record["history"]["loss"]}',
     "06_generating_and_judging": '{"score": default_score, "d2": default_d2}',
     "07_modern_quantizers": 'fsq_history | {"psnr_db": [float(fsq_metrics["test_psnr_db"])], '
-                            '"codes_used": [float(fsq_metrics["codes_used"])]}',
+                            '"codes_used": [float(fsq_metrics["codes_used"])], '
+                            '"lfq": [float(spread[w][k]) for w in (0.1, 0.0) for k in ("corners", "batch_entropy")], '
+                            '"rvq": [float(np.mean(np.square(row - digits))) for row in stage_rows.values()]}',
     "08_transformer_priors": '{"nll_bits": [nll_bits["this attention"], nll_bits["the shipped blocks"]], '
+                             '"dot_products": [without_cache, with_cache], "cached_rows": cached_rows.tolist(), '
+                             '"game_loss": [game_loss], "by_hand": ours.ravel().tolist(), '
                              '"maskgit_codes": keep_codes.ravel().tolist(), "same_codes": [float(same_codes)]}',
 }
 

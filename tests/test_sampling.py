@@ -176,3 +176,27 @@ def test_sample_with_runs_a_plain_loop_on_the_prior_and_draws_what_the_sampler_d
     with pytest.raises(ValueError, match="class-conditional"):
         sampling.sample_with(lesson5.sample_codes, prior, 2)
 
+
+
+def test_the_fast_sampler_runs_the_gated_priors_own_gate():
+    """A gated prior built with ``gate_fn`` (lesson 5's exercise) samples with that gate: the package's gate written
+    out again gives the package's maps, and a planted change of the gate (its halves swapped) changes them."""
+
+    def written_out(x):
+        half = x.shape[-1] // 2
+        return ops.tanh(x[..., :half]) * ops.sigmoid(x[..., half:])
+
+    def swapped(x):
+        half = x.shape[-1] // 2
+        return ops.tanh(x[..., half:]) * ops.sigmoid(x[..., :half])
+
+    def sampled_with(gate, weights=None):
+        prior = PixelCNN("gated", num_codes=8, channels=8, num_layers=2, gate_fn=gate)
+        prior(np.zeros((1, 7, 7), "int32"))
+        if weights is not None:
+            prior.set_weights(weights)
+        return prior, sampling.sample(prior, 4, seed=3, temperature=0.0)
+
+    package, package_maps = sampled_with(None)
+    np.testing.assert_array_equal(sampled_with(written_out, package.get_weights())[1], package_maps)
+    assert not np.array_equal(sampled_with(swapped, package.get_weights())[1], package_maps)

@@ -47,25 +47,6 @@ from .authoring import (  # the authoring API: lesson modules import it from her
     to_array,
 )
 
-# The old private names, until every lesson module imports the public ones.
-_Incorrect = Incorrect
-_LearnerError = LearnerError
-_NotAttempted = NotAttempted
-_short = short
-_call = call
-_to_array = to_array
-_numpy = as_numpy
-_close = close
-_nonzero = nonzero
-_known_mistake = known_mistake
-_KINDS = RESULT_KINDS
-_compare = compare
-_check_number = check_number
-_indices_case = describe_indices
-_gradients = gradients_of
-_same_observation = same_observation
-_check_by_observation = check_by_observation
-
 __all__ = ["RESULT_KINDS", "Exercise", "Incorrect", "LearnerError", "NotAttempted", "Question", "Wrong", "as_number",
            "as_numpy", "call", "check", "check_answer", "check_by_observation", "check_number", "close", "compare",
            "describe_indices", "gradients_of", "hint", "kinds", "known_mistake", "names", "nonzero", "questions",
@@ -268,14 +249,16 @@ def _packages_own(fn, exercise):
     """Why ``fn`` is the package's own version of ``exercise`` rather than the learner's, or None.
 
     It is when it is the reference or a function its solution shows (imported, or reached as
-    ``exercises.<name>``), another public function of this package, a ``functools.partial`` of
-    one, or a thin wrapper: a function whose code makes a single call, to one of those."""
+    ``exercises.<name>``), another function of this package (private ones too, e.g. ``pixelcnn._gate``; but not
+    the exercise modules' private mistakes), a ``functools.partial`` of one, or a thin wrapper: a function whose
+    code makes a single call, to one of those."""
     while isinstance(fn, functools.partial):
         fn = fn.func
     sources = [*exercise.sources]
+    private = any(part.startswith(("_", "<")) for part in getattr(fn, "__qualname__", "_").split("."))
+    # private functions of the exercises' own modules are the checkers' planted mistakes, checked as answers
     if any(fn is source for source in sources) or (
-            _is_packages(fn) and not any(part.startswith(("_", "<")) for part in
-                                         getattr(fn, "__qualname__", "_").split("."))):
+            _is_packages(fn) and not (private and fn.__module__.startswith(__package__))):
         return f"{fn.__module__}.{fn.__qualname__} is the package's own function"
     if not isinstance(fn, types.FunctionType) or _is_packages(fn):
         return None

@@ -1,11 +1,14 @@
-"""Lesson 6's exercises (judging generated digits): ``frechet_distance`` and ``inception_score``.
+"""Lesson 6's exercises (judging generated digits): ``frechet_distance`` and ``inception_score``, and the
+question ``real_inception_score`` (predict the score of the real test digits before measuring it).
 
 The references are written out in NumPy, so that a folded solution runs when pasted alone into
 lesson 6 (where the name ``judge`` is the classifier model, not the module); they compute what
 the package's :func:`vqvae_lessons.judge.frechet_distance` and
 :func:`vqvae_lessons.judge.inception_score` compute, and the lesson uses the package's. The
 Fréchet distance's test cases have covariances that do not commute, so the shortcut
-``Tr(S_a^(1/2) S_b^(1/2))`` fails them.
+``Tr(S_a^(1/2) S_b^(1/2))`` fails them; then the edge cases the lesson meets: features with dead units (always 0,
+as the judge's ReLU features have), whose covariances are singular, and a confident judge's probabilities with
+exact zeros, and a single image.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import core
-from .core import _check_number
+from .core import Incorrect, LearnerError, check_number
 
 _NOT_APPLICABLE = np.zeros(0)  # what a mistake returns where it can't be computed: matches no answer
 
@@ -103,7 +106,25 @@ def _diagonal(a, b, *, use_std=False):
     return np.sum((mean_a - mean_b) ** 2) + np.sum(var_a + var_b - 2 * np.sqrt(var_a * var_b))
 
 
-_FRECHET_DISTANCE_MISTAKES = [
+def _unclipped(a, b):
+    """The Fréchet distance with no clip of the round-off negative eigenvalues of a singular covariance: NaN (or,
+    where np.linalg gives up on the NaN matrix, an error; what it returns here then, NaN, matches the same hint)."""
+    mean_a, mean_b, cov_a, cov_b = _moments(a, b)
+    try:
+        with np.errstate(all="ignore"):
+            values, vectors = np.linalg.eigh(cov_a)
+            root_a = (vectors * np.sqrt(values)) @ vectors.T
+            cross = np.sqrt(np.linalg.eigvalsh(root_a @ cov_b @ root_a)).sum()
+    except np.linalg.LinAlgError:
+        return np.nan
+    return np.sum((mean_a - mean_b) ** 2) + np.trace(cov_a) + np.trace(cov_b) - 2 * cross
+
+
+_FRECHET_CLIP = ("a feature that is 0 for every image (a dead ReLU unit, as the judge has) makes a covariance "
+                 "singular: its eigenvalue 0 comes out of np.linalg.eigh as a tiny negative number, whose square "
+                 "root is NaN. Clip the eigenvalues at 0 (np.clip(values, 0, None)) before each square root.")
+_FRECHET_DISTANCE_MISTAKES = [  # the first only gives NaN where the others give numbers (a singular covariance)
+    (_unclipped, _FRECHET_CLIP),
     (lambda a, b: _frechet(a, b, cross=lambda sa, sb: np.trace(_root(sa) @ _root(sb))),
      "you used Tr(S_a^(1/2) S_b^(1/2)): that equals Tr((S_a S_b)^(1/2)) only when the covariances commute, and "
      "these do not. Take the square root of the product: its trace is the sum of the square roots of the "
@@ -164,12 +185,30 @@ def _frechet_distance_cases():
     yield rng.normal(size=(50, 3)) @ rng.normal(size=(3, 3)), rng.normal(size=(20, 3)) @ rng.normal(size=(3, 3)) + 2
 
 
-def _register(reference, cases, mistakes, describe, **details):
-    """Register a lesson 6 exercise whose answer is one number, checked on ``cases()``; its
-    solution is the NumPy reference alone (it equals the package's function of the same name in
-    :mod:`vqvae_lessons.judge`, which the lesson uses after the exercise)."""
+def _dead_features(seed=0):
+    """ReLU features with dead units (always 0), as the judge's are: singular covariances."""
+    rng = np.random.default_rng(seed)
+    a, b = np.maximum(rng.normal(size=(40, 6)), 0), np.maximum(rng.normal(size=(30, 6)) + 0.3, 0)
+    a[:, 2], b[:, 2], a[:, 4] = 0, 0, 0
+    return a, b
+
+
+def _frechet_distance_hard_cases():
+    yield _dead_features(0), _FRECHET_CLIP
+
+
+def _register(reference, cases, mistakes, describe, hard_cases=tuple, **details):
+    """Register a lesson 6 exercise whose answer is one number, checked on ``cases()``, then on each
+    ``(args, advice)`` of ``hard_cases()``: an edge case the course meets, where a function that raises gets
+    ``advice`` (what usually makes it raise there); its solution is the NumPy reference alone (it equals the
+    package's function of the same name in :mod:`vqvae_lessons.judge`, which the lesson uses after the exercise)."""
     def checker(fn):
-        _check_number(_real(fn), cases(), reference, mistakes, describe)
+        check_number(_real(fn), cases(), reference, mistakes, describe)
+        for args, advice in hard_cases():
+            try:
+                check_number(_real(fn), [args], reference, mistakes, describe)
+            except LearnerError as verdict:
+                raise Incorrect(f"{describe(*args)}{verdict}: {advice}") from None
 
     core.register(reference.__name__, reference=reference, checker=checker, lesson=6,
                   mistakes=mistakes, **details)
@@ -177,7 +216,7 @@ def _register(reference, cases, mistakes, describe, **details):
 
 _register(
     frechet_distance, _frechet_distance_cases, _FRECHET_DISTANCE_MISTAKES,
-    lambda a, b: f"With features of shapes {a.shape} and {b.shape}: ",
+    lambda a, b: f"With features of shapes {a.shape} and {b.shape}: ", _frechet_distance_hard_cases,
     hints="""
         Fit a Gaussian to each set: a mean vector over the images and a covariance matrix between the features
         (F by F). Then add the squared distance between the means and the trace term. The hard part is the
@@ -234,7 +273,21 @@ _INCEPTION_SCORE_MISTAKES = [
      "each image's p(y|x), so an unsure judge lowers the score."),
     (_entropy_of_marginal,
      "you returned the entropy of p(y) alone: the score is exp(mean KL(p(y|x) || p(y)))."),
+    (lambda probs: _unclipped_score(probs), None),  # its hint is _INCEPTION_ZEROS, set below
 ]
+
+
+def _unclipped_score(probs):
+    p = np.asarray(probs, "float64")
+    marginal = p.mean(axis=0, keepdims=True)
+    with np.errstate(all="ignore"):
+        return np.exp(np.mean(np.sum(p * (np.log(p) - np.log(marginal)), axis=1)))
+
+
+_INCEPTION_ZEROS = ("a confident judge gives probabilities of exactly 0 (float32 softmax of saturated logits), and "
+                    "0 * log(0) is NaN: clip the probabilities to at least 1e-12 before the logs (or skip the zero "
+                    "terms), since p log p tends to 0.")
+_INCEPTION_SCORE_MISTAKES[-1] = (_INCEPTION_SCORE_MISTAKES[-1][0], _INCEPTION_ZEROS)
 
 
 def _softmax(logits):
@@ -247,6 +300,9 @@ def _inception_score_cases():
     yield (_softmax(3.0 * rng.normal(size=(12, 10))),)
     yield (_softmax(rng.normal(size=(8, 5)) + 4.0 * np.eye(5)[rng.integers(0, 3, 8)]),)  # 3 of 5 classes drawn
     yield (_softmax(0.5 * rng.normal(size=(20, 3))).astype("float32"),)
+    # Saturated: a confident judge's float32 softmax has exact zeros; and sizes of 1: one image scores exactly 1.
+    yield (_softmax(200.0 * rng.normal(size=(10, 10)).astype("float32")),)
+    yield (_softmax(rng.normal(size=(1, 10))),)
 
 
 _register(
@@ -263,3 +319,43 @@ _register(
         is np.exp of their mean, one number.
         """,
     error_hint="probs is a NumPy array (N, C) whose rows sum to 1; return one number.")
+
+
+# ---------------------------------------------------------------------------------------------
+# real_inception_score: a prediction, judged against the score of the real test digits
+# ---------------------------------------------------------------------------------------------
+_SCORE_MARGIN = 0.5  # a prediction within this of the measured score is right
+
+
+def _judge_real_inception_score(answer, measured):
+    """``measured``: ``{"score": the inception score of the 10,000 real test digits, "accuracy": the judge's test
+    accuracy}``."""
+    guess = core.as_number(answer, "9.5")
+    score, accuracy = float(measured["score"]), float(measured["accuracy"])
+    why = (f"The real test digits score {score:.2f}. Their ten classes are almost equally frequent, so p(y) is "
+           f"close to uniform and H(p(y)) close to log 10; and the judge is sure of nearly every digit ({accuracy:.1%} "
+           f"of them right), so the mean H(p(y|x)) is small. What keeps the score below 10 is the judge's remaining "
+           f"doubt and the classes' slightly unequal shares.")
+    if guess > 10:
+        raise core.Wrong(f"{guess:g} is above the largest possible score: 10, the number of classes (exp of the "
+                         f"largest entropy of p(y), log 10). {why}")
+    if guess < 1:
+        raise core.Wrong(f"{guess:g} is below the smallest possible score, 1 (a mean KL of 0). {why}")
+    if abs(guess - score) > _SCORE_MARGIN:
+        direction = "low: real digits are what the score rewards" if guess < score else "high"
+        raise core.Wrong(f"{guess:g} is too {direction}. {why}")
+    return f"{guess:g} is within {_SCORE_MARGIN} of the measurement. {why}"
+
+
+core.register_question(
+    "real_inception_score", kind="predict", lesson=6, judge=_judge_real_inception_score,
+    example={"score": 9.7, "accuracy": 0.99},
+    hints="""
+        The score is exp(H(p(y)) - mean H(p(y|x))): how varied the classes are, minus how unsure the judge is per
+        image. Ask both questions of the real test digits: how often does each digit occur, and how sure is a
+        judge that reads nearly all of them right?
+
+        With ten classes the first term is at most log 10, reached when every class is equally frequent; the
+        second is 0 when the judge puts all its probability on one class for every image. Judge how close the
+        real test digits come to each of these extremes; the score is 10 at best.
+        """)

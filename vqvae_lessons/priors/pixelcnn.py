@@ -87,11 +87,15 @@ class GatedBlock(layers.Layer):
     ``dropout`` drops that fraction of the horizontal stack's gated features while
     training (a regulariser: the priors overfit MNIST's 60,000 maps); it never acts when
     evaluating or sampling, and, acting on each position alone, it keeps the masks causal.
+    ``gate_fn`` (optional): the gate, ``(..., 2C) -> (..., C)``, written with ``keras.ops`` (None: the
+    package's ``tanh(a) * sigmoid(b)``); lesson 5's exercise, whose answer the lesson's gated prior runs.
+    It is not part of :meth:`get_config`; the fast sampler (:mod:`~.sampling`) runs it too.
     """
 
     def __init__(self, channels, kernel_size=3, first=False, num_codes=None, num_classes=None, dropout=0.0,
-                 **kwargs):
+                 gate_fn=None, **kwargs):
         super().__init__(**kwargs)
+        self.gate = _gate if gate_fn is None else gate_fn
         self.channels, self.kernel_size, self.first = channels, kernel_size, first
         self.num_codes, self.num_classes, self.dropout = num_codes, num_classes, float(dropout)
         self.drop = layers.Dropout(self.dropout) if self.dropout else None
@@ -111,9 +115,9 @@ class GatedBlock(layers.Layer):
         if self.class_bias is not None:
             bias = self.class_bias(labels)[:, None, None, :]
             v, h = v + bias[..., :2 * self.channels], h + bias[..., 2 * self.channels:]
-        h = _gate(h)
+        h = self.gate(h)
         h = self.horizontal_out(h if self.drop is None else self.drop(h, training=training))
-        return _gate(v), h if self.first else horizontal + h
+        return self.gate(v), h if self.first else horizontal + h
 
     def get_config(self):
         return {**super().get_config(), "channels": self.channels, "kernel_size": self.kernel_size,
@@ -167,10 +171,15 @@ class PixelCNN(keras.Model):
     :func:`~.masked.causal_mask`, the same masks. It is called once per layer, when the prior is
     built, and is not part of :meth:`get_config`. (The gated prior also needs the vertical stacks'
     masks and one-row masks, which the exercise does not build: it takes none.)
+
+    ``gate_fn`` (optional, ``"gated"`` only): the gate of every gated block, ``gate_fn(x)`` with ``x``
+    ``(..., 2C)`` -> ``tanh(a) * sigmoid(b)`` of its two halves, ``(..., C)``, written with ``keras.ops``
+    (lesson 5's exercise ``gate``). None (the default) uses the package's. Like ``mask_fn``, it is not part
+    of :meth:`get_config`; sampling (:func:`~.sampling.sample`) runs it too.
     """
 
     def __init__(self, architecture="gated", num_codes=128, num_classes=None, channels=None, num_layers=None,
-                 grid=CODE_GRID, dropout=0.0, mask_fn=None, **kwargs):
+                 grid=CODE_GRID, dropout=0.0, mask_fn=None, gate_fn=None, **kwargs):
         super().__init__(**kwargs)
         if architecture not in ARCHITECTURES:
             raise ValueError(f"architecture={architecture!r} is not known: use one of {list(ARCHITECTURES)}.")
@@ -192,6 +201,7 @@ class PixelCNN(keras.Model):
             raise ValueError("mask_fn builds the square masks of type 'A' and 'B' of the Keras example's prior; the "
                              f"{architecture!r} PixelCNN also needs the vertical stacks' and one-row masks: use "
                              "architecture='keras-example', or leave mask_fn out.")
+        _check_gate_fn(gate_fn, architecture)
         num_classes = None if num_classes is None else int(num_classes)
         self.architecture, self.num_codes, self.num_classes = architecture, int(num_codes), num_classes
         self.channels, self.num_layers, self.grid = int(channels), int(num_layers), tuple(grid)
@@ -202,8 +212,8 @@ class PixelCNN(keras.Model):
                            OutputHead(channels, num_codes, mask_fn=mask_fn)]
         else:
             self.stages = [GatedBlock(channels, 7, first=True, num_codes=num_codes, num_classes=num_classes,
-                                      dropout=dropout),
-                           *[GatedBlock(channels, 3, num_classes=num_classes, dropout=dropout)
+                                      dropout=dropout, gate_fn=gate_fn),
+                           *[GatedBlock(channels, 3, num_classes=num_classes, dropout=dropout, gate_fn=gate_fn)
                              for _ in range(num_layers - 1)],
                            OutputHead(channels, num_codes)]
         self(self._dummy_inputs())  # create the weights now, so that load_weights works at once
@@ -369,6 +379,22 @@ def run_stage(stage, inputs, labels=None, pad_top=None, pad_left=None, pad_right
     if isinstance(stage, ResidualBlock):
         return stage(inputs, pad_top=pad_top, pad_left=pad_left, pad_right=pad_right, valid=valid)
     return stage(inputs, pad_top=pad_top, pad_left=pad_left, pad_right=pad_right)
+
+
+def _check_gate_fn(gate_fn, architecture):
+    """A clear error for a ``gate_fn`` the gated prior cannot use (see :class:`PixelCNN`)."""
+    if gate_fn is None:
+        return
+    if not callable(gate_fn):
+        raise TypeError(f"gate_fn must be a function gate_fn(x) that gates the two halves of x's last axis (lesson "
+                        f"5's gate), got {type(gate_fn).__name__} {gate_fn!r}.")
+    if architecture != "gated":
+        raise ValueError(f"gate_fn is the gate of the gated PixelCNN's blocks; the {architecture!r} PixelCNN has no "
+                         "gate: use architecture='gated', or leave gate_fn out.")
+    shape = tuple(np.shape(ops.convert_to_numpy(gate_fn(ops.zeros((1, 1, 1, 4))))))
+    if shape != (1, 1, 1, 2):
+        raise ValueError(f"gate_fn must map (..., 2C) to (..., C): given shape (1, 1, 1, 4) it returned {shape}, "
+                         "not (1, 1, 1, 2).")
 
 
 def _gate(x):

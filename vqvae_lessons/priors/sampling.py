@@ -35,7 +35,7 @@ from .decoding import CONFIDENCES, sample_autoregressive, sample_maskgit
 from .decoding import compiled_step as _step
 from .decoding import draw as _draw
 from .masked import MaskedConv2D
-from .pixelcnn import _gate, run_stage
+from .pixelcnn import run_stage
 from .transformer import MaskGITPrior
 
 
@@ -217,7 +217,7 @@ class _GatedRow(keras.Model):
                 v, link = v + bias[..., :2 * block.channels], link + bias[..., 2 * block.channels:]
             links.append(link[:, 0])
             if layer < len(blocks) - 1:  # the last vertical stack feeds only its own horizontal one
-                outputs[f"vertical_{layer}"] = v = _gate(v)
+                outputs[f"vertical_{layer}"] = v = block.gate(v)  # the package's, or gate_fn
                 x = ops.concatenate([inputs[f"vertical_{layer}"], v], axis=1)
         return links, outputs
 
@@ -235,7 +235,7 @@ class _GatedRow(keras.Model):
                 h = h + ops.take(conv.kernel[0, dx], columns[j], axis=0)
             else:
                 h = h + ops.matmul(columns[j], conv.kernel[0, dx])
-        h = _pointwise(block.horizontal_out, _gate(h))
+        h = _pointwise(block.horizontal_out, block.gate(h))
         return h if block.first else columns[c] + h
 
 
