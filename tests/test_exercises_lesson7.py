@@ -38,7 +38,9 @@ def test_equivalent_answers_pass():
         e_flat, q_flat = ops.reshape(e, (-1, e.shape[-1])), ops.reshape(q, (-1, q.shape[-1]))
         e_hat = ops.stop_gradient(e_flat / ops.norm(e_flat, axis=-1, keepdims=True))
         q_hat = ops.stop_gradient(q_flat / ops.norm(q_flat, axis=-1, keepdims=True))
-        r = ops.stop_gradient((e_hat + q_hat) / (ops.norm(e_hat + q_hat, axis=-1, keepdims=True) + 1e-8))
+        halfway = e_hat + q_hat  # zero, up to rounding, for antiparallel vectors: then r = 0 (R = I + 2 q e^T)
+        size = ops.norm(halfway, axis=-1, keepdims=True)
+        r = ops.stop_gradient(ops.where(size > 1e-4, halfway / ops.maximum(size, 1e-12), 0.0))
         eye = ops.eye(e.shape[-1])
         rotation = eye - 2 * r[:, :, None] * r[:, None, :] + 2 * q_hat[:, :, None] * e_hat[:, None, :]
         lam = ops.stop_gradient(ops.norm(q_flat, axis=-1, keepdims=True) / ops.norm(e_flat, axis=-1, keepdims=True))

@@ -407,10 +407,11 @@ def _check_rotate_to(fn):
     for shape in [(5, 3), (4, 2), (2, 3, 4), (1, 6)]:
         e, q, w = (rng.normal(size=shape).astype("float32") for _ in range(3))
         cases.append((f"With e and q of shape {shape}: ", (e, q, w)))
-    # (anti)parallel pairs, exact in float32 (norms 5, 10, 2.5, 15): q = 2 e, then q = -e / 2 and -3 e
-    e = np.array([[3.0, 0.0, 4.0], [3.0, -4.0, 0.0], [-4.0, 3.0, 0.0]], "float32")
-    q = np.array([[6.0, 0.0, 8.0], [-1.5, 2.0, 0.0], [12.0, -9.0, 0.0]], "float32")
-    cases.append(("With e and q parallel (row 0) and antiparallel (rows 1 and 2), shape (3, 3): ",
+    # (anti)parallel pairs whose unit vectors are exact in binary (norms 2, 4, 1, 2, 6), so that e_hat + q_hat is
+    # exactly 0 on every backend however it divides: q = 2 e, then q = -e / 2 and -3 e
+    e = np.array([[1.0, 1.0, -1.0, 1.0], [1.0, -1.0, 1.0, -1.0], [0.0, 2.0, 0.0, 0.0]], "float32")
+    q = np.array([[2.0, 2.0, -2.0, 2.0], [-0.5, 0.5, -0.5, 0.5], [0.0, -6.0, 0.0, 0.0]], "float32")
+    cases.append(("With e and q parallel (row 0) and antiparallel (rows 1 and 2), shape (3, 4): ",
                   (e, q, rng.normal(size=e.shape).astype("float32"))))
     e, q = np.array([[2.0], [-1.5], [0.5]], "float32"), np.array([[-1.0], [-3.0], [4.0]], "float32")
     cases.append(("With D = 1 (each e and q parallel or antiparallel), shape (3, 1): ",
