@@ -299,7 +299,7 @@ class CodeEditor {
     const other = this.digits.get(Number(this.partner.value)).codes;
     for (let i = this.data.lesson.swap_from_row * GRID; i < GRID * GRID; i++) this.codes[i] = other[i];
     this.renderMap();
-    return this.decode(`rows ${this.data.lesson.swap_from_row + 1}–${GRID} copied from the ${this.partner.value}`);
+    return this.decode(`rows ${this.data.lesson.swap_from_row}–${GRID - 1} copied from the ${this.partner.value}`);
   }
 
   reset() {
