@@ -17,10 +17,10 @@ from vqvae_lessons.priors import pixelcnn, sampling
 K = 16
 
 
-def fit_prior(**pieces):
-    """Two seeded epochs of a small Keras-example PixelCNN on 64 fixed random maps: losses, weights, the prior."""
+def fit_prior(architecture="keras-example", channels=16, num_layers=1, **pieces):
+    """Two seeded epochs of a small PixelCNN on 64 fixed random maps: losses, weights, the prior."""
     keras.utils.set_random_seed(0)
-    prior = pixelcnn.PixelCNN("keras-example", K, channels=16, num_layers=1, **pieces)
+    prior = pixelcnn.PixelCNN(architecture, K, channels=channels, num_layers=num_layers, **pieces)
     prior.compile(optimizer=keras.optimizers.Adam(3e-3),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     codes = np.random.default_rng(1).integers(0, K, size=(64, 7, 7)).astype("int32")
@@ -127,14 +127,8 @@ def test_sample_with_refuses_what_is_not_a_sampling_loop():
 
 
 def fit_gated(**pieces):
-    """Two seeded epochs of a small gated PixelCNN on 64 fixed random maps: losses, weights, the prior."""
-    keras.utils.set_random_seed(0)
-    prior = pixelcnn.PixelCNN("gated", K, channels=8, num_layers=2, **pieces)
-    prior.compile(optimizer=keras.optimizers.Adam(3e-3),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    codes = np.random.default_rng(1).integers(0, K, size=(64, 7, 7)).astype("int32")
-    history = prior.fit(codes, codes, epochs=2, batch_size=16, shuffle=False, verbose=0).history
-    return history["loss"], np.concatenate([w.ravel() for w in prior.get_weights()]), prior
+    """:func:`fit_prior` of a small gated PixelCNN (8 channels, 2 blocks)."""
+    return fit_prior("gated", channels=8, num_layers=2, **pieces)
 
 
 def test_a_gated_prior_built_with_the_learners_gate_trains_as_the_packages_and_samples_the_same():

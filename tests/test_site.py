@@ -565,6 +565,25 @@ def live_report():
         LIVE_REPORT.write_text(json.dumps(record, indent=2) + "\n")
 
 
+def _live_page_finished(browser, site, widget, name):
+    """What every live widget's test ends with: no console error, the page's extra download under
+    LIVE_WEIGHT_LIMIT, and a screenshot of the widget (``_build/screenshots/NAME.png``); returns the downloads
+    and their bytes."""
+    console = browser.get_log("browser")
+    severe = [e["message"] for e in console if e["level"] == "SEVERE" and not _is_harmless(e, site)]
+    assert not severe, f"console errors: {severe}"
+    downloads = browser.execute_script(LIVE_DOWNLOADS)
+    weight = sum(max(d["transfer"], d["body"]) for d in downloads)
+    assert weight < LIVE_WEIGHT_LIMIT, downloads
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    _element_screenshot(browser, widget, name)
+    return downloads, weight
+
+
+def _screenshot_path(name):
+    return os.path.relpath(SCREENSHOTS / f"{name}.png", ROOT)
+
+
 def test_live_code_editor(site, browser, live_report):
     """Lesson 3's code editor runs the exported decoder in the page: it loads, a click on a position and one on
     a code decode the edited map to what Keras's decoder gives (within CANVAS_TOLERANCE), the lesson's edit
@@ -636,15 +655,7 @@ def test_live_code_editor(site, browser, live_report):
     assert browser.switch_to.active_element == palette[1]
 
     assert max(differences) <= CANVAS_TOLERANCE, f"canvas against Keras: {differences}"
-    console = browser.get_log("browser")
-    severe = [e["message"] for e in console if e["level"] == "SEVERE" and not _is_harmless(e, site)]
-    assert not severe, f"console errors: {severe}"
-    downloads = browser.execute_script(LIVE_DOWNLOADS)
-    weight = sum(max(d["transfer"], d["body"]) for d in downloads)
-    assert weight < LIVE_WEIGHT_LIMIT, downloads
-
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    _element_screenshot(browser, widget, "live-code-editor")
+    downloads, weight = _live_page_finished(browser, site, widget, "live-code-editor")
     live_report["code_editor"] = {
         "page": LIVE_PAGE,
         "ready_since_navigation_ms": round(ready["timings"]["ready_since_navigation_ms"], 1),
@@ -655,7 +666,7 @@ def test_live_code_editor(site, browser, live_report):
         "canvas_tolerance": CANVAS_TOLERANCE,
         "downloads": downloads,
         "download_bytes": weight,
-        "screenshot": os.path.relpath(SCREENSHOTS / "live-code-editor.png", ROOT),
+        "screenshot": _screenshot_path("live-code-editor"),
     }
 
 
@@ -750,14 +761,7 @@ def test_live_sampler(site, browser, live_report):
     again = draw(1, 7, 4)
     assert again["codes"] == warm["codes"], "the same seed drew other maps"
 
-    console = browser.get_log("browser")
-    severe = [e["message"] for e in console if e["level"] == "SEVERE" and not _is_harmless(e, site)]
-    assert not severe, f"console errors: {severe}"
-    downloads = browser.execute_script(LIVE_DOWNLOADS)
-    weight = sum(max(d["transfer"], d["body"]) for d in downloads)
-    assert weight < LIVE_WEIGHT_LIMIT, downloads
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    _element_screenshot(browser, widget, "live-sampler")
+    downloads, weight = _live_page_finished(browser, site, widget, "live-sampler")
     live_report["sampler"] = {
         "page": SAMPLER_PAGE,
         "loaded_since_navigation_ms": round(first["timings"]["loaded_since_navigation_ms"], 1),
@@ -770,7 +774,7 @@ def test_live_sampler(site, browser, live_report):
         "canvas_tolerance": CANVAS_TOLERANCE,
         "downloads": downloads,
         "download_bytes": weight,
-        "screenshot": os.path.relpath(SCREENSHOTS / "live-sampler.png", ROOT),
+        "screenshot": _screenshot_path("live-sampler"),
     }
 
 
@@ -840,14 +844,7 @@ def test_live_sweep_explorer(site, browser, live_report):
         differences.append(float(np.abs(reconstructions() - expected).max()))
     assert max(differences) <= CANVAS_TOLERANCE, differences
 
-    console = browser.get_log("browser")
-    severe = [e["message"] for e in console if e["level"] == "SEVERE" and not _is_harmless(e, site)]
-    assert not severe, f"console errors: {severe}"
-    downloads = browser.execute_script(LIVE_DOWNLOADS)
-    weight = sum(max(d["transfer"], d["body"]) for d in downloads)
-    assert weight < LIVE_WEIGHT_LIMIT, downloads
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    _element_screenshot(browser, widget, "live-sweep-explorer")
+    downloads, weight = _live_page_finished(browser, site, widget, "live-sweep-explorer")
     live_report["sweep_explorer"] = {
         "page": EXPLORER_PAGE,
         "ready_since_navigation_ms": round(ready["timings"]["ready_since_navigation_ms"], 1),
@@ -856,5 +853,5 @@ def test_live_sweep_explorer(site, browser, live_report):
         "canvas_tolerance": CANVAS_TOLERANCE,
         "downloads": downloads,
         "download_bytes": weight,
-        "screenshot": os.path.relpath(SCREENSHOTS / "live-sweep-explorer.png", ROOT),
+        "screenshot": _screenshot_path("live-sweep-explorer"),
     }
